@@ -1,0 +1,261 @@
+"""The default injector: our own gdb sequence, built for a short freeze.
+
+What happens while the target is stopped (measured facts in the shared
+DESIGN.md, "Injection"):
+
+1. Every address we need was resolved *before* attaching (`inspector._elf`),
+   so gdb loads no symbols: ``--readnever``, no shared library symbols, no
+   libthread_db, no auto-loaded scripts. gdb calls through casted addresses.
+2. We look at each thread: is it stopped right after a ``syscall``
+   instruction, inside a blocking system call (futex, sleeps, poll/select/
+   epoll, accept/recv/read, wait, pause)? Such a thread is *parked*: it is not
+   inside malloc, GC or the eval loop, so we may borrow it for calls.
+3. On a parked thread: ``mmap`` one page (read+exec), write the page through
+   ptrace (two tiny routines, the addresses, the stage-1 text; see
+   `stub_x86_64`) and ``pthread_create`` a detached thread on it. Detach.
+   The new thread takes the GIL normally, however long that takes, runs
+   stage 1 and unmaps the page. gdb never waits for the GIL.
+4. No parked thread (every thread is running, e.g. a single busy thread):
+   ``mmap`` + write on the main thread, then ``Py_AddPendingCall`` with the
+   page's pending routine: the main thread runs it at its next safe point
+   (a bytecode boundary). We never call ``malloc``-using functions on a
+   thread that may be inside malloc.
+
+gdb is never asked to do anything that may block (no ``PyGILState_Ensure``
+from gdb), so it is never killed mid-call either.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import re
+import time
+from dataclasses import dataclass
+
+from .. import _elf
+from ..errors import AttachError
+from . import stub_x86_64 as stub
+from .base import InjectionReport, Target
+from .gdbmi import GdbError, GdbMI, GdbTimeout
+
+log = logging.getLogger(__name__)
+
+PYTHON_SYMBOLS = ("Py_IsInitialized", "PyGILState_Ensure", "PyGILState_Release",
+                  "PyRun_SimpleString", "Py_AddPendingCall")
+LIBC_SYMBOLS = ("mmap", "mprotect", "munmap", "pthread_create", "pthread_self", "pthread_detach")
+
+ATTACH_TIMEOUT = 10.0  # seconds for gdb to attach and stop every thread
+CALL_TIMEOUT = 5.0  # seconds for one inferior call (all of ours are non-blocking)
+COMMAND_TIMEOUT = 5.0
+
+# x86-64 syscall numbers of calls a thread blocks in while holding no lock
+# of malloc's and no GIL. Not here on purpose: mmap/munmap/brk/mprotect/
+# madvise/mremap (malloc's own system calls).
+PARKING_SYSCALLS = {
+    0: "read", 1: "write", 7: "poll", 23: "select", 34: "pause", 35: "nanosleep",
+    42: "connect", 43: "accept", 44: "sendto", 45: "recvfrom", 46: "sendmsg", 47: "recvmsg",
+    61: "wait4", 70: "msgrcv", 128: "rt_sigtimedwait", 130: "rt_sigsuspend",
+    202: "futex", 230: "clock_nanosleep", 232: "epoll_wait", 247: "waitid",
+    270: "pselect6", 271: "ppoll", 281: "epoll_pwait", 288: "accept4", 299: "recvmmsg",
+    441: "epoll_pwait2",
+}
+# Preferred order when several threads are parked: plain waits first.
+_PREFERENCE = ("clock_nanosleep", "nanosleep", "pselect6", "select", "epoll_wait",
+               "epoll_pwait", "epoll_pwait2", "poll", "ppoll", "pause", "accept", "accept4",
+               "recvfrom", "recvmsg", "read", "futex")
+_SYSCALL_INSN = 0x050F  # bytes 0f 05, read as a little-endian short
+_PROT_READ_WRITE = 0x3
+_PROT_READ_EXEC = 0x5
+_MAP_PRIVATE_ANONYMOUS = 0x22
+
+_VALUE = re.compile(r"^(?:\([^)]*\)\s*)?(0x[0-9a-fA-F]+|-?\d+)")
+_THREAD_LINE = re.compile(r"^T (\d+) (-?\d+) (-?\d+) (-?\d+)")
+_TARGET_ID = re.compile(r'\{id="(\d+)",target-id="(?:LWP|process|Thread [^"]*LWP) ?(\d+)')
+
+
+@dataclass(frozen=True)
+class ThreadState:
+    gdb_id: int
+    lwp: int
+    syscall: str | None  # name when parked in a blocking system call
+
+
+def resolve_addresses(target: Target) -> dict[str, int]:
+    maps = _elf.read_maps(target.pid)
+    try:
+        addresses = _elf.resolve(target.pid, target.python_binary, PYTHON_SYMBOLS, maps)
+        libc = _elf.find_libc(maps)
+        if libc is None:
+            raise AttachError("process %d has no glibc mapped; only glibc-based Linux "
+                              "targets are supported" % target.pid)
+        addresses.update(_elf.resolve(target.pid, libc, LIBC_SYMBOLS, maps))
+    except (_elf.ElfError, OSError) as e:
+        raise AttachError("cannot read the symbols of process %d: %s" % (target.pid, e)) from None
+    missing = [s for s in PYTHON_SYMBOLS + LIBC_SYMBOLS if s not in addresses]
+    if missing:
+        raise AttachError("process %d does not export %s; is it a CPython 3.8-3.13 process "
+                          "with glibc?" % (target.pid, ", ".join(missing)))
+    return addresses
+
+
+class GdbInjector:
+    name = "gdb"
+
+    def __init__(self, gdb_path: str) -> None:
+        self.gdb_path = gdb_path
+
+    def inject(self, target: Target, stage1: str) -> InjectionReport:
+        if platform.machine() != "x86_64":
+            raise AttachError("the gdb injector supports x86-64 only (this is %s); use "
+                              "--injector pyrasite" % platform.machine())
+        addresses = resolve_addresses(target)
+        text = stage1.encode("ascii")
+        started = time.monotonic()
+        mi = GdbMI(self.gdb_path)
+        stopped_at = None
+        try:
+            for setting in ("confirm off", "auto-load off", "auto-solib-add off",
+                            "libthread-db-search-path /nonexistent-inspector",
+                            "unwindonsignal on", "print thread-events off",
+                            "breakpoint pending off"):
+                mi.command("-gdb-set " + setting, COMMAND_TIMEOUT)
+            try:
+                mi.command("-target-attach %d" % target.pid, ATTACH_TIMEOUT)
+            except GdbError as e:
+                raise AttachError(_attach_failure(target.pid, str(e))) from None
+            stopped_at = time.monotonic()
+            threads = self._thread_states(mi, target.pid)
+            report = self._inject_stopped(mi, target, threads, addresses, text)
+            mi.command("-target-detach", COMMAND_TIMEOUT)
+            detached_at = time.monotonic()
+            return InjectionReport(
+                backend=self.name, path=report[0], thread=report[1],
+                stopped_ms=(detached_at - stopped_at) * 1000.0,
+                total_ms=(detached_at - started) * 1000.0,
+            )
+        except GdbTimeout as e:
+            if e.in_call:
+                mi.abandon()
+                raise AttachError(
+                    "gdb did not return from a call in process %d within %.0f s; it was left "
+                    "to finish and detach on its own (never killed mid-call). Retry later"
+                    % (target.pid, CALL_TIMEOUT)) from None
+            raise AttachError("gdb did not answer %r within its timeout while attaching to %d;"
+                              " is the process stuck in the kernel (state D)?"
+                              % (e.command, target.pid)) from None
+        except GdbError as e:
+            raise AttachError("gdb failed while injecting into %d: %s"
+                              % (target.pid, e)) from None
+        finally:
+            mi.close()
+
+    # -- looking at the stopped target --------------------------------------
+
+    def _thread_states(self, mi: GdbMI, pid: int) -> list[ThreadState]:
+        info = mi.command("-thread-info", COMMAND_TIMEOUT)
+        lwps = {int(g): int(lwp) for g, lwp in _TARGET_ID.findall(info.fields)}
+        lines = mi.console(
+            'thread apply all -q -s printf "T %d %ld %ld %d\\n", $_thread, $orig_rax, $rax, '
+            "*(unsigned short *)($pc - 2)", COMMAND_TIMEOUT)
+        states = []
+        for line in "".join(lines).splitlines():
+            m = _THREAD_LINE.match(line)
+            if not m:
+                continue
+            gdb_id, orig_rax, rax, insn = (int(x) for x in m.groups())
+            # Stopped inside a system call: the previous instruction is
+            # `syscall` and orig_rax holds its number (-1 when not in one).
+            in_syscall = (insn & 0xFFFF) == _SYSCALL_INSN and orig_rax >= 0
+            name = PARKING_SYSCALLS.get(orig_rax) if in_syscall else None
+            states.append(ThreadState(gdb_id, lwps.get(gdb_id, -1), name))
+        if not states:
+            raise AttachError("gdb attached to %d but could not read its threads" % pid)
+        return states
+
+    @staticmethod
+    def _choose_parked(threads: list[ThreadState], pid: int) -> ThreadState | None:
+        parked = [t for t in threads if t.syscall is not None]
+        if not parked:
+            return None
+        return min(parked, key=lambda t: (_PREFERENCE.index(t.syscall)
+                                          if t.syscall in _PREFERENCE else len(_PREFERENCE),
+                                          t.lwp != pid))
+
+    # -- doing it -----------------------------------------------------------
+
+    def _inject_stopped(self, mi: GdbMI, target: Target, threads: list[ThreadState],
+                        addresses: dict[str, int], text: bytes) -> tuple[str, int]:
+        parked = self._choose_parked(threads, target.pid)
+        main = next((t for t in threads if t.lwp == target.pid), threads[0])
+        worker = parked or main
+        initialized = self._call(mi, worker, "((int (*)(void)) %d)()"
+                                 % addresses["Py_IsInitialized"])
+        if initialized != 1:
+            raise AttachError("process %d has not finished starting Python (or is shutting "
+                              "down); retry in a moment" % target.pid)
+        length = stub.page_length(text)
+        page = self._call(mi, worker,
+                          "((void *(*)(void *, unsigned long, int, int, int, long)) %d)"
+                          "(0, %d, %d, %d, -1, 0)"
+                          % (addresses["mmap"], length, _PROT_READ_WRITE, _MAP_PRIVATE_ANONYMOUS))
+        if page in (0, -1) or page < 0:
+            raise AttachError("mmap failed in process %d (out of memory or address space?)"
+                              % target.pid)
+        try:
+            blob = stub.build_page(page, addresses, text)
+            mi.command("-data-write-memory-bytes %d %s" % (page, blob.hex()), COMMAND_TIMEOUT)
+            rc = self._call(mi, worker, "((int (*)(void *, unsigned long, int)) %d)"
+                            "((void *) %d, %d, %d)" % (addresses["mprotect"], page,
+                                                      stub.CODE_LENGTH, _PROT_READ_EXEC))
+            if rc != 0:
+                raise AttachError("process %d may not map executable memory (mprotect failed: "
+                                  "SELinux execmem or a W^X policy?); use --injector pyrasite"
+                                  % target.pid)
+            if parked is not None:
+                rc = self._call(mi, parked,
+                                "((int (*)(void *, void *, void *, void *)) %d)"
+                                "((void *) %d, (void *) 0, (void *) %d, (void *) %d)"
+                                % (addresses["pthread_create"], page + stub.TID_SLOT,
+                                   page + stub.THREAD_ENTRY, page + stub.DATA))
+                if rc != 0:
+                    raise AttachError("pthread_create failed in process %d (error %d: thread "
+                                      "limit reached?)" % (target.pid, rc))
+                return "thread", parked.lwp
+            rc = self._call(mi, main, "((int (*)(void *, void *)) %d)((void *) %d, (void *) %d)"
+                            % (addresses["Py_AddPendingCall"], page + stub.PENDING_ENTRY,
+                               page + stub.DATA))
+            if rc != 0:
+                raise AttachError("CPython's pending-call queue of process %d is full; retry"
+                                  % target.pid)
+            return "pending", main.lwp
+        except GdbTimeout:
+            raise  # gdb is still inside that call: no more commands
+        except BaseException:
+            # Nothing will run from the page: give it back.
+            try:
+                self._call(mi, worker, "((int (*)(void *, unsigned long)) %d)((void *) %d, %d)"
+                           % (addresses["munmap"], page, length))
+            except (GdbError, GdbTimeout):
+                log.warning("could not unmap the injection page in %d", target.pid)
+            raise
+
+    @staticmethod
+    def _call(mi: GdbMI, thread: ThreadState, expression: str) -> int:
+        result = mi.command('-data-evaluate-expression --thread %d "%s"'
+                            % (thread.gdb_id, expression), CALL_TIMEOUT, in_call=True)
+        value = result.get("value") or ""
+        m = _VALUE.match(value)
+        if not m:
+            raise GdbError("unexpected value %r from %s" % (value, expression))
+        return int(m.group(1), 0)
+
+
+def _attach_failure(pid: int, gdb_message: str) -> str:
+    if "Operation not permitted" in gdb_message:
+        return ("ptrace is not permitted on process %d (%s); run as the process owner or "
+                "root, or allow ptrace (kernel.yama.ptrace_scope=0, CAP_SYS_PTRACE in "
+                "containers)" % (pid, gdb_message.strip()))
+    if "No such process" in gdb_message:
+        return "process %d exited while attaching" % pid
+    return "gdb could not attach to process %d: %s" % (pid, gdb_message.strip())

@@ -1,0 +1,110 @@
+"""Two tiny x86-64 routines that let gdb inject without ever blocking.
+
+Why machine code: the safe way to run Python in a target is on a thread that
+takes the GIL *normally*, waiting as long as it must (memray starts such a
+thread from a dlopen'ed library). Calling ``PyGILState_Ensure`` from gdb
+instead blocks gdb inside an inferior call while another thread holds the
+GIL, and killing gdb then crashes the target. So gdb only calls
+``pthread_create`` with the routine below and detaches at once; the new
+thread waits for the GIL on its own, runs the stage-1 text, releases the GIL
+and unmaps the page it lives in. Nothing is left behind, not even the page.
+
+The mapping (gdb calls ``mmap`` read+write, writes it through ptrace, then
+``mprotect``s the first page to read+exec: no page is ever writable and
+executable at once) is laid out as::
+
+    page 0, read+exec
+    0x0000  THREAD_ENTRY   void *entry(struct data *d)    (pthread start routine)
+    0x0080  PENDING_ENTRY  int   entry(struct data *d)    (Py_AddPendingCall callback)
+    page 1.., read+write
+    0x1000  pthread_t slot written by pthread_create
+    0x1010  struct data    the addresses below, filled in by the client
+    0x1100  stage-1 text   NUL-terminated, run by PyRun_SimpleString
+
+Both routines keep the System V stack alignment (rsp % 16 == 0 at each call).
+They end with a tail jump to ``munmap(page, len)``: ``munmap`` returns 0
+straight to our caller (glibc's thread start, or CPython's pending-call loop,
+where 0 means success), so no instruction of the unmapped page runs after it.
+"""
+
+from __future__ import annotations
+
+import struct
+
+PAGE_SIZE = 4096
+THREAD_ENTRY = 0x000
+PENDING_ENTRY = 0x080
+CODE_LENGTH = PAGE_SIZE  # the read+exec part
+TID_SLOT = 0x1000
+DATA = 0x1010
+TEXT = 0x1100
+
+# struct data: offsets of each 8-byte field
+_FIELDS = (
+    "PyGILState_Ensure",   # +0x00
+    "PyRun_SimpleString",  # +0x08
+    "PyGILState_Release",  # +0x10
+    "text",                # +0x18  address of the stage-1 text
+    "munmap",              # +0x20
+    "page",                # +0x28
+    "length",              # +0x30
+    "pthread_self",        # +0x38
+    "pthread_detach",      # +0x40
+)
+
+# void *thread_entry(struct data *d)
+_THREAD_CODE = bytes.fromhex(
+    "53"            # push rbx                ; callee-saved; rsp is now 16-aligned
+    "4889fb"        # mov  rbx, rdi           ; rbx = d
+    "ff5338"        # call [rbx+0x38]         ; pthread_self()
+    "4889c7"        # mov  rdi, rax
+    "ff5340"        # call [rbx+0x40]         ; pthread_detach(self): no join needed, no leak
+    "ff13"          # call [rbx]              ; state = PyGILState_Ensure()  (may wait: fine)
+    "50"            # push rax                ; keep state
+    "4883ec08"      # sub  rsp, 8             ; realign
+    "488b7b18"      # mov  rdi, [rbx+0x18]
+    "ff5308"        # call [rbx+0x08]         ; PyRun_SimpleString(text)
+    "4883c408"      # add  rsp, 8
+    "5f"            # pop  rdi                ; state
+    "ff5310"        # call [rbx+0x10]         ; PyGILState_Release(state)
+    "488b7b28"      # mov  rdi, [rbx+0x28]    ; page
+    "488b7330"      # mov  rsi, [rbx+0x30]    ; length
+    "488b4320"      # mov  rax, [rbx+0x20]    ; munmap
+    "5b"            # pop  rbx
+    "ffe0"          # jmp  rax                ; munmap(page, length) returns to our caller
+)
+
+# int pending_entry(struct data *d)   -- called by the main thread, GIL held
+_PENDING_CODE = bytes.fromhex(
+    "53"            # push rbx
+    "4889fb"        # mov  rbx, rdi
+    "488b7b18"      # mov  rdi, [rbx+0x18]
+    "ff5308"        # call [rbx+0x08]         ; PyRun_SimpleString(text); stage 1 never raises
+    "488b7b28"      # mov  rdi, [rbx+0x28]
+    "488b7330"      # mov  rsi, [rbx+0x30]
+    "488b4320"      # mov  rax, [rbx+0x20]
+    "5b"            # pop  rbx
+    "ffe0"          # jmp  rax                ; munmap(...) == 0 -> "pending call succeeded"
+)
+
+def page_length(text: bytes) -> int:
+    size = TEXT + len(text) + 1
+    return (size + PAGE_SIZE - 1) // PAGE_SIZE * PAGE_SIZE
+
+
+def build_page(page: int, addresses: dict[str, int], text: bytes) -> bytes:
+    """The page's contents, for a page mapped at address `page`."""
+    if b"\0" in text:
+        raise ValueError("stage-1 text must not contain NUL bytes")
+    length = page_length(text)
+    values = dict(addresses, text=page + TEXT, page=page, length=length)
+    missing = [f for f in _FIELDS if f not in values]
+    if missing:
+        raise KeyError("missing addresses: %s" % ", ".join(missing))
+    blob = bytearray(length)
+    blob[THREAD_ENTRY:THREAD_ENTRY + len(_THREAD_CODE)] = _THREAD_CODE
+    blob[PENDING_ENTRY:PENDING_ENTRY + len(_PENDING_CODE)] = _PENDING_CODE
+    blob[DATA:DATA + 8 * len(_FIELDS)] = struct.pack("<%dQ" % len(_FIELDS),
+                                                     *(values[f] for f in _FIELDS))
+    blob[TEXT:TEXT + len(text)] = text
+    return bytes(blob)

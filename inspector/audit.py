@@ -1,0 +1,78 @@
+"""The operator-side audit log: one JSON line per question asked of a target.
+
+Where: ``$INSPECTOR_AUDIT_LOG`` if set; otherwise ``/var/log/inspector/audit.jsonl``
+for root and ``$XDG_STATE_HOME/inspector/audit.jsonl`` (default
+``~/.local/state/inspector/audit.jsonl``) for everyone else. The file is
+opened append-only (O_APPEND), created 0600, and each record is written with
+a single ``write`` so concurrent operators do not interleave lines.
+
+A record: ts (UTC ISO-8601), operator uid and user, target pid and command,
+op, query (expression, thread, frame, module, path), options (redaction,
+properties), outcome ("ok" or the error kind) and the error message.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+import pwd
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def audit_log_path() -> Path:
+    override = os.environ.get("INSPECTOR_AUDIT_LOG")
+    if override:
+        return Path(override)
+    if os.geteuid() == 0:
+        return Path("/var/log/inspector/audit.jsonl")
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"),
+                                                             ".local", "state")
+    return Path(state) / "inspector" / "audit.jsonl"
+
+
+def _operator() -> tuple[int, str]:
+    uid = os.getuid()
+    try:
+        return uid, pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return uid, str(uid)
+
+
+class AuditLog:
+    def __init__(self, pid: int, command: str, path: Path | None = None) -> None:
+        self.pid = pid
+        self.command = command
+        self.path = path or audit_log_path()
+        self.uid, self.user = _operator()
+        self.failed = False
+
+    def record(self, op: str, query: dict[str, Any], outcome: str, message: str = "") -> None:
+        entry = {
+            "ts": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds"),
+            "operator_uid": self.uid,
+            "operator": self.user,
+            "target_pid": self.pid,
+            "target_command": self.command[:300],
+            "op": op,
+            "query": query,
+            "outcome": outcome,
+        }
+        if message:
+            entry["message"] = message[:500]
+        line = (json.dumps(entry, ensure_ascii=False, default=str) + "\n").encode()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                os.write(fd, line)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            if not self.failed:
+                log.warning("cannot write the audit log %s: %s", self.path, e)
+            self.failed = True

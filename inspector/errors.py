@@ -1,0 +1,89 @@
+"""Every error the inspector raises; one root, one exit code each.
+
+InspectorError                     exit code
+ +-- EvalError         1  the query raised inside the sandbox (NameError, KeyError ...)
+ +-- UsageError        2  bad arguments (CLI) or API misuse
+ +-- Denied            3  refused by the sandbox policy
+ +-- BudgetExceeded    4  a budget (steps, time, size ...) would be exceeded
+ +-- AttachError       5  could not attach (no such process, not Python, ptrace ...)
+ +-- TargetLost        6  the target or its agent went away mid-session
+     +-- ProtocolError    the agent sent something that breaks the protocol
+
+Messages are one line: what failed, then what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class InspectorError(Exception):
+    """Base class of all inspector errors."""
+
+    exit_code = 1
+    kind = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class EvalError(InspectorError):
+    """The query itself failed inside the sandbox."""
+
+    exit_code = 1
+    kind = "eval"
+
+
+class UsageError(InspectorError):
+    exit_code = 2
+    kind = "usage"
+
+
+class Denied(InspectorError):
+    """The sandbox policy refused the query; the message names the rule."""
+
+    exit_code = 3
+    kind = "denied"
+
+
+class BudgetExceeded(InspectorError):
+    """A budget would have been exceeded; the message names the budget."""
+
+    exit_code = 4
+    kind = "budget"
+
+
+class AttachError(InspectorError):
+    """Could not attach; the message says why and what the user can do."""
+
+    exit_code = 5
+    kind = "attach"
+
+
+class TargetLost(InspectorError):
+    """The target process or its agent went away during the session."""
+
+    exit_code = 6
+    kind = "lost"
+
+
+class ProtocolError(TargetLost):
+    """The agent broke the protocol; the session is over."""
+
+    kind = "protocol"
+
+
+_BY_KIND: dict[str, type[InspectorError]] = {
+    "eval": EvalError,
+    "denied": Denied,
+    "budget": BudgetExceeded,
+    "lost": TargetLost,
+    "protocol": ProtocolError,
+}
+
+
+def from_reply(kind: str, message: str) -> InspectorError:
+    """Map an agent error reply to the client exception."""
+    cls = _BY_KIND.get(kind)
+    if cls is None:
+        return TargetLost("agent internal error: %s" % message)
+    return cls(message)

@@ -1,0 +1,121 @@
+"""Frozen data that crosses from the library to its users (CLI, TUI, scripts).
+
+Values from the target arrive as snapshot nodes (docs/DESIGN.md,
+"Snapshots"); `Value` wraps one node and converts what can be converted to
+plain Python (`to_python()`), which scripts and probes want.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Value:
+    """One snapshot node (a JSON object) from the target."""
+
+    node: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return str(self.node.get("kind", "?"))
+
+    @property
+    def type_name(self) -> str:
+        return str(self.node.get("type", "?"))
+
+    @property
+    def truncated(self) -> bool:
+        return bool(self.node.get("truncated"))
+
+    def to_python(self) -> Any:
+        """Plain Python for builtin values; the node itself for anything else."""
+        return node_to_python(self.node)
+
+
+_SCALARS: dict[str, Any] = {"NoneType": None, "True": True, "False": False}
+
+
+def node_to_python(node: dict[str, Any]) -> Any:
+    kind = node.get("kind")
+    if kind == "scalar":
+        if "value" in node:
+            return node["value"]
+        text = node.get("text", "")
+        if node.get("type") == "float":
+            return float(text)
+        if node.get("type") == "NoneType":
+            return None
+        return text
+    if kind == "str":
+        return node.get("text", "")
+    if kind == "seq":
+        items = [node_to_python(i) for i in node.get("items", [])]
+        return tuple(items) if node.get("type") == "tuple" else items
+    if kind == "set":
+        return [node_to_python(i) for i in node.get("items", [])]
+    if kind == "map":
+        out = {}
+        for key, value in node.get("items", []):
+            k = node_to_python(key)
+            try:
+                hash(k)
+            except TypeError:
+                k = repr(k)
+            out[k] = node_to_python(value)
+        return out
+    return node
+
+
+@dataclass(frozen=True)
+class FrameInfo:
+    index: int  # 0 = innermost (the frame running now)
+    function: str
+    qualname: str
+    file: str
+    line: int
+    first_line: int
+    source: str | None = None  # the source line, read by the client from disk
+    locals: Value | None = None
+
+
+@dataclass(frozen=True)
+class ThreadInfo:
+    ident: int
+    native_id: int | None
+    name: str | None
+    daemon: bool | None
+    is_main: bool
+    is_agent: bool
+    python_thread: bool  # registered in the target's `threading` module
+    top: FrameInfo | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name or ("thread %d" % self.ident)
+
+
+@dataclass(frozen=True)
+class ThreadStack:
+    thread: ThreadInfo
+    frames: tuple[FrameInfo, ...]
+    frames_cut: bool = False  # deeper frames exist but were not sent
+
+
+@dataclass(frozen=True)
+class ModuleInfo:
+    name: str
+    file: str | None
+    version: str | None
+
+
+@dataclass(frozen=True)
+class AgentInfo:
+    """What the agent said about itself in the handshake."""
+
+    pid: int
+    python: tuple[int, ...]
+    agent_thread: int
+    agent_native_id: int | None
+    extra: dict[str, Any] = field(default_factory=dict)

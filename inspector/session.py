@@ -1,0 +1,275 @@
+"""attach() and Session: the public API over one agent connection.
+
+    with inspector.attach(pid) as s:
+        for t in s.threads(): ...
+        s.eval("len(cache._data)").to_python()
+
+Every call has a timeout; every query is written to the audit log; every
+failure is one of the typed errors in `inspector.errors`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import time
+from types import TracebackType
+from typing import Any
+
+from payloads import wire
+
+from . import _preflight, _source
+from ._bundle import BootParams, render_boot_file, render_stage1
+from ._channel import Connection, Listener
+from ._diagnose import describe_busy_threads, process_alive
+from ._inject import InjectionReport, Target, make_injector
+from .audit import AuditLog
+from .errors import AttachError, InspectorError, TargetLost, UsageError, from_reply
+from .models import AgentInfo, FrameInfo, ModuleInfo, ThreadInfo, ThreadStack, Value
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ATTACH_TIMEOUT = 10.0  # seconds until the agent must have said hello
+DEFAULT_IDLE_TIMEOUT = 600.0  # the agent leaves after this long without a request
+DEFAULT_CALL_TIMEOUT = 30.0  # per request; above the evaluator's own wall budget
+
+
+def attach(
+    pid: int,
+    *,
+    injector: str = "gdb",
+    timeout: float = DEFAULT_ATTACH_TIMEOUT,
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    redact: bool = True,
+    audit: AuditLog | None = None,
+) -> Session:
+    """Inject the agent into process `pid` and return a connected Session.
+
+    Raises AttachError (with the cause and what to do) if it cannot.
+    """
+    if not isinstance(pid, int) or isinstance(pid, bool):
+        raise UsageError("pid must be an integer, not %r" % (pid,))
+    target = _preflight.check(pid)
+    backend = make_injector(injector)
+    listener = Listener(pid, target.uid)
+    try:
+        deadline = time.monotonic() + timeout
+        params = BootParams(
+            token=listener.token,
+            socket_path=listener.socket_path,
+            boot_path=listener.boot_path,
+            deadline=deadline,
+            package="_inspector_agent_" + secrets.token_hex(6),
+            idle_timeout=idle_timeout,
+            client_uid=os.geteuid(),
+        )
+        listener.write_boot_file(render_boot_file(params))
+        report = backend.inject(target, render_stage1(params))
+        log.debug("injected: %s", report)
+        try:
+            conn = listener.accept(deadline)
+        except TimeoutError:
+            raise AttachError(_no_agent_message(target, report, timeout)) from None
+    finally:
+        listener.close()
+    session = Session(conn, target, report, redact=redact, audit=audit)
+    try:
+        session._welcome()
+    except BaseException:
+        conn.close()
+        raise
+    return session
+
+
+def _no_agent_message(target: Target, report: InjectionReport, timeout: float) -> str:
+    pid = target.pid
+    if not process_alive(pid):
+        return "process %d exited before the agent started" % pid
+    busy = describe_busy_threads(pid)
+    if report.path == "pending":
+        why = ("the main thread did not reach a safe point (a bytecode boundary) within "
+               "%.0f s" % timeout)
+    else:
+        why = "the agent thread could not take the GIL within %.0f s" % timeout
+    hint = (" %s: it may be holding the GIL in a long C call." % busy) if busy else ""
+    return ("%s.%s Retry later or with a longer --timeout; the queued loader does nothing "
+            "if it runs late" % (why, hint))
+
+
+class Session:
+    """A live connection to the agent in one target process."""
+
+    def __init__(self, conn: Connection, target: Target, injection: InjectionReport | None, *,
+                 redact: bool = True, audit: AuditLog | None = None,
+                 call_timeout: float = DEFAULT_CALL_TIMEOUT) -> None:
+        self._conn = conn
+        self.target = target
+        self.injection = injection
+        self.redact = redact
+        self.call_timeout = call_timeout
+        self.audit = audit if audit is not None else AuditLog(target.pid, target.cmdline)
+        hello = conn.hello
+        self.agent = AgentInfo(
+            pid=int(hello.get("pid", target.pid)),
+            python=tuple(hello.get("python", ())),
+            agent_thread=int(hello.get("agent_thread", 0)),
+            agent_native_id=hello.get("agent_native_id"),
+        )
+        self.closed = False
+
+    @property
+    def pid(self) -> int:
+        return self.target.pid
+
+    def _welcome(self) -> None:
+        hello = self._conn.hello
+        if hello.get("refused"):
+            raise AttachError("the agent refused to run in process %d: %s"
+                              % (self.pid, hello["refused"]))
+        if hello.get("proto") != wire.PROTOCOL_VERSION:
+            raise AttachError("the agent speaks protocol %r, this client %d; use matching "
+                              "versions" % (hello.get("proto"), wire.PROTOCOL_VERSION))
+        self._conn.sock.sendall(wire.encode_frame({"kind": "welcome"}))
+
+    # -- plumbing -----------------------------------------------------------
+
+    def _call(self, op: str, audit_query: dict[str, Any] | None = None,
+              timeout: float | None = None, **args: Any) -> Any:
+        if self.closed:
+            raise TargetLost("this session is detached; attach again")
+        args = {k: v for k, v in args.items() if v is not None}
+        try:
+            reply = self._conn.call(op, timeout or self.call_timeout, **args)
+        except TargetLost as e:
+            self.closed = True
+            if audit_query is not None:
+                self.audit.record(op, audit_query, "lost", e.message)
+            if not process_alive(self.pid):
+                raise TargetLost("target process %d exited; the session is over"
+                                 % self.pid) from None
+            raise
+        if reply.get("ok"):
+            if audit_query is not None:
+                self.audit.record(op, audit_query, "ok")
+            return reply.get("value")
+        error = reply.get("error") or {}
+        kind, message = str(error.get("kind", "internal")), str(error.get("message", ""))
+        if audit_query is not None:
+            self.audit.record(op, audit_query, kind, message)
+        raise from_reply(kind, message)
+
+    def _redact(self, redact: bool | None) -> bool:
+        return self.redact if redact is None else redact
+
+    # -- the questions --------------------------------------------------------
+
+    def ping(self) -> dict[str, Any]:
+        return dict(self._call("ping"))
+
+    def threads(self) -> list[ThreadInfo]:
+        return [_thread_info(t, self.pid) for t in self._call("threads", {})]
+
+    def stack(self, thread: int | str | None = None, *, locals: bool = False,
+              redact: bool | None = None) -> list[ThreadStack]:
+        """Every thread's stack (without the agent's), or one thread's."""
+        query = {"thread": thread, "locals": locals, "redact": self._redact(redact)}
+        raw = self._call("stack", query, thread=thread, locals=locals or None,
+                         redact=self._redact(redact))
+        return [_thread_stack(t, self.pid) for t in raw]
+
+    def locals(self, thread: int | str, frame: int = 0, *, redact: bool | None = None) -> Value:
+        query = {"thread": thread, "frame": frame, "redact": self._redact(redact)}
+        return Value(self._call("locals", query, thread=thread, frame=frame,
+                                redact=self._redact(redact)))
+
+    def globals(self, module: str = "__main__", *, redact: bool | None = None) -> Value:
+        query = {"module": module, "redact": self._redact(redact)}
+        return Value(self._call("globals", query, module=module, redact=self._redact(redact)))
+
+    def modules(self) -> list[ModuleInfo]:
+        return [ModuleInfo(m["name"], m.get("file"), m.get("version"))
+                for m in self._call("modules", {})]
+
+    def eval(self, expr: str, thread: int | str | None = None, frame: int | None = None, *,
+             allow_properties: bool = False, redact: bool | None = None,
+             module: str | None = None, limits: dict[str, Any] | None = None) -> Value:
+        """Evaluate one sandboxed query; raises Denied/BudgetExceeded/EvalError."""
+        if not isinstance(expr, str):
+            raise UsageError("expr must be a string")
+        if frame is not None and thread is None:
+            raise UsageError("--frame needs --thread")
+        query = {"expr": expr, "thread": thread, "frame": frame, "module": module,
+                 "allow_properties": allow_properties, "redact": self._redact(redact)}
+        return Value(self._call("eval", query, expr=expr, thread=thread, frame=frame,
+                                module=module, allow_properties=allow_properties or None,
+                                redact=self._redact(redact), limits=limits))
+
+    def inspect(self, path: list[list[Any]] | None = None, *, expr: str | None = None,
+                thread: int | str | None = None, frame: int | None = None,
+                module: str | None = None, offset: int = 0,
+                redact: bool | None = None) -> Value:
+        """Snapshot of the value at `path` under a scope (lazy expansion, paging)."""
+        query = {"expr": expr, "thread": thread, "frame": frame, "module": module,
+                 "path": path or [], "offset": offset, "redact": self._redact(redact)}
+        return Value(self._call("inspect", query, expr=expr, thread=thread, frame=frame,
+                                module=module, path=path or [], offset=offset,
+                                redact=self._redact(redact)))
+
+    def detach(self) -> None:
+        """Tell the agent to leave; it closes its socket and its thread ends."""
+        if self.closed:
+            return
+        try:
+            self._conn.call("detach", 5.0)
+        except InspectorError:
+            pass
+        finally:
+            self.closed = True
+            self._conn.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.detach()
+
+
+def _frame_info(raw: dict[str, Any], pid: int) -> FrameInfo:
+    locals_node = raw.get("locals")
+    return FrameInfo(
+        index=int(raw["index"]),
+        function=str(raw["function"]),
+        qualname=str(raw.get("qualname") or raw["function"]),
+        file=str(raw["file"]),
+        line=int(raw.get("line") or 0),
+        first_line=int(raw.get("first_line") or 0),
+        source=_source.source_line(pid, str(raw["file"]), int(raw.get("line") or 0)),
+        locals=Value(locals_node) if locals_node is not None else None,
+    )
+
+
+def _thread_info(raw: dict[str, Any], pid: int) -> ThreadInfo:
+    top = raw.get("top")
+    native_id = raw.get("native_id")
+    name = raw.get("name")
+    is_main = bool(raw.get("is_main"))
+    return ThreadInfo(
+        ident=int(raw["ident"]),
+        native_id=native_id,
+        name=name,
+        daemon=raw.get("daemon"),
+        is_main=is_main or (native_id == pid),
+        is_agent=bool(raw.get("is_agent")),
+        python_thread=bool(raw.get("python_thread")),
+        top=_frame_info(top, pid) if top else None,
+    )
+
+
+def _thread_stack(raw: dict[str, Any], pid: int) -> ThreadStack:
+    return ThreadStack(
+        thread=_thread_info(raw, pid),
+        frames=tuple(_frame_info(f, pid) for f in raw.get("frames", [])),
+        frames_cut=bool(raw.get("frames_cut")),
+    )

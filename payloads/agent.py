@@ -1,0 +1,324 @@
+"""The agent: one thread in the target serving one client, then gone.
+
+Lifecycle: connect to the client's socket (path from the boot file), check
+the server is root or our own user (SO_PEERCRED), send the hello with the
+one-time token, then answer requests until the client says "detach", the
+connection ends (including the client being SIGKILLed: EOF), a malformed
+frame arrives, or nothing arrives for ``idle_timeout`` seconds. Then close
+the socket and return; the loader drops our private modules.
+
+The agent uses `_socket`, `_thread` and `posix` (C modules) and its own JSON
+codec; it never prints and never lets an exception out (``run`` is called
+inside the loader's catch-all, and every request is answered or the session
+ends).
+"""
+from __future__ import annotations
+
+import _socket
+import _thread
+import sys
+import time
+
+from . import frames, wire
+from .errors import AgentError, QueryError
+from .evaluator import EvalOptions, Scope, evaluate
+from .limits import Limits
+from .snapshot import navigate, snapshot, snapshot_namespace
+
+CONNECT_TIMEOUT = 5.0  # seconds
+SEND_TIMEOUT = 30.0  # a client that does not read for this long is gone
+_SO_PEERCRED = getattr(_socket, "SO_PEERCRED", 17)
+
+
+def run(params, refusal):
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        sock.settimeout(CONNECT_TIMEOUT)
+        sock.connect(params["socket_path"])
+        if not _server_trusted(sock, params):
+            return
+        agent = Agent(sock, params)
+        if agent.handshake(refusal):
+            agent.serve()
+    except BaseException:
+        pass
+    finally:
+        try:
+            sock.close()
+        except BaseException:
+            pass
+
+
+def _server_trusted(sock, params):
+    """The listening side must be root, our own user, or the client we expect."""
+    raw = sock.getsockopt(_socket.SOL_SOCKET, _SO_PEERCRED, 12)
+    uid = int.from_bytes(raw[4:8], sys.byteorder)
+    import posix
+
+    return uid in (0, posix.geteuid(), params.get("client_uid"))
+
+
+def _recv_exact(sock, n):
+    chunks = []
+    while n:
+        chunk = sock.recv(min(n, 1 << 20))
+        if not chunk:
+            raise EOFError
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def safe_error_text(exc):
+    """Describe an exception without calling str()/repr() on target objects."""
+    args = getattr(exc, "args", ())
+    parts = [a for a in args if type(a) is str]
+    text = type(exc).__name__
+    if parts:
+        text += ": " + "; ".join(parts)[:500]
+    return text
+
+
+class Agent:
+    def __init__(self, sock, params):
+        self.sock = sock
+        self.params = params
+        self.ident = _thread.get_ident()
+        self.idle_timeout = float(params.get("idle_timeout") or 600.0)
+        self.started = time.monotonic()
+        self.requests = 0
+
+    # -- framing ------------------------------------------------------------
+
+    def send(self, message):
+        self.sock.settimeout(SEND_TIMEOUT)
+        self.sock.sendall(wire.encode_frame(message))
+
+    def receive(self):
+        self.sock.settimeout(self.idle_timeout)
+        length = wire.frame_length(_recv_exact(self.sock, wire.HEADER.size),
+                                   wire.MAX_REQUEST_FRAME)
+        return wire.decode_body(_recv_exact(self.sock, length))
+
+    # -- session ------------------------------------------------------------
+
+    def handshake(self, refusal):
+        import posix
+
+        hello = {
+            "kind": "hello",
+            "proto": wire.PROTOCOL_VERSION,
+            "token": self.params["token"],
+            "pid": posix.getpid(),
+            "python": list(sys.version_info[:3]),
+            "implementation": sys.implementation.name,
+            "agent_thread": self.ident,
+            "agent_native_id": frames._agent_native_id(),
+        }
+        if refusal:
+            hello["refused"] = refusal
+        self.send(hello)
+        if refusal:
+            return False
+        reply = self.receive()
+        return reply.get("kind") == "welcome"
+
+    def serve(self):
+        while True:
+            try:
+                request = self.receive()
+            except (EOFError, OSError, wire.ProtocolError):
+                return  # client gone, idle timeout, or garbage: end the session
+            self.requests += 1
+            rid = request.get("id")
+            op = request.get("op")
+            if op == "detach":
+                try:
+                    self.send({"id": rid, "ok": True, "value": None})
+                except BaseException:
+                    pass
+                return
+            reply = self.answer(rid, op, request)
+            try:
+                self.send(reply)
+            except wire.ProtocolError as e:
+                self.send({"id": rid, "ok": False,
+                           "error": {"kind": "internal", "message": str(e)}})
+            except BaseException:
+                return
+
+    def answer(self, rid, op, request):
+        handler = getattr(self, "op_" + op, None) if type(op) is str and op.isidentifier() \
+            else None
+        if handler is None:
+            return {"id": rid, "ok": False,
+                    "error": {"kind": "protocol", "message": "unknown operation %r" % (op,)}}
+        try:
+            value = handler(request)
+        except AgentError as e:
+            return {"id": rid, "ok": False, "error": {"kind": e.kind, "message": e.message}}
+        except RecursionError:
+            return {"id": rid, "ok": False,
+                    "error": {"kind": "budget", "message": "nesting too deep for the agent"}}
+        except MemoryError:
+            return {"id": rid, "ok": False,
+                    "error": {"kind": "budget", "message": "out of memory in the target"}}
+        except BaseException as e:
+            return {"id": rid, "ok": False,
+                    "error": {"kind": "internal", "message": safe_error_text(e)}}
+        return {"id": rid, "ok": True, "value": value}
+
+    # -- helpers ------------------------------------------------------------
+
+    def _limits(self, request):
+        overrides = request.get("limits")
+        if overrides is None:
+            return Limits()
+        if type(overrides) is not dict:
+            raise QueryError("ValueError", "limits must be an object")
+        return Limits(**overrides)
+
+    def _thread(self, request):
+        selector = request.get("thread")
+        if selector is None:
+            return None
+        return frames.find_thread(selector, self.ident)
+
+    def _scope(self, request):
+        """The namespace a query or inspection runs in."""
+        thread = self._thread(request)
+        module = request.get("module")
+        if thread is not None:
+            index = request.get("frame", 0)
+            frame = frames.get_frame(thread, index)
+            try:
+                return Scope(frame.f_globals, frames.frame_locals(frame), self._helpers())
+            finally:
+                del frame
+        return Scope(_module_dict(module if module is not None else "__main__"), None,
+                     self._helpers())
+
+    def _helpers(self):
+        agent_ident = self.ident
+
+        def threads():
+            return frames.list_threads(agent_ident)
+
+        def frames_of(thread):
+            ident = frames.find_thread(thread, agent_ident)
+            stack = frames.stacks(agent_ident, ident)
+            return stack[0]["frames"] if stack else []
+
+        def modules():
+            return sorted(name for name in list(sys.modules) if type(name) is str)
+
+        return {"threads": threads, "frames": frames_of, "modules": modules}
+
+    # -- operations ---------------------------------------------------------
+
+    def op_ping(self, request):
+        return {"uptime": time.monotonic() - self.started, "requests": self.requests}
+
+    def op_threads(self, request):
+        return frames.list_threads(self.ident)
+
+    def op_stack(self, request):
+        limits = self._limits(request)
+        redact = request.get("redact", True) is not False
+        with_locals = None
+        if request.get("locals"):
+            def with_locals(mapping):
+                return snapshot_namespace(mapping, limits=limits, redact=redact)
+        return frames.stacks(self.ident, self._thread(request), with_locals)
+
+    def op_locals(self, request):
+        thread = self._thread(request)
+        if thread is None:
+            raise QueryError("ValueError", "locals needs a thread")
+        frame = frames.get_frame(thread, request.get("frame", 0))
+        try:
+            mapping = frames.frame_locals(frame)
+        finally:
+            del frame
+        return snapshot_namespace(mapping, limits=self._limits(request),
+                                  redact=request.get("redact", True) is not False)
+
+    def op_globals(self, request):
+        mapping = _module_dict(request.get("module") or "__main__")
+        return snapshot_namespace(dict(mapping), limits=self._limits(request),
+                                  redact=request.get("redact", True) is not False)
+
+    def op_modules(self, request):
+        out = []
+        for name, module in list(sys.modules.items()):
+            if type(name) is not str:
+                continue
+            entry = {"name": name, "file": None, "version": None}
+            namespace = _namespace_of(module)
+            if namespace is not None:
+                for key, field in (("__file__", "file"), ("__version__", "version")):
+                    value = namespace.get(key)
+                    if type(value) is str:
+                        entry[field] = value[:500]
+            out.append(entry)
+        out.sort(key=lambda e: e["name"])
+        return out
+
+    def op_eval(self, request):
+        expr = request.get("expr")
+        if type(expr) is not str:
+            raise QueryError("ValueError", "expr must be a string")
+        limits = self._limits(request)
+        redact = request.get("redact", True) is not False
+        options = EvalOptions(allow_properties=request.get("allow_properties") is True,
+                              redact=redact, limits=limits)
+        value = evaluate(expr, self._scope(request), options)
+        return snapshot(value, limits=limits, redact=redact)
+
+    def op_inspect(self, request):
+        """Snapshot of a value addressed by scope (+ optional expr) + path."""
+        limits = self._limits(request)
+        redact = request.get("redact", True) is not False
+        scope = self._scope(request)
+        expr = request.get("expr")
+        if expr is not None:
+            if type(expr) is not str:
+                raise QueryError("ValueError", "expr must be a string")
+            root = evaluate(expr, scope, EvalOptions(redact=redact, limits=limits))
+        else:
+            root = dict(scope.locals_) if scope.locals_ is not None else dict(scope.globals_)
+        path = request.get("path") or []
+        if type(path) is not list:
+            raise QueryError("ValueError", "path must be a list of steps")
+        value = navigate(root, path, redact=redact)
+        offset = request.get("offset", 0)
+        if type(offset) is not int or offset < 0:
+            raise QueryError("ValueError", "offset must be a non-negative integer")
+        return snapshot(value, limits=limits, redact=redact, offset=offset)
+
+
+def _namespace_of(module):
+    """A module's namespace dict read through the C slot (no properties)."""
+    module_type = type(sys)
+    try:
+        mro = type.__dict__["__mro__"].__get__(type(module))
+    except Exception:
+        return None
+    # Identity only: `in`/issubclass could run a metaclass's __eq__.
+    if not any(klass is module_type for klass in mro):
+        return None
+    try:
+        namespace = type(sys).__dict__["__dict__"].__get__(module)
+    except Exception:
+        return None
+    return namespace if type(namespace) is dict else None
+
+
+def _module_dict(name):
+    if type(name) is not str:
+        raise QueryError("ValueError", "module must be a string")
+    module = sys.modules.get(name)
+    namespace = _namespace_of(module) if module is not None else None
+    if namespace is None:
+        raise QueryError("LookupError", "no module %r is loaded in the target" % name)
+    return namespace

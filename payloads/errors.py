@@ -1,0 +1,44 @@
+"""Exceptions raised by payload code; the agent turns them into error replies.
+
+AgentError
+ +-- DeniedError   the sandbox policy refused a construct (exit code 3)
+ +-- BudgetError   a budget would be exceeded (exit code 4)
+ +-- QueryError    the query itself failed inside the sandbox (exit code 1)
+"""
+from __future__ import annotations
+
+
+class AgentError(Exception):
+    """Base of every error the agent reports back to the client."""
+
+    kind = "internal"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class DeniedError(AgentError):
+    """A construct is not allowed: names the construct and the rule."""
+
+    kind = "denied"
+
+
+class BudgetError(AgentError):
+    """A budget (steps, time, size ...) would be exceeded; names the budget."""
+
+    kind = "budget"
+
+    def __init__(self, budget: str, message: str) -> None:
+        super().__init__(message)
+        self.budget = budget
+
+
+class QueryError(AgentError):
+    """The query raised inside the sandbox (NameError, KeyError ...)."""
+
+    kind = "eval"
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__("%s: %s" % (error_type, message) if message else error_type)
+        self.error_type = error_type

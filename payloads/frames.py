@@ -1,0 +1,197 @@
+"""Threads and stacks of the target, read without running target code.
+
+Sources: ``sys._current_frames()`` (every thread with a Python thread state)
+and, for names and daemon flags, the ``threading`` module's registry if the
+target imported it, read statically (a Thread subclass's properties never
+run). Frames are walked with the C-level ``f_back``/``f_code``/``f_lineno``
+getters. Source lines are not read here: the client reads them from disk, so
+the agent does no file I/O in the target.
+
+Locals: on 3.13 ``frame.f_locals`` is a write-through proxy (PEP 667) and on
+3.8-3.12 reading it refreshes the frame's locals dict; either way we copy it
+into a plain dict at once and never hand out the original.
+"""
+from __future__ import annotations
+
+import sys
+
+from .errors import QueryError
+from .static import getattr_static
+
+MAX_FRAMES = 200  # per thread; deeper stacks are cut (and say so)
+
+
+def _threading_registry():
+    """{ident: Thread} from the target's threading module, read statically."""
+    module = sys.modules.get("threading")
+    if type(module) is not type(sys):
+        return {}
+    try:
+        active = type(sys).__dict__["__dict__"].__get__(module).get("_active")
+    except Exception:
+        return {}
+    if type(active) is not dict:
+        return {}
+    try:
+        return dict(active)  # atomic copy under the GIL
+    except Exception:
+        return {}
+
+
+def _static_value(obj, name, default=None):
+    try:
+        value = getattr_static(obj, name)
+    except Exception:
+        return default
+    return value
+
+
+def _thread_info(ident, thread_obj, main_ident, agent_ident, frame):
+    name = None
+    daemon = None
+    native_id = None
+    if thread_obj is not None:
+        raw_name = _static_value(thread_obj, "_name")
+        name = raw_name if type(raw_name) is str else None
+        raw_daemon = _static_value(thread_obj, "_daemonic")
+        daemon = raw_daemon if type(raw_daemon) is bool else None
+        raw_native = _static_value(thread_obj, "_native_id")
+        native_id = raw_native if type(raw_native) is int else None
+    if ident == agent_ident:
+        name = "inspector-agent"
+        daemon = True
+        native_id = _agent_native_id()
+    top = describe_frame(frame, 0) if frame is not None else None
+    return {
+        "ident": ident,
+        "native_id": native_id,
+        "name": name if name is not None else ("MainThread" if ident == main_ident else None),
+        "daemon": daemon,
+        "is_main": ident == main_ident,
+        "is_agent": ident == agent_ident,
+        "python_thread": thread_obj is not None,
+        "top": top,
+    }
+
+
+def _agent_native_id():
+    import _thread
+
+    get = getattr(_thread, "get_native_id", None)
+    return get() if get is not None else None
+
+
+def _main_ident():
+    main_thread = None
+    module = sys.modules.get("threading")
+    if type(module) is type(sys):
+        try:
+            main_thread = type(sys).__dict__["__dict__"].__get__(module).get("_main_thread")
+        except Exception:
+            main_thread = None
+    ident = _static_value(main_thread, "_ident") if main_thread is not None else None
+    # Without `threading` imported, CPython does not tell Python code which
+    # thread is the main one; the client labels it by native id (== pid).
+    return ident if type(ident) is int else None
+
+
+def list_threads(agent_ident):
+    frames = sys._current_frames()
+    registry = _threading_registry()
+    main_ident = _main_ident()
+    out = []
+    for ident in sorted(frames, key=lambda i: (i != main_ident, i)):
+        out.append(_thread_info(ident, registry.get(ident), main_ident, agent_ident,
+                                frames[ident]))
+    del frames
+    return out
+
+
+def describe_frame(frame, index):
+    code = frame.f_code
+    filename = code.co_filename
+    return {
+        "index": index,
+        "function": code.co_name,
+        "qualname": getattr(code, "co_qualname", code.co_name),
+        "file": filename if type(filename) is str else "?",
+        "line": frame.f_lineno,
+        "first_line": code.co_firstlineno,
+    }
+
+
+def frame_chain(frame, limit=MAX_FRAMES):
+    """Innermost first, as [frame0, frame1, ...], and whether it was cut."""
+    chain = []
+    while frame is not None and len(chain) < limit:
+        chain.append(frame)
+        frame = frame.f_back
+    return chain, frame is not None
+
+
+def find_thread(selector, agent_ident):
+    """Resolve a thread selector (ident, native id or name) to an ident."""
+    frames = sys._current_frames()
+    try:
+        if type(selector) is int:
+            if selector in frames:
+                return selector
+            for info in list_threads(agent_ident):
+                if info["native_id"] == selector:
+                    return info["ident"]
+        elif type(selector) is str:
+            matches = [t["ident"] for t in list_threads(agent_ident) if t["name"] == selector]
+            if len(matches) == 1:
+                return matches[0]
+            if len(matches) > 1:
+                raise QueryError("LookupError", "several threads are named %r; use an ident"
+                                 % selector)
+        raise QueryError("LookupError", "no thread %r in the target (see `threads`)"
+                         % (selector,))
+    finally:
+        del frames
+
+
+def get_frame(thread_ident, index):
+    frame = sys._current_frames().get(thread_ident)
+    if frame is None:
+        raise QueryError("LookupError", "thread %r has no Python frames now" % (thread_ident,))
+    chain, _cut = frame_chain(frame)
+    if type(index) is not int or not 0 <= index < len(chain):
+        raise QueryError("LookupError", "thread %r has %d frames; frame %r does not exist"
+                         % (thread_ident, len(chain), index))
+    return chain[index]
+
+
+def frame_locals(frame):
+    """A plain dict copy of a frame's locals (never the live mapping)."""
+    return dict(frame.f_locals)
+
+
+def stacks(agent_ident, thread_ident=None, with_locals=None):
+    """Every thread's stack (or one thread's). `with_locals(dict)->node` renders locals."""
+    frames = sys._current_frames()
+    try:
+        threads = list_threads(agent_ident)
+        out = []
+        for info in threads:
+            ident = info["ident"]
+            if thread_ident is not None and ident != thread_ident:
+                continue
+            if thread_ident is None and info["is_agent"]:
+                continue
+            chain, cut = frame_chain(frames.get(ident))
+            described = []
+            for i, f in enumerate(chain):
+                entry = describe_frame(f, i)
+                if with_locals is not None:
+                    entry["locals"] = with_locals(frame_locals(f))
+                described.append(entry)
+            info = dict(info)
+            info["frames"] = described
+            info["frames_cut"] = cut
+            out.append(info)
+            del chain
+        return out
+    finally:
+        del frames

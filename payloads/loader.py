@@ -1,0 +1,156 @@
+"""Second stage of the bootstrap: build the agent's private modules and run it.
+
+How this file runs: the client appends a call ``main(PARAMS, SOURCES)`` to
+this source and writes the result to a 0600 file in its private directory.
+The first stage (rendered by ``inspector/_bundle.py``, run at the injection
+point) starts one thread with ``_thread`` that reads that file, deletes it
+and executes it in a fresh namespace. So everything below already runs on
+the agent's own thread, never on a target thread.
+
+Private modules: each payload source is executed into a ``types.ModuleType``
+that is *not* registered in ``sys.modules``. Relative imports between payload
+modules are served by our own ``__import__`` (see ``_PrivateImporter``), and
+``from __future__ import ...`` gets a stand-in, so loading the agent does not
+even import ``__future__`` into the target. Nothing is added to ``__main__``,
+``sys.modules`` (for our code) or ``sys.path``.
+
+This file is compiled by the first stage without our importer, so it must
+not use ``from __future__`` (that would import ``__future__`` into the
+target).
+"""
+import builtins
+import sys
+
+AGENT_THREAD_NAME = "inspector-agent"  # also the Linux thread name (15 chars max)
+
+
+def main(params, sources):
+    """Entry point of the agent thread. Never raises, never prints."""
+    modules = None
+    try:
+        _name_thread(AGENT_THREAD_NAME)
+        refusal = _untrustworthy_runtime()
+        modules = _PrivateImporter(params["package"], sources)
+        agent = modules.load("agent")
+        agent.run(params, refusal)
+    except BaseException:
+        # Nothing may escape into the target. The client notices the missing
+        # handshake and reports a timeout with the cause it can see.
+        pass
+    finally:
+        if modules is not None:
+            modules.unload()
+
+
+def _name_thread(name):
+    """Set the OS thread name (visible in top -H, ps -L, py-spy) via /proc."""
+    try:
+        import _thread
+        import posix
+
+        tid = _thread.get_native_id() if hasattr(_thread, "get_native_id") else None
+        if tid is None:
+            return
+        fd = posix.open("/proc/self/task/%d/comm" % tid, posix.O_WRONLY | posix.O_CLOEXEC)
+        try:
+            posix.write(fd, name[:15].encode("ascii"))
+        finally:
+            posix.close(fd)
+    except BaseException:
+        pass
+
+
+def _untrustworthy_runtime():
+    """Say why the agent must not trust the C modules it relies on, or None.
+
+    The agent only uses C-level modules (`_thread`, `_socket`, `posix`) so that a
+    target monkeypatching `threading`/`socket` cannot make us run its code.
+    If even those are patched (gevent patches `_thread`), we refuse to serve.
+    """
+    import _socket
+    import _thread
+
+    builtin_function = type(len)
+    for owner, attr in ((_thread, "get_ident"), (_thread, "allocate_lock"),
+                        (_socket, "CMSG_LEN")):
+        if type(getattr(owner, attr, None)) is not builtin_function:
+            return "the target replaced %s.%s (monkeypatching)" % (owner.__name__, attr)
+    if type(_socket.socket) is not type or _socket.socket.__module__ != "_socket":
+        return "the target replaced _socket.socket (monkeypatching)"
+    return None
+
+
+class _FutureStandIn:
+    """What ``from __future__ import annotations`` receives: compile() already
+    applied the flag; the runtime import only needs an attribute to bind."""
+
+    annotations = None
+
+
+class _PrivateImporter:
+    """Executes payload sources into private modules, on demand."""
+
+    def __init__(self, package, sources):
+        self.package = package
+        self.sources = dict(sources)
+        self.modules = {}
+        self.builtins = self._agent_builtins()
+
+    def _agent_builtins(self):
+        # A copy of builtins where anything the target replaced by a non-C
+        # object is dropped: our code then fails with NameError instead of
+        # calling the target's replacement.
+        # type() and `is` only: isinstance() could read a __class__ property.
+        builtin_function = type(len)
+        own = {"__name__": "builtins", "__debug__": builtins.__debug__}
+        for name, value in builtins.__dict__.items():
+            kind = type(value)
+            if kind is builtin_function or kind is type or value is None \
+                    or value is Ellipsis or value is NotImplemented:
+                own[name] = value
+        own["__import__"] = self._import
+        return own
+
+    def _import(self, name, globals=None, locals=None, fromlist=(), level=0):
+        if level:
+            if name:
+                return self.load(name.split(".")[0])
+            for sub in fromlist or ():
+                self.load(sub)
+            return self._package_object()
+        if name == "__future__":
+            return _FutureStandIn
+        return builtins.__import__(name, globals, locals, fromlist, level)
+
+    def _package_object(self):
+        pkg = self.modules.get("")
+        if pkg is None:
+            pkg = type(sys)(self.package)
+            pkg.__path__ = []
+            self.modules[""] = pkg
+        return pkg
+
+    def load(self, short):
+        if short in self.modules:
+            return self.modules[short]
+        if short not in self.sources:
+            raise ImportError("no payload module %r" % short)
+        module = type(sys)("%s.%s" % (self.package, short))
+        module.__package__ = self.package
+        module.__builtins__ = self.builtins
+        self.modules[short] = module  # before exec: tolerates import cycles
+        code = compile(self.sources[short], "<inspector-agent:%s>" % short, "exec",
+                       dont_inherit=True)
+        exec(code, module.__dict__)
+        setattr(self._package_object(), short, module)
+        return module
+
+    def unload(self):
+        """Break the function <-> globals cycles so our code is freed now."""
+        for module in self.modules.values():
+            try:
+                module.__dict__.clear()
+            except BaseException:
+                pass
+        self.modules.clear()
+        self.sources.clear()

@@ -1,0 +1,88 @@
+"""Find every CPython the tests should run targets on.
+
+Order of discovery: ``INSPECTOR_TEST_PYTHONS`` (colon-separated paths) if set;
+otherwise every 3.8-3.13 that ``pyenv`` knows, ``python3.X`` on PATH, and
+Debian's ``/usr/bin/python3``. A version that is expected but not found is
+still returned, with ``path=None``, so tests can show it as a visible skip.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+EXPECTED_MINORS = ("3.8", "3.9", "3.10", "3.11", "3.12", "3.13")
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    label: str  # "3.8" ... "3.13" or "system"
+    path: str | None
+
+    @property
+    def missing_reason(self) -> str:
+        return "interpreter %s not found on this machine (set INSPECTOR_TEST_PYTHONS)" % self.label
+
+
+def _pyenv_root() -> Path | None:
+    root = os.environ.get("PYENV_ROOT")
+    if root:
+        return Path(root)
+    exe = shutil.which("pyenv")
+    if exe:
+        try:
+            out = subprocess.run([exe, "root"], capture_output=True, text=True, timeout=10)
+            if out.returncode == 0 and out.stdout.strip():
+                return Path(out.stdout.strip())
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    default = Path.home() / ".pyenv"
+    return default if default.is_dir() else None
+
+
+def _find_minor(minor: str) -> str | None:
+    root = _pyenv_root()
+    if root is not None:
+        versions = sorted((root / "versions").glob(minor + ".*"), reverse=True)
+        for v in versions:
+            exe = v / "bin" / ("python" + minor)
+            if exe.exists() and v.name.split(".")[:2] == minor.split("."):
+                return str(exe)
+    exe = shutil.which("python" + minor)
+    return exe
+
+
+@lru_cache(maxsize=None)
+def interpreters() -> tuple[Interpreter, ...]:
+    override = os.environ.get("INSPECTOR_TEST_PYTHONS")
+    if override:
+        found = []
+        for path in override.split(":"):
+            if path:
+                found.append(Interpreter(label=_label_of(path), path=path))
+        return tuple(found)
+    found = [Interpreter(label=m, path=_find_minor(m)) for m in EXPECTED_MINORS]
+    found.append(Interpreter("system", str(SYSTEM_PYTHON) if SYSTEM_PYTHON.exists() else None))
+    return tuple(found)
+
+
+def _label_of(path: str) -> str:
+    try:
+        out = subprocess.run(
+            [path, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True, text=True, timeout=10,
+        )
+        return out.stdout.strip() or path
+    except (OSError, subprocess.TimeoutExpired):
+        return path
+
+
+def oldest_and_newest() -> tuple[Interpreter, ...]:
+    """The first and last of the expected minors (for the expensive suites)."""
+    by_label = {i.label: i for i in interpreters()}
+    picks = [by_label.get(EXPECTED_MINORS[0]), by_label.get(EXPECTED_MINORS[-1])]
+    return tuple(p for p in picks if p is not None) or interpreters()[:1]
