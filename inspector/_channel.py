@@ -98,27 +98,32 @@ class Listener:
 
     @property
     def boot_path(self) -> str:
-        return os.path.join(self.target_dir, BOOT_NAME)
+        return self.target_path(BOOT_NAME)
 
-    @property
-    def host_boot_path(self) -> str:
-        return os.path.join(self.host_dir, BOOT_NAME)
+    def target_path(self, name: str) -> str:
+        return os.path.join(self.target_dir, name)
 
-    def write_boot_file(self, data: bytes) -> None:
-        fd = os.open(self.host_boot_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+    def write_file(self, name: str, data: bytes) -> None:
+        """Create a 0600 file in the private directory (FileDrop protocol)."""
+        path = os.path.join(self.host_dir, name)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o600)
         try:
-            os.write(fd, data)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        except OSError as e:
+            raise AttachError("cannot write %s: %s; free space in %s" % (path, e.strerror,
+                                                                        self.host_dir)) from None
         finally:
             os.close(fd)
-        self._hand_over()
+        self._hand_over(path)
 
-    def _hand_over(self) -> None:
+    def _hand_over(self, *paths: str) -> None:
         """Give the directory to the target's user when root attaches to it."""
         if os.geteuid() != 0 or self.target_uid == 0:
             return
-        for path in (self.host_dir, os.path.join(self.host_dir, SOCKET_NAME),
-                     self.host_boot_path):
+        for path in (self.host_dir, os.path.join(self.host_dir, SOCKET_NAME), *paths):
             with contextlib.suppress(FileNotFoundError):
                 os.lchown(path, self.target_uid, -1)
 
@@ -215,6 +220,9 @@ class Connection:
             raise ProtocolError("the agent answered request %r, expected %d"
                                 % (reply.get("id"), self._next_id))
         return reply
+
+    def send_message(self, message: dict) -> None:
+        self.sock.sendall(wire.encode_frame(message))
 
     def send_only(self, op: str) -> None:
         with contextlib.suppress(OSError, wire.ProtocolError):

@@ -21,7 +21,7 @@ from payloads import wire
 
 from . import _preflight, _source
 from ._bundle import BootParams, render_boot_file, render_stage1
-from ._channel import Connection, Listener
+from ._channel import BOOT_NAME, Connection, Listener
 from ._diagnose import describe_busy_threads, process_alive
 from ._inject import InjectionReport, Target, make_injector
 from .audit import AuditLog
@@ -64,8 +64,8 @@ def attach(
             idle_timeout=idle_timeout,
             client_uid=os.geteuid(),
         )
-        listener.write_boot_file(render_boot_file(params))
-        report = backend.inject(target, render_stage1(params))
+        listener.write_file(BOOT_NAME, render_boot_file(params))
+        report = backend.inject(target, render_stage1(params), listener)
         log.debug("injected: %s", report)
         try:
             conn = listener.accept(deadline)
@@ -130,7 +130,7 @@ class Session:
         if hello.get("proto") != wire.PROTOCOL_VERSION:
             raise AttachError("the agent speaks protocol %r, this client %d; use matching "
                               "versions" % (hello.get("proto"), wire.PROTOCOL_VERSION))
-        self._conn.sock.sendall(wire.encode_frame({"kind": "welcome"}))
+        self._conn.send_message({"kind": "welcome"})
 
     # -- plumbing -----------------------------------------------------------
 

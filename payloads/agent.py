@@ -25,6 +25,7 @@ from .evaluator import EvalOptions, Scope, evaluate
 from .limits import Limits
 from .snapshot import navigate, snapshot, snapshot_namespace
 
+MAX_AGENTS = 4  # concurrent sessions per target; more are refused, not piled up
 CONNECT_TIMEOUT = 5.0  # seconds
 SEND_TIMEOUT = 30.0  # a client that does not read for this long is gone
 _SO_PEERCRED = getattr(_socket, "SO_PEERCRED", 17)
@@ -38,6 +39,10 @@ def run(params, refusal):
         if not _server_trusted(sock, params):
             return
         agent = Agent(sock, params)
+        others = other_agents(agent.ident)
+        if refusal is None and others >= MAX_AGENTS:
+            refusal = ("%d inspector sessions are already attached to this process; detach one "
+                       "first" % others)
         if agent.handshake(refusal):
             agent.serve()
     except BaseException:
@@ -47,6 +52,21 @@ def run(params, refusal):
             sock.close()
         except BaseException:
             pass
+
+
+def other_agents(own_ident):
+    """How many other inspector agents run in this process (found by their code)."""
+    count = 0
+    for ident, frame in list(sys._current_frames().items()):
+        if ident == own_ident:
+            continue
+        while frame is not None:
+            filename = frame.f_code.co_filename
+            if type(filename) is str and filename.startswith("<inspector-agent"):
+                count += 1
+                break
+            frame = frame.f_back
+    return count
 
 
 def _server_trusted(sock, params):
@@ -286,7 +306,7 @@ class Agent:
                 raise QueryError("ValueError", "expr must be a string")
             root = evaluate(expr, scope, EvalOptions(redact=redact, limits=limits))
         else:
-            root = dict(scope.locals_) if scope.locals_ is not None else dict(scope.globals_)
+            root = dict(scope.locals) if scope.locals is not None else dict(scope.globals)
         path = request.get("path") or []
         if type(path) is not list:
             raise QueryError("ValueError", "path must be a list of steps")
@@ -294,7 +314,7 @@ class Agent:
         offset = request.get("offset", 0)
         if type(offset) is not int or offset < 0:
             raise QueryError("ValueError", "offset must be a non-negative integer")
-        return snapshot(value, limits=limits, redact=redact, offset=offset)
+        return snapshot(value, limits=limits, redact=redact)
 
 
 def _namespace_of(module):

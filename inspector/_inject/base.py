@@ -27,9 +27,21 @@ class InjectionReport:
     total_ms: float
 
 
+class FileDrop(Protocol):
+    """The private directory: files only the target's user (and root) can read."""
+
+    def target_path(self, name: str) -> str:
+        """The path of `name` as the target sees it."""
+        ...
+
+    def write_file(self, name: str, data: bytes) -> None:
+        """Create `name` (0600, owned by the target's user)."""
+        ...
+
+
 class Injector(Protocol):
     name: str
 
-    def inject(self, target: Target, stage1: str) -> InjectionReport:
+    def inject(self, target: Target, stage1: str, files: FileDrop) -> InjectionReport:
         """Make the target run `stage1` (Python source) once, or raise AttachError."""
         ...

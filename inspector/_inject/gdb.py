@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from .. import _elf
 from ..errors import AttachError
 from . import stub_x86_64 as stub
-from .base import InjectionReport, Target
+from .base import FileDrop, InjectionReport, Target
 from .gdbmi import GdbError, GdbMI, GdbTimeout
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ class GdbInjector:
     def __init__(self, gdb_path: str) -> None:
         self.gdb_path = gdb_path
 
-    def inject(self, target: Target, stage1: str) -> InjectionReport:
+    def inject(self, target: Target, stage1: str, files: FileDrop) -> InjectionReport:
         if platform.machine() != "x86_64":
             raise AttachError("the gdb injector supports x86-64 only (this is %s); use "
                               "--injector pyrasite" % platform.machine())
@@ -116,6 +116,7 @@ class GdbInjector:
         stopped_at = None
         try:
             for setting in ("confirm off", "auto-load off", "auto-solib-add off",
+                            "sysroot /nonexistent-inspector",
                             "libthread-db-search-path /nonexistent-inspector",
                             "unwindonsignal on", "print thread-events off",
                             "breakpoint pending off"):
@@ -204,7 +205,9 @@ class GdbInjector:
                               % target.pid)
         try:
             blob = stub.build_page(page, addresses, text)
-            mi.command("-data-write-memory-bytes %d %s" % (page, blob.hex()), COMMAND_TIMEOUT)
+            for offset, chunk in stub.nonzero_spans(blob):
+                mi.command("-data-write-memory-bytes %d %s" % (page + offset, chunk.hex()),
+                           COMMAND_TIMEOUT)
             rc = self._call(mi, worker, "((int (*)(void *, unsigned long, int)) %d)"
                             "((void *) %d, %d, %d)" % (addresses["mprotect"], page,
                                                       stub.CODE_LENGTH, _PROT_READ_EXEC))

@@ -92,6 +92,23 @@ def page_length(text: bytes) -> int:
     return (size + PAGE_SIZE - 1) // PAGE_SIZE * PAGE_SIZE
 
 
+def nonzero_spans(blob: bytes, gap: int = 64) -> list[tuple[int, bytes]]:
+    """(offset, bytes) runs worth writing: the mapping starts zero-filled, and
+    every byte gdb writes costs time while the target is stopped."""
+    spans: list[tuple[int, bytes]] = []
+    i, n = 0, len(blob)
+    while i < n:
+        if blob[i] == 0:
+            i += 1
+            continue
+        start, zeros = i, 0
+        while i < n and zeros < gap:
+            zeros = zeros + 1 if blob[i] == 0 else 0
+            i += 1
+        spans.append((start, blob[start:i - zeros]))
+    return spans
+
+
 def build_page(page: int, addresses: dict[str, int], text: bytes) -> bytes:
     """The page's contents, for a page mapped at address `page`."""
     if b"\0" in text:

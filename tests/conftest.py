@@ -1,0 +1,87 @@
+"""Shared fixtures: interpreters to run targets on, and real target processes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+
+from tests.pythons import Interpreter, interpreters, oldest_and_newest
+from tests.targets.process import TargetProcess
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Tests write their audit records here, not into the operator's real log.
+os.environ.setdefault("INSPECTOR_AUDIT_LOG", str(REPO / ".pytest_cache" / "audit.jsonl"))
+
+
+def _ids(interps: tuple[Interpreter, ...]) -> list[str]:
+    return ["py" + i.label for i in interps]
+
+
+ALL_PYTHONS = interpreters()
+EDGE_PYTHONS = oldest_and_newest()
+
+
+def _require(interp: Interpreter) -> str:
+    if interp.path is None:
+        pytest.skip(interp.missing_reason)
+    return interp.path
+
+
+@pytest.fixture(params=ALL_PYTHONS, ids=_ids(ALL_PYTHONS))
+def python(request: pytest.FixtureRequest) -> str:
+    """Every CPython found on the machine (a missing one is a visible skip)."""
+    return _require(request.param)
+
+
+@pytest.fixture(params=EDGE_PYTHONS, ids=_ids(EDGE_PYTHONS))
+def edge_python(request: pytest.FixtureRequest) -> str:
+    """The oldest and newest supported CPython (for the expensive suites)."""
+    return _require(request.param)
+
+
+@lru_cache(maxsize=None)
+def gdb_attach_problem() -> str | None:
+    """Why gdb cannot attach on this machine, or None (probed once)."""
+    gdb = shutil.which("gdb")
+    if gdb is None:
+        return "gdb is not installed (the README's test command installs it)"
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        out = subprocess.run([gdb, "-batch", "-nx", "-p", str(child.pid), "-ex", "detach"],
+                             capture_output=True, text=True, timeout=30)
+        if "ptrace" in out.stderr and "not permitted" in out.stderr:
+            return "ptrace is not permitted here: " + out.stderr.strip().splitlines()[-1]
+        return None
+    finally:
+        child.kill()
+        child.wait()
+
+
+@pytest.fixture
+def needs_gdb() -> None:
+    problem = gdb_attach_problem()
+    if problem:
+        pytest.skip(problem)
+
+
+@pytest.fixture
+def spawn(needs_gdb: None) -> Iterator[object]:
+    """spawn(python, mode, control=False) -> a started TargetProcess, killed after."""
+    started: list[TargetProcess] = []
+
+    def _spawn(python: str, mode: str, **kw: object) -> TargetProcess:
+        target = TargetProcess.mode(python, mode, **kw)  # type: ignore[arg-type]
+        started.append(target)
+        return target
+
+    yield _spawn
+    for target in started:
+        target.kill()
