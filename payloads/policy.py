@@ -1,0 +1,512 @@
+"""The allowlists and the rules of the sandbox, in one place.
+
+Everything the evaluator may call, every attribute it may read and every name
+it treats as secret is listed in this file. The evaluator (``evaluator.py``)
+only *applies* these tables; a reviewer who wants to know what a query can do
+reads this file.
+
+Principles (see docs/DESIGN.md, "Evaluator"):
+
+* Deny by default. A callable is allowed only if it is, by identity, one of the
+  genuine C builtins or genuine C methods of exact builtin types listed here.
+  A deny-list of names would miss names that travel as strings
+  (``str.format`` fields, ``getattr``, ``attrgetter``, ``__reduce__``).
+* Types are compared by identity (``type(x) is str``) or by ``id()`` in
+  integer sets. Never ``type(x) in {...}`` nor ``t in (int, str)``: hashing or
+  comparing a class runs its metaclass's ``__hash__``/``__eq__``.
+* The genuine builtins are captured here, at import, and verified: a target
+  may have monkeypatched the ``builtins`` module. A patched builtin is simply
+  not on the allowlist. If a builtin that the payload itself relies on is
+  patched, importing this module fails (the agent then refuses to start)
+  rather than calling target code.
+"""
+from __future__ import annotations
+
+import builtins
+import sys
+
+# ---------------------------------------------------------------------------
+# Genuine type objects, reached without looking anything up in `builtins`.
+# (`.__class__` is only used here, on literals and our own objects; on any
+# other object it could be a property: everywhere else we call TYPE(x).)
+# `x.__class__` on a builtin instance is the C getset of `object`, which a
+# target cannot replace (the dicts of static types are read-only).
+# ---------------------------------------------------------------------------
+TYPE = (0).__class__.__class__
+OBJECT = TYPE.__dict__["__base__"].__get__(TYPE)
+NONE_TYPE = None.__class__
+BOOL = True.__class__
+INT = (0).__class__
+FLOAT = (0.0).__class__
+COMPLEX = (0j).__class__
+STR = "".__class__
+BYTES = b"".__class__
+LIST = [].__class__
+TUPLE = ().__class__
+DICT = {}.__class__
+SET = {0}.__class__
+ELLIPSIS_TYPE = Ellipsis.__class__
+MAPPINGPROXY = TYPE.__dict__["__dict__"].__get__(INT).__class__
+DICT_KEYS = {}.keys().__class__
+DICT_VALUES = {}.values().__class__
+DICT_ITEMS = {}.items().__class__
+
+BUILTIN_FUNCTION = [].append.__class__          # builtin_function_or_method
+METHOD_DESCRIPTOR = STR.__dict__["join"].__class__
+WRAPPER_DESCRIPTOR = OBJECT.__dict__["__init__"].__class__
+METHOD_WRAPPER = OBJECT().__str__.__class__
+CLASSMETHOD_DESCRIPTOR = DICT.__dict__["fromkeys"].__class__
+GETSET_DESCRIPTOR = INT.__dict__["real"].__class__
+MEMBER_DESCRIPTOR = TYPE.__dict__["__dictoffset__"].__class__
+MODULE = sys.__class__
+
+_TYPE_FLAGS = TYPE.__dict__["__flags__"].__get__
+_HEAPTYPE = 1 << 9                               # Py_TPFLAGS_HEAPTYPE
+_TYPE_NAME = TYPE.__dict__["__name__"].__get__    # C getset: tp_name / ht_name
+_BUILTIN_SELF = BUILTIN_FUNCTION.__dict__["__self__"].__get__
+_BUILTIN_NAME = BUILTIN_FUNCTION.__dict__["__name__"].__get__
+_MODULE_DICT = MODULE.__dict__["__dict__"].__get__   # member descriptor
+_DICT_GET = DICT.__dict__["get"]                      # unbound C dict.get
+
+
+def _function():
+    pass
+
+
+class _Probe:
+    __slots__ = ()
+
+    def method(self):
+        pass
+
+    def __getitem__(self, key):
+        return key
+
+
+def _generator():
+    yield None
+
+
+async def _coroutine():
+    pass
+
+
+async def _async_generator():
+    yield None
+
+
+FUNCTION = _function.__class__
+CODE = _function.__code__.__class__
+METHOD = _Probe().method.__class__
+SLICE = _Probe()[0:1].__class__
+FRAME = sys._getframe().__class__
+GENERATOR = _generator().__class__
+_coro = _coroutine()
+COROUTINE = _coro.__class__
+_coro.close()
+del _coro
+ASYNC_GENERATOR = _async_generator().__class__
+try:
+    raise ValueError
+except ValueError as _exc:  # noqa: F841 - only its traceback's type is used
+    TRACEBACK = _exc.__traceback__.__class__
+    del _exc
+
+
+def _make_cell():
+    x = None
+
+    def inner():
+        return x
+    return inner.__closure__[0]
+
+
+CELL = _make_cell().__class__
+STATICMETHOD = STR.__dict__["maketrans"].__class__
+
+
+_IMMUTABLETYPE = 1 << 8                          # Py_TPFLAGS_IMMUTABLETYPE (3.10+)
+
+
+def is_heap_type(cls) -> bool:
+    """True for classes allocated on the heap (Python classes, and some C types)."""
+    return bool(_TYPE_FLAGS(cls) & _HEAPTYPE)
+
+
+def is_c_type(cls) -> bool:
+    """True for types defined in C: static types, or heap types marked immutable.
+
+    Since 3.10 many stdlib C types are heap types (3.13: `_collections.deque`)
+    with Py_TPFLAGS_IMMUTABLETYPE; a Python class can never carry that flag.
+    (On 3.8/3.9 bit 8 is unused and those types are static.)
+    """
+    flags = _TYPE_FLAGS(cls)
+    return not (flags & _HEAPTYPE) or bool(flags & _IMMUTABLETYPE)
+
+
+def _module_name(module) -> object:
+    return _DICT_GET(_MODULE_DICT(module), "__name__")
+
+
+def _genuine_type(obj, name: str) -> bool:
+    return (TYPE(obj) is TYPE and is_c_type(obj)
+            and _TYPE_NAME(obj) == name)
+
+
+def _genuine_function(obj, name: str) -> bool:
+    if TYPE(obj) is not BUILTIN_FUNCTION or _BUILTIN_NAME(obj) != name:
+        return False
+    owner = _BUILTIN_SELF(obj)
+    return TYPE(owner) is MODULE and _module_name(owner) == "builtins"
+
+
+# ---------------------------------------------------------------------------
+# Builtins the payload's own code calls. Checked against the names as this
+# module resolves them (the loader gives payload modules a copy of the
+# builtins dict taken at load time). A replaced one aborts the import.
+# ---------------------------------------------------------------------------
+_INTERNAL_TYPES = {
+    "type": TYPE, "object": OBJECT, "bool": BOOL, "int": INT, "float": FLOAT,
+    "complex": COMPLEX, "str": STR, "bytes": BYTES, "list": LIST, "tuple": TUPLE,
+    "dict": DICT, "set": SET,
+}
+_INTERNAL_OTHER_TYPES = ("frozenset", "bytearray", "range", "zip", "map", "enumerate",
+                         "reversed", "filter", "slice", "memoryview", "property",
+                         "classmethod", "staticmethod")
+_INTERNAL_FUNCTIONS = ("len", "id", "repr", "sorted", "min", "max", "sum", "any", "all",
+                       "abs", "round", "divmod", "pow", "hex", "oct", "bin", "chr", "ord",
+                       "format", "callable", "iter", "next", "hash", "ascii", "isinstance")
+
+
+def _check_internal_builtins() -> None:
+    namespace = {
+        "type": type, "object": object, "bool": bool, "int": int, "float": float,
+        "complex": complex, "str": str, "bytes": bytes, "list": list, "tuple": tuple,
+        "dict": dict, "set": set, "frozenset": frozenset, "bytearray": bytearray,
+        "range": range, "zip": zip, "map": map, "enumerate": enumerate,
+        "reversed": reversed, "filter": filter, "slice": slice, "memoryview": memoryview,
+        "property": property, "classmethod": classmethod, "staticmethod": staticmethod,
+        "len": len, "id": id, "repr": repr, "sorted": sorted, "min": min, "max": max,
+        "sum": sum, "any": any, "all": all, "abs": abs, "round": round, "divmod": divmod,
+        "pow": pow, "hex": hex, "oct": oct, "bin": bin, "chr": chr, "ord": ord,
+        "format": format, "callable": callable, "iter": iter, "next": next, "hash": hash,
+        "ascii": ascii, "isinstance": isinstance,
+    }
+    bad = []
+    for name, genuine in _INTERNAL_TYPES.items():
+        if namespace[name] is not genuine:
+            bad.append(name)
+    for name in _INTERNAL_OTHER_TYPES:
+        if not _genuine_type(namespace[name], name):
+            bad.append(name)
+    for name in _INTERNAL_FUNCTIONS:
+        if not _genuine_function(namespace[name], name):
+            bad.append(name)
+    if bad:
+        raise ImportError("builtins %s have been replaced in this process; the inspector "
+                          "refuses to run rather than call them" % ", ".join(bad))
+
+
+_check_internal_builtins()
+
+FROZENSET = frozenset
+BYTEARRAY = bytearray
+RANGE = range
+MEMORYVIEW = memoryview
+
+
+def collections_types() -> dict:
+    """deque/OrderedDict/defaultdict if `_collections` is loaded, else {}.
+
+    Read lazily from ``sys.modules`` (importing it would change the target)
+    and only trusted if each one is a genuine static C type.
+    """
+    mod = _DICT_GET(sys.modules, "_collections")
+    if mod is None or TYPE(mod) is not MODULE:
+        return {}
+    namespace = _MODULE_DICT(mod)
+    found = {}
+    for name in ("deque", "OrderedDict", "defaultdict"):
+        obj = _DICT_GET(namespace, name)
+        if obj is not None and _genuine_type(obj, name):
+            found[name] = obj
+    return found
+
+
+def deque_type():
+    return _DICT_GET(collections_types(), "deque")
+
+
+def _ids(*objs) -> frozenset:
+    return frozenset(map(id, objs))
+
+
+# Exact builtin scalars: values of these types are compared, hashed, printed
+# and formatted by C code that never calls back into Python.
+ATOMIC_TYPES = (NONE_TYPE, BOOL, INT, FLOAT, COMPLEX, STR, BYTES)
+ATOMIC_IDS = _ids(*ATOMIC_TYPES)
+NUMBER_IDS = _ids(BOOL, INT, FLOAT, COMPLEX)
+# Containers whose items the evaluator may read (exact types, plus builtin
+# subclasses through the base type's unbound C methods).
+SEQUENCE_TYPES = (LIST, TUPLE, STR, BYTES, BYTEARRAY, RANGE)
+HASHABLE_CONTAINER_IDS = _ids(TUPLE, FROZENSET)
+# Keys of these types compare by C code; a dict whose keys are all of these
+# types can be subscripted without running any target `__eq__`.
+SAFE_KEY_IDS = _ids(NONE_TYPE, BOOL, INT, FLOAT, COMPLEX, STR, BYTES, ELLIPSIS_TYPE)
+
+# Objects of these types are the interpreter's internals: only a few
+# attributes of them are readable (see INTERNAL_ATTRS).
+INTERNAL_TYPES = (FUNCTION, BUILTIN_FUNCTION, METHOD, METHOD_WRAPPER, METHOD_DESCRIPTOR,
+                  WRAPPER_DESCRIPTOR, CLASSMETHOD_DESCRIPTOR, GETSET_DESCRIPTOR,
+                  MEMBER_DESCRIPTOR, CODE, FRAME, TRACEBACK, GENERATOR, COROUTINE,
+                  ASYNC_GENERATOR, CELL, STATICMETHOD, classmethod, property)
+INTERNAL_TYPE_IDS = _ids(*INTERNAL_TYPES)
+# Opaque in snapshots: shown by type and name only.
+OPAQUE_TYPE_IDS = INTERNAL_TYPE_IDS | _ids(MODULE, TYPE, MAPPINGPROXY, ELLIPSIS_TYPE,
+                                           MEMORYVIEW, SLICE)
+
+# ---------------------------------------------------------------------------
+# Builtin functions a query may call, by name -> handler name in evaluator.py.
+# The object itself is taken from the real `builtins` module and only kept if
+# it is the genuine C builtin (a monkeypatched one is not allowed).
+# ---------------------------------------------------------------------------
+ALLOWED_BUILTIN_FUNCTIONS = (
+    "len", "abs", "min", "max", "sum", "sorted", "any", "all", "round",
+    "repr", "enumerate", "zip", "range", "reversed", "map", "filter",
+    "divmod", "pow", "hex", "oct", "bin", "chr", "ord", "format", "callable", "id",
+    # types used as conversions; each has a handler that accepts builtin data only
+    "str", "int", "float", "bool", "bytes", "list", "tuple", "dict", "set", "frozenset",
+    # resolved to the genuine objects (so `isinstance(x, type)` works) but calls
+    # go to the evaluator's static versions, never to the C builtins:
+    # type(x) is the real type (one argument only), isinstance() walks the real
+    # MRO (never reads a `__class__` property), vars() is a static copy.
+    "type", "isinstance", "vars",
+)
+
+
+def _allowed_builtins() -> tuple:
+    allowed = {}
+    patched = []
+    namespace = builtins.__dict__
+    for name in ALLOWED_BUILTIN_FUNCTIONS:
+        obj = _DICT_GET(namespace, name)
+        if obj is TYPE or _genuine_type(obj, name) or _genuine_function(obj, name):
+            allowed[id(obj)] = (obj, name)
+        else:
+            patched.append(name)
+    return allowed, tuple(patched)
+
+
+# id(builtin) -> (builtin, name)
+BUILTINS_BY_ID, PATCHED_BUILTINS = _allowed_builtins()
+
+# ---------------------------------------------------------------------------
+# Methods of exact builtin types a query may call: (type, name) -> handler.
+#   pure     : call the genuine C method; every argument must be builtin data
+#   width    : pure, but the first argument is a result width (size budget)
+#   elements : the method compares the container's items (items must be data)
+#   setop    : set algebra; the items of self and of the arguments must be data
+#   others   : a dedicated handler in evaluator.py of the same name
+# Only read-only, pure methods. Never: format, format_map (they read
+# attributes named in a string), translate, mutating methods, dunders.
+# ---------------------------------------------------------------------------
+_STR_METHODS = {
+    "capitalize": "pure", "casefold": "pure", "count": "pure", "endswith": "pure",
+    "find": "pure", "index": "pure", "isalnum": "pure", "isalpha": "pure",
+    "isascii": "pure", "isdecimal": "pure", "isdigit": "pure", "isidentifier": "pure",
+    "islower": "pure", "isnumeric": "pure", "isprintable": "pure", "isspace": "pure",
+    "istitle": "pure", "isupper": "pure", "lower": "pure", "lstrip": "pure",
+    "partition": "pure", "removeprefix": "pure", "removesuffix": "pure", "rfind": "pure",
+    "rindex": "pure", "rpartition": "pure", "rsplit": "pure", "rstrip": "pure",
+    "split": "pure", "splitlines": "pure", "startswith": "pure", "strip": "pure",
+    "swapcase": "pure", "title": "pure", "upper": "pure",
+    "center": "width", "ljust": "width", "rjust": "width", "zfill": "width",
+    "expandtabs": "expandtabs", "replace": "replace", "join": "join", "encode": "codec",
+}
+_BYTES_METHODS = {
+    "capitalize": "pure", "count": "pure", "endswith": "pure", "find": "pure",
+    "index": "pure", "isalnum": "pure", "isalpha": "pure", "isascii": "pure",
+    "isdigit": "pure", "islower": "pure", "isspace": "pure", "istitle": "pure",
+    "isupper": "pure", "lower": "pure", "lstrip": "pure", "partition": "pure",
+    "removeprefix": "pure", "removesuffix": "pure", "rfind": "pure", "rindex": "pure",
+    "rpartition": "pure", "rsplit": "pure", "rstrip": "pure", "split": "pure",
+    "splitlines": "pure", "startswith": "pure", "strip": "pure", "swapcase": "pure",
+    "title": "pure", "upper": "pure",
+    "center": "width", "ljust": "width", "rjust": "width", "zfill": "width",
+    "expandtabs": "expandtabs", "replace": "replace", "join": "join", "decode": "codec",
+    "hex": "hex",
+}
+_METHOD_TABLE = (
+    (STR, _STR_METHODS),
+    (BYTES, _BYTES_METHODS),
+    (BYTEARRAY, {"count": "pure", "endswith": "pure", "find": "pure", "startswith": "pure",
+                 "decode": "codec", "hex": "hex"}),
+    (INT, {"bit_length": "pure", "bit_count": "pure", "conjugate": "pure",
+           "as_integer_ratio": "pure", "is_integer": "pure", "to_bytes": "to_bytes"}),
+    (BOOL, {"bit_length": "pure", "conjugate": "pure"}),
+    (FLOAT, {"is_integer": "pure", "hex": "pure", "as_integer_ratio": "pure",
+             "conjugate": "pure"}),
+    (COMPLEX, {"conjugate": "pure"}),
+    (LIST, {"index": "elements", "count": "elements", "copy": "copy"}),
+    (TUPLE, {"index": "elements", "count": "elements"}),
+    (RANGE, {"index": "elements", "count": "elements"}),
+    (DICT, {"get": "dict_get", "keys": "dict_view", "values": "dict_view",
+            "items": "dict_view", "copy": "copy"}),
+    (SET, {"isdisjoint": "setop", "issubset": "setop", "issuperset": "setop",
+           "union": "setop", "intersection": "setop", "difference": "setop",
+           "symmetric_difference": "setop", "copy": "copy"}),
+    (FROZENSET, {"isdisjoint": "setop", "issubset": "setop", "issuperset": "setop",
+                 "union": "setop", "intersection": "setop", "difference": "setop",
+                 "symmetric_difference": "setop", "copy": "copy"}),
+)
+
+
+def _method_table() -> dict:
+    table = {}
+    for cls, methods in _METHOD_TABLE:
+        own = TYPE.__dict__["__dict__"].__get__(cls)
+        present = {}
+        for name, handler in methods.items():
+            # feature detection: removeprefix (3.9+), bit_count (3.10+) ...
+            if own.get(name) is not None:
+                present[name] = handler
+        table[id(cls)] = (cls, present)
+    return table
+
+
+# id(exact type) -> (type, {method name: handler})
+METHODS_BY_TYPE_ID = _method_table()
+
+
+_DEQUE_METHODS = {"index": "elements", "count": "elements", "copy": "copy"}
+
+
+def method_handler(self_type, name: str):
+    """The handler of `name` bound to an instance of exactly `self_type`, or None."""
+    entry = METHODS_BY_TYPE_ID.get(id(self_type))
+    if entry is not None and entry[0] is self_type:
+        return entry[1].get(name)
+    deque = deque_type()
+    if deque is not None and self_type is deque:
+        return _DEQUE_METHODS.get(name)
+    return None
+
+
+# Codecs a query may use for encode()/decode(): built into the interpreter,
+# so naming them imports nothing (`codecs.decode(s, "rot13")` would import
+# encodings.rot_13 into the target).
+ALLOWED_CODECS = frozenset(["utf-8", "utf8", "ascii", "latin-1", "latin1", "iso-8859-1"])
+ALLOWED_CODEC_ERRORS = frozenset(["strict", "replace", "ignore", "backslashreplace"])
+
+# ---------------------------------------------------------------------------
+# Attribute and name rules.
+# ---------------------------------------------------------------------------
+# Dunder attributes a query may read (all others are refused). `__class__`
+# returns the real type (never a `__class__` property); `__dict__` returns a
+# static copy of the instance attributes (never the live dict).
+READABLE_DUNDERS = frozenset([
+    "__name__", "__qualname__", "__module__", "__doc__", "__class__", "__dict__",
+    "__slots__", "__file__", "__version__", "__all__",
+])
+
+CODE_FRAME = "code and frame internals are hidden"
+CLASS_WALK = "walking the class hierarchy is refused (it reaches every class in the process)"
+HOOKS = "attribute, pickling and construction hooks are refused (they run or reach code)"
+DUNDER = ("dunder attributes are refused except %s"
+          % ", ".join(sorted(READABLE_DUNDERS)))
+
+# name -> reason. Checked on every object, whatever its type.
+HIDDEN_ATTRS = {}
+for _name in ("__globals__", "__code__", "__closure__", "__func__", "__self__",
+              "__builtins__", "__defaults__", "__kwdefaults__", "__wrapped__",
+              "__annotations__", "__objclass__",
+              "gi_frame", "gi_code", "gi_yieldfrom", "gi_running", "gi_suspended",
+              "cr_frame", "cr_code", "cr_await", "cr_origin", "cr_running", "cr_suspended",
+              "ag_frame", "ag_code", "ag_await", "ag_running",
+              "f_back", "f_globals", "f_locals", "f_builtins", "f_code", "f_trace",
+              "f_trace_lines", "f_trace_opcodes", "f_generator",
+              "tb_frame", "tb_next", "co_code", "co_consts", "co_names", "co_varnames",
+              "co_cellvars", "co_freevars", "co_lnotab", "co_linetable",
+              "co_exceptiontable", "func_globals", "func_code", "func_closure",
+              "im_func", "im_self"):
+    HIDDEN_ATTRS[_name] = CODE_FRAME
+for _name in ("__subclasses__", "__bases__", "__base__", "__mro__", "mro"):
+    HIDDEN_ATTRS[_name] = CLASS_WALK
+for _name in ("__reduce__", "__reduce_ex__", "__getattribute__", "__getattr__",
+              "__setattr__", "__delattr__", "__init_subclass__", "__subclasshook__",
+              "__class_getitem__", "__new__", "__init__", "__call__", "__getstate__",
+              "__setstate__", "__get__", "__set__", "__delete__", "__set_name__",
+              "__import__", "__loader__", "__spec__", "__prepare__", "__instancecheck__",
+              "__subclasscheck__", "__format__"):
+    HIDDEN_ATTRS[_name] = HOOKS
+del _name
+
+# The only attributes readable on the interpreter's internal objects
+# (functions, code, frames, tracebacks, generators, coroutines, cells,
+# descriptors): everything else about them is hidden.
+INTERNAL_ATTRS = frozenset(["__name__", "__qualname__", "__module__", "__doc__", "__class__",
+                            "co_name", "co_filename", "co_firstlineno", "co_qualname",
+                            "f_lineno", "tb_lineno"])
+
+# Global/local variable names a query may not read (dunder names are refused
+# except these).
+READABLE_DUNDER_NAMES = frozenset(["__name__", "__file__", "__doc__", "__version__",
+                                   "__all__", "__package__"])
+
+
+def attribute_refusal(name: str):
+    """The reason an attribute name is never readable, or None if it may be."""
+    reason = HIDDEN_ATTRS.get(name)
+    if reason is not None:
+        return reason
+    if name[:2] == "__" and name[-2:] == "__" and len(name) > 4:
+        if name not in READABLE_DUNDERS:
+            return DUNDER
+    return None
+
+
+def name_refusal(name: str):
+    """The reason a variable name may not be looked up, or None."""
+    if name[:2] == "__" and name[-2:] == "__":
+        if name not in READABLE_DUNDER_NAMES:
+            return ("dunder names are refused except %s"
+                    % ", ".join(sorted(READABLE_DUNDER_NAMES)))
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Secrets. A value whose attribute name, key or variable name looks like a
+# secret is replaced by an opaque Redacted marker (snapshot.Redacted): it
+# supports no operation at all, so `s[::-1]`, `.hex()`, `len(s)` or
+# `s.startswith("a")` cannot leak it piece by piece.
+#
+# A name looks secret if, lower-cased with `_ - . space` removed, it contains
+# one of SECRET_WORDS. "auth" also matches "author"; that one word is excused
+# (but "authorization" is a secret: the HTTP header).
+# ---------------------------------------------------------------------------
+SECRET_WORDS = (
+    "password", "passwd", "passphrase", "pwd", "secret", "token", "apikey",
+    "accesskey", "privatekey", "secretkey", "signingkey", "encryptionkey", "masterkey",
+    "sessionkey", "sessionid", "credential", "auth", "cookie", "bearer", "jwt",
+)
+
+
+def looks_secret(name) -> bool:
+    """True if a str or bytes name looks like it names a secret."""
+    if TYPE(name) is BYTES:
+        name = name.decode("latin-1")
+    elif TYPE(name) is not STR:
+        return False
+    if len(name) > 200:
+        name = name[:200]
+    flat = name.lower().replace("_", "").replace("-", "").replace(".", "").replace(" ", "")
+    for word in SECRET_WORDS:
+        if word in flat:
+            if word == "auth" and "author" in flat and "authoriz" not in flat:
+                if flat.count("auth") == flat.count("author"):
+                    continue
+            return True
+    return False
+
+
+REDACTED_HINT = "re-run with --show-secrets (EvalOptions(redact=False)) to use it"
