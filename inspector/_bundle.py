@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib.resources
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 # Payload modules shipped to the target (payloads/<name>.py). The loader is
 # not in this list: it is the boot file's body.
@@ -69,7 +69,7 @@ class BootParams:
     client_uid: int
 
 
-@lru_cache(maxsize=None)
+@cache
 def payload_source(name: str) -> str:
     return importlib.resources.files("payloads").joinpath(name + ".py").read_text("utf-8")
 

@@ -136,7 +136,7 @@ class Listener:
             self.sock.settimeout(remaining)
             try:
                 conn, _ = self.sock.accept()
-            except socket.timeout:
+            except TimeoutError:
                 raise TimeoutError from None
             try:
                 hello = self._verify(conn, deadline)
@@ -207,7 +207,7 @@ class Connection:
         except wire.ProtocolError as e:
             self.close()
             raise ProtocolError("the agent sent a malformed frame: %s" % e) from None
-        except socket.timeout:
+        except TimeoutError:
             self.close()
             raise TargetLost(
                 "the agent did not answer within %.1f s; the session is closed" % timeout

@@ -87,13 +87,13 @@ def check(pid: int) -> Target:
         raise AttachError("refusing to attach to inspector's own process")
     status = _status(pid)
     state = status.get("State", "?")
-    if state.startswith("Z") or state.startswith("X"):
+    if state.startswith(("Z", "X")):
         raise AttachError("process %d has exited (zombie); nothing left to inspect" % pid)
     tracer = int(status.get("TracerPid", "0") or 0)
     if tracer:
         raise AttachError("process %d is already being traced by pid %d (%s); detach that "
                           "debugger first" % (pid, tracer, _command(tracer)))
-    if state.startswith("T") or state.startswith("t"):
+    if state.startswith(("T", "t")):
         raise AttachError("process %d is stopped (%s); resume it with `kill -CONT %d` and "
                           "retry" % (pid, state, pid))
     uid = int(status.get("Uid", "0\t0").split()[1])

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -47,7 +47,7 @@ def edge_python(request: pytest.FixtureRequest) -> str:
     return _require(request.param)
 
 
-@lru_cache(maxsize=None)
+@cache
 def gdb_attach_problem() -> str | None:
     """Why gdb cannot attach on this machine, or None (probed once)."""
     gdb = shutil.which("gdb")

@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 EXPECTED_MINORS = ("3.8", "3.9", "3.10", "3.11", "3.12", "3.13")
@@ -56,7 +56,7 @@ def _find_minor(minor: str) -> str | None:
     return exe
 
 
-@lru_cache(maxsize=None)
+@cache
 def interpreters() -> tuple[Interpreter, ...]:
     override = os.environ.get("INSPECTOR_TEST_PYTHONS")
     if override:

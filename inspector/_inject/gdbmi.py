@@ -85,7 +85,7 @@ class GdbMI:
         while True:
             line = self._readline(deadline, cmd, in_call)
             self.transcript.append(line)
-            if line.startswith("~") or line.startswith("&"):
+            if line.startswith(("~", "&")):
                 console.append(unescape(line[2:-1]) if line.endswith('"') else line[1:])
                 continue
             m = _RESULT_RE.match(line)

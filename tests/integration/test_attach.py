@@ -7,9 +7,9 @@ a message) and that the target is unchanged and alive afterwards.
 from __future__ import annotations
 
 import os
-import sys
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
