@@ -21,7 +21,8 @@ from functools import cache
 # Payload modules shipped to the target (payloads/<name>.py). The loader is
 # not in this list: it is the boot file's body.
 PAYLOAD_MODULES = (
-    "errors", "limits", "wire", "policy", "static", "snapshot", "evaluator", "frames", "agent",
+    "errors", "limits", "wire", "policy", "static", "snapshot", "evaluator", "frames",
+    "resident", "agent",
 )
 
 _STAGE1 = """\
@@ -67,6 +68,7 @@ class BootParams:
     package: str  # private module prefix, unique per injection
     idle_timeout: float
     client_uid: int
+    resident: dict[str, str] | None = None  # stay after the session (attach --keep)
 
 
 @cache
@@ -91,6 +93,7 @@ def render_boot_file(params: BootParams) -> bytes:
             "package": params.package,
             "idle_timeout": params.idle_timeout,
             "client_uid": params.client_uid,
+            "resident": params.resident,
         },
         sources,
     )

@@ -172,20 +172,9 @@ class _Rejected(Exception):
     pass
 
 
-def read_exact(sock: socket.socket, n: int) -> bytes:
-    chunks = []
-    while n:
-        chunk = sock.recv(min(n, 1 << 20))
-        if not chunk:
-            raise EOFError
-        chunks.append(chunk)
-        n -= len(chunk)
-    return b"".join(chunks)
-
-
 def read_frame(sock: socket.socket, limit: int = wire.MAX_FRAME) -> dict:
-    length = wire.frame_length(read_exact(sock, wire.HEADER.size), limit)
-    return wire.decode_body(read_exact(sock, length))
+    length = wire.frame_length(wire.recv_exact(sock, wire.HEADER_SIZE), limit)
+    return wire.decode_body(wire.recv_exact(sock, length))
 
 
 class Connection:

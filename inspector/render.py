@@ -150,12 +150,12 @@ def human_bytes(n: int) -> str:
 
 
 def render_processes(rows: Iterable[PythonProcess], width: int = 120) -> str:
-    header = "%7s  %-10s %-6s %6s %8s %4s  %s" % ("PID", "USER", "PYTHON", "CPU%", "RSS", "THR",
-                                                  "COMMAND")
+    header = "%7s  %-10s %-6s %6s %8s %4s  %-8s %s" % ("PID", "USER", "PYTHON", "CPU%", "RSS",
+                                                       "THR", "AGENT", "COMMAND")
     lines = [header]
     for p in rows:
-        line = "%7d  %-10s %-6s %6.1f %8s %4d  %s" % (
+        line = "%7d  %-10s %-6s %6.1f %8s %4d  %-8s %s" % (
             p.pid, p.user[:10], p.version, p.cpu_percent, human_bytes(p.rss), p.num_threads,
-            p.command + ("  [agent: %s]" % p.agent if p.agent else ""))
+            p.agent or "-", p.command)
         lines.append(line[:width])
     return "\n".join(lines)

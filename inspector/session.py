@@ -19,7 +19,7 @@ from typing import Any
 
 from payloads import wire
 
-from . import _preflight, _source
+from . import _preflight, _resident, _source
 from ._bundle import BootParams, render_boot_file, render_stage1
 from ._channel import BOOT_NAME, Connection, Listener
 from ._diagnose import describe_busy_threads, process_alive
@@ -42,16 +42,51 @@ def attach(
     timeout: float = DEFAULT_ATTACH_TIMEOUT,
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
     redact: bool = True,
+    keep: bool = False,
+    reuse: bool = True,
     audit: AuditLog | None = None,
 ) -> Session:
-    """Inject the agent into process `pid` and return a connected Session.
+    """Return a Session with the agent in process `pid`.
 
-    Raises AttachError (with the cause and what to do) if it cannot.
+    If a resident agent already serves the process (and `reuse`), connect to
+    it: no injection, no freeze. Otherwise inject one; with `keep=True` it stays
+    resident after this session, until `idle_timeout` passes without a request
+    or `Session.shutdown()`. Raises AttachError (cause and remedy) if it cannot.
     """
     if not isinstance(pid, int) or isinstance(pid, bool):
         raise UsageError("pid must be an integer, not %r" % (pid,))
     target = _preflight.check(pid)
+    if reuse:
+        spec = _resident.find(pid, target.uid)
+        if spec is not None:
+            try:
+                conn = _resident.connect(spec, timeout=min(timeout, 5.0))
+            except AttachError as e:
+                log.info("not using the resident agent: %s", e.message)
+            else:
+                return Session(conn, target, None, redact=redact, audit=audit)
+    return _inject(target, injector=injector, timeout=timeout, idle_timeout=idle_timeout,
+                   redact=redact, keep=keep, audit=audit)
+
+
+def connect_resident(pid: int, *, timeout: float = 5.0, redact: bool = True) -> Session:
+    """A Session with the resident agent of `pid`; AttachError if there is none."""
+    target = _preflight.check(pid)
+    spec = _resident.find(pid, target.uid)
+    if spec is None:
+        raise AttachError("process %d has no resident agent; start one with "
+                          "`inspector attach %d --keep`" % (pid, pid))
+    return Session(_resident.connect(spec, timeout=timeout), target, None, redact=redact)
+
+
+def _inject(target: Target, *, injector: str, timeout: float, idle_timeout: float,
+            redact: bool, keep: bool, audit: AuditLog | None) -> Session:
+    pid = target.pid
     backend = make_injector(injector)
+    resident = None
+    if keep:
+        spec, key = _resident.prepare(pid, target.uid)
+        resident = _resident.boot_spec(spec, key)
     listener = Listener(pid, target.uid)
     try:
         deadline = time.monotonic() + timeout
@@ -63,6 +98,7 @@ def attach(
             package="_inspector_agent_" + secrets.token_hex(6),
             idle_timeout=idle_timeout,
             client_uid=os.geteuid(),
+            resident=resident,
         )
         listener.write_file(BOOT_NAME, render_boot_file(params))
         report = backend.inject(target, render_stage1(params), listener)
@@ -79,6 +115,11 @@ def attach(
     except BaseException:
         conn.close()
         raise
+    if keep and session.resident is None:
+        reason = conn.hello.get("resident_error") or "unknown reason"
+        session.detach()
+        raise AttachError("the agent could not stay resident in process %d: %s"
+                          % (pid, reason))
     return session
 
 
@@ -116,6 +157,8 @@ class Session:
             agent_thread=int(hello.get("agent_thread", 0)),
             agent_native_id=hello.get("agent_native_id"),
         )
+        self.resident: str | None = hello.get("resident")  # its socket path, if resident
+        self.agent_idle_timeout = float(hello.get("idle_timeout") or 0.0)
         self.closed = False
 
     @property
@@ -216,8 +259,19 @@ class Session:
                                 module=module, path=path or [], offset=offset,
                                 redact=self._redact(redact)))
 
+    def shutdown(self) -> None:
+        """Stop a resident agent (every session of it ends, its files go)."""
+        if self.resident is None:
+            raise UsageError("this session's agent is not resident; use detach()")
+        try:
+            self._conn.call("shutdown", 5.0)
+        finally:
+            self.closed = True
+            self._conn.close()
+
     def detach(self) -> None:
-        """Tell the agent to leave; it closes its socket and its thread ends."""
+        """End this session. A one-shot agent leaves (thread ends, socket
+        closes); a resident agent stays for later sessions."""
         if self.closed:
             return
         try:

@@ -19,7 +19,7 @@ import _thread
 import sys
 import time
 
-from . import frames, wire
+from . import frames, resident, wire
 from .errors import AgentError, QueryError
 from .evaluator import EvalOptions, Scope, evaluate
 from .limits import Limits
@@ -32,18 +32,27 @@ _SO_PEERCRED = getattr(_socket, "SO_PEERCRED", 17)
 
 
 def run(params, refusal):
+    """Serve the client that injected us; then, if asked, stay resident."""
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    server = None
     try:
         sock.settimeout(CONNECT_TIMEOUT)
         sock.connect(params["socket_path"])
         if not _server_trusted(sock, params):
             return
-        agent = Agent(sock, params)
+        resident_spec = params.get("resident")
+        resident_note = None
+        if refusal is None and resident_spec:
+            listener, resident_note = resident.open_listener(resident_spec)
+            if listener is not None:
+                server = resident.ResidentServer(listener, resident_spec, params, Agent)
+        agent = Agent(sock, params, server)
         others = other_agents(agent.ident)
         if refusal is None and others >= MAX_AGENTS:
             refusal = ("%d inspector sessions are already attached to this process; detach one "
                        "first" % others)
-        if agent.handshake(refusal):
+        resident_path = resident_spec["path"] if server is not None else None
+        if agent.handshake(refusal, resident_path, resident_note):
             agent.serve()
     except BaseException:
         pass
@@ -52,21 +61,17 @@ def run(params, refusal):
             sock.close()
         except BaseException:
             pass
+    if server is not None:
+        try:
+            server.serve_forever()
+        except BaseException:
+            pass
 
 
 def other_agents(own_ident):
     """How many other inspector agents run in this process (found by their code)."""
-    count = 0
-    for ident, frame in list(sys._current_frames().items()):
-        if ident == own_ident:
-            continue
-        while frame is not None:
-            filename = frame.f_code.co_filename
-            if type(filename) is str and filename.startswith("<inspector-agent"):
-                count += 1
-                break
-            frame = frame.f_back
-    return count
+    return sum(1 for ident, frame in list(sys._current_frames().items())
+               if ident != own_ident and frames.runs_agent_code(frame))
 
 
 def _server_trusted(sock, params):
@@ -76,17 +81,6 @@ def _server_trusted(sock, params):
     import posix
 
     return uid in (0, posix.geteuid(), params.get("client_uid"))
-
-
-def _recv_exact(sock, n):
-    chunks = []
-    while n:
-        chunk = sock.recv(min(n, 1 << 20))
-        if not chunk:
-            raise EOFError
-        chunks.append(chunk)
-        n -= len(chunk)
-    return b"".join(chunks)
 
 
 def safe_error_text(exc):
@@ -100,9 +94,10 @@ def safe_error_text(exc):
 
 
 class Agent:
-    def __init__(self, sock, params):
+    def __init__(self, sock, params, server=None):
         self.sock = sock
         self.params = params
+        self.server = server  # the ResidentServer when resident, else None
         self.ident = _thread.get_ident()
         self.idle_timeout = float(params.get("idle_timeout") or 600.0)
         self.started = time.monotonic()
@@ -116,27 +111,36 @@ class Agent:
 
     def receive(self):
         self.sock.settimeout(self.idle_timeout)
-        length = wire.frame_length(_recv_exact(self.sock, wire.HEADER.size),
+        length = wire.frame_length(wire.recv_exact(self.sock, wire.HEADER_SIZE),
                                    wire.MAX_REQUEST_FRAME)
-        return wire.decode_body(_recv_exact(self.sock, length))
+        return wire.decode_body(wire.recv_exact(self.sock, length))
 
     # -- session ------------------------------------------------------------
 
-    def handshake(self, refusal):
+    def hello_message(self, refusal, resident=None, resident_note=None):
         import posix
 
         hello = {
             "kind": "hello",
             "proto": wire.PROTOCOL_VERSION,
-            "token": self.params["token"],
             "pid": posix.getpid(),
             "python": list(sys.version_info[:3]),
             "implementation": sys.implementation.name,
             "agent_thread": self.ident,
             "agent_native_id": frames._agent_native_id(),
+            "resident": resident,
+            "idle_timeout": self.idle_timeout,
         }
+        if resident_note:
+            hello["resident_error"] = resident_note
         if refusal:
             hello["refused"] = refusal
+        return hello
+
+    def handshake(self, refusal, resident=None, resident_note=None):
+        """Connect-back handshake: prove ourselves with the one-time token."""
+        hello = self.hello_message(refusal, resident, resident_note)
+        hello["token"] = self.params["token"]
         self.send(hello)
         if refusal:
             return False
@@ -150,8 +154,13 @@ class Agent:
             except (EOFError, OSError, wire.ProtocolError):
                 return  # client gone, idle timeout, or garbage: end the session
             self.requests += 1
+            if self.server is not None:
+                self.server.touch()
             rid = request.get("id")
             op = request.get("op")
+            if op == "shutdown" and self.server is not None:
+                self.server.stop = True
+                op = "detach"
             if op == "detach":
                 try:
                     self.send({"id": rid, "ok": True, "value": None})

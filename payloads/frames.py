@@ -46,6 +46,19 @@ def _static_value(obj, name, default=None):
     return value
 
 
+AGENT_FILENAME_PREFIX = "<inspector-agent"
+
+
+def runs_agent_code(frame):
+    """True if any frame of this stack is ours (an agent or its loader)."""
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if type(filename) is str and filename.startswith(AGENT_FILENAME_PREFIX):
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _thread_info(ident, thread_obj, main_ident, agent_ident, frame):
     name = None
     daemon = None
@@ -57,10 +70,12 @@ def _thread_info(ident, thread_obj, main_ident, agent_ident, frame):
         daemon = raw_daemon if type(raw_daemon) is bool else None
         raw_native = _static_value(thread_obj, "_native_id")
         native_id = raw_native if type(raw_native) is int else None
-    if ident == agent_ident:
+    is_agent = ident == agent_ident or runs_agent_code(frame)
+    if is_agent:
         name = "inspector-agent"
         daemon = True
-        native_id = _agent_native_id()
+        if ident == agent_ident:
+            native_id = _agent_native_id()
     top = describe_frame(frame, 0) if frame is not None else None
     return {
         "ident": ident,
@@ -68,7 +83,7 @@ def _thread_info(ident, thread_obj, main_ident, agent_ident, frame):
         "name": name if name is not None else ("MainThread" if ident == main_ident else None),
         "daemon": daemon,
         "is_main": ident == main_ident,
-        "is_agent": ident == agent_ident,
+        "is_agent": is_agent,
         "python_thread": thread_obj is not None,
         "top": top,
     }

@@ -31,7 +31,14 @@ def main(params, sources):
         _name_thread(AGENT_THREAD_NAME)
         refusal = _untrustworthy_runtime()
         modules = _PrivateImporter(params["package"], sources)
-        agent = modules.load("agent")
+        try:
+            agent = modules.load("agent")
+        except BaseException as e:
+            # E.g. the target replaced a builtin our code needs: tell the
+            # client why instead of letting it time out.
+            _report_failure(params, "the agent could not load: %s: %s"
+                            % (type(e).__name__, _safe_text(e)))
+            return
         agent.run(params, refusal)
     except BaseException:
         # Nothing may escape into the target. The client notices the missing
@@ -40,6 +47,40 @@ def main(params, sources):
     finally:
         if modules is not None:
             modules.unload()
+
+
+def _safe_text(exc):
+    """An exception's str args only: never str()/repr() of target objects."""
+    return "; ".join(a for a in getattr(exc, "args", ()) if type(a) is str)[:300]
+
+
+def _json_string(text):
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch in '"\\' or code < 0x20 or code > 0x7E:
+            out.append("\\u%04x" % code if code < 0x10000 else "?")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def _report_failure(params, message):
+    """Send a refusal hello with a hand-made frame (our wire module may be the
+    thing that failed to load)."""
+    import _socket
+
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        sock.settimeout(5.0)
+        sock.connect(params["socket_path"])
+        body = ('{"kind": "hello", "proto": 1, "token": %s, "refused": %s}'
+                % (_json_string(params["token"]), _json_string(message))).encode("ascii")
+        sock.sendall(len(body).to_bytes(4, "big") + body)
+    except BaseException:
+        pass
+    finally:
+        sock.close()
 
 
 def _name_thread(name):
@@ -94,6 +135,7 @@ class _PrivateImporter:
         self.package = package
         self.sources = dict(sources)
         self.modules = {}
+        self.added = {}  # stdlib modules our code imported that the target had not
         self.builtins = self._agent_builtins()
 
     def _agent_builtins(self):
@@ -120,7 +162,11 @@ class _PrivateImporter:
             return self._package_object()
         if name == "__future__":
             return _FutureStandIn
-        return builtins.__import__(name, globals, locals, fromlist, level)
+        absent = name not in sys.modules
+        module = builtins.__import__(name, globals, locals, fromlist, level)
+        if absent and name in sys.modules:
+            self.added[name] = sys.modules[name]
+        return module
 
     def _package_object(self):
         pkg = self.modules.get("")
@@ -146,7 +192,17 @@ class _PrivateImporter:
         return module
 
     def unload(self):
-        """Break the function <-> globals cycles so our code is freed now."""
+        """Break the function <-> globals cycles so our code is freed now, and
+        take back the (C) modules only we imported, e.g. `_socket` in a target
+        that never used sockets. Only the exact names we asked for, and only
+        if the entry is still the module we got."""
+        for name, module in self.added.items():
+            try:
+                if sys.modules.get(name) is module:
+                    del sys.modules[name]
+            except BaseException:
+                pass
+        self.added.clear()
         for module in self.modules.values():
             try:
                 module.__dict__.clear()

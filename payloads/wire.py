@@ -10,13 +10,11 @@ Frame: 4-byte big-endian length, then UTF-8 JSON text of one object.
 """
 from __future__ import annotations
 
-import struct
-
 PROTOCOL_VERSION = 1
 MAX_FRAME = 32 * 1024 * 1024  # bytes, either direction
 MAX_REQUEST_FRAME = 1024 * 1024  # what the agent accepts from a client
 MAX_DEPTH = 64  # JSON nesting depth accepted by the decoder
-HEADER = struct.Struct(">I")
+HEADER_SIZE = 4  # big-endian unsigned length (no `struct`: it may not be loaded in the target)
 
 # Error kinds carried in replies; the client maps them to exceptions and
 # exit codes (see shared DESIGN.md, "Contracts").
@@ -252,20 +250,32 @@ class _Decoder:
 
 # ---------------------------------------------------------------- framing
 
+def recv_exact(sock, n):
+    """Read exactly n bytes from a socket; EOFError if it closes first."""
+    chunks = []
+    while n:
+        chunk = sock.recv(min(n, 1 << 20))
+        if not chunk:
+            raise EOFError
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
 def encode_frame(message: dict, limit: int = MAX_FRAME) -> bytes:
     """One message as a frame; ProtocolError if it exceeds `limit`."""
     body = dumps(message)
     if len(body) > limit:
         raise ProtocolError("message of %d bytes exceeds the %d-byte frame limit"
                             % (len(body), limit))
-    return HEADER.pack(len(body)) + body
+    return len(body).to_bytes(HEADER_SIZE, "big") + body
 
 
 def frame_length(header: bytes, limit: int = MAX_FRAME) -> int:
     """Validate a 4-byte header and return the body length."""
-    if len(header) != HEADER.size:
+    if len(header) != HEADER_SIZE:
         raise ProtocolError("truncated frame header")
-    (length,) = HEADER.unpack(header)
+    length = int.from_bytes(header, "big")
     if length > limit:
         raise ProtocolError("frame of %d bytes exceeds the %d-byte limit" % (length, limit))
     return length

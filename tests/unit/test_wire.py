@@ -68,7 +68,7 @@ def test_depth_is_bounded_both_ways():
 
 def test_frame_limits():
     with pytest.raises(wire.ProtocolError, match="exceeds"):
-        wire.frame_length(wire.HEADER.pack(wire.MAX_REQUEST_FRAME + 1), wire.MAX_REQUEST_FRAME)
+        wire.frame_length((wire.MAX_REQUEST_FRAME + 1).to_bytes(4, "big"), wire.MAX_REQUEST_FRAME)
     with pytest.raises(wire.ProtocolError, match="exceeds"):
         wire.encode_frame({"x": "a" * 100}, limit=50)
     frame = wire.encode_frame({"id": 1, "op": "ping"})
