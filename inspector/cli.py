@@ -27,8 +27,10 @@ EXIT_OK = 0
 class _Parser(argparse.ArgumentParser):
     """argparse that reports usage errors in one line, exit code 2."""
 
+    usage_exit_code = 2  # `probe` uses 3: a broken check is UNKNOWN to a monitoring system
+
     def error(self, message: str) -> NoReturn:
-        self.exit(2, "inspector: %s (see `%s --help`)\n" % (message, self.prog))
+        self.exit(self.usage_exit_code, "inspector: %s (see `%s --help`)\n" % (message, self.prog))
 
 
 def _emit_json(doc: dict[str, Any]) -> None:
@@ -63,6 +65,7 @@ class Command:
 
     name = ""
     help = ""
+    usage_exit_code = 2
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         pass
@@ -96,10 +99,15 @@ class PsCommand(Command):
         parser.add_argument("--json", action="store_true", help="one JSON document")
 
     def run(self, args: argparse.Namespace) -> int:
+        from dataclasses import replace
+
+        from ._resident import resident_pids
         from .procs import list_python_processes
         from .render import render_processes
 
-        rows = sorted(list_python_processes(), key=lambda p: p.pid)
+        residents = resident_pids()
+        rows = sorted((replace(p, agent="resident") if p.pid in residents else p
+                       for p in list_python_processes()), key=lambda p: p.pid)
         if args.json:
             _emit_json({"ok": True, "value": [p.to_json() for p in rows]})
         else:
@@ -164,6 +172,119 @@ class EvalCommand(Command):
         return EXIT_OK
 
 
+class AttachCommand(Command):
+    name = "attach"
+    help = "check that the agent can attach; with --keep leave it resident for later commands"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        _attach_options(parser)
+        parser.add_argument("--keep", action="store_true",
+                            help="leave a resident agent that later commands reuse")
+        parser.add_argument("--idle-timeout", type=float, default=600.0, metavar="S",
+                            help="a resident agent leaves after S seconds without a request "
+                                 "(default: 600)")
+        parser.add_argument("--json", action="store_true", help="one JSON document")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from .session import attach
+
+        if args.idle_timeout <= 0:
+            raise UsageError("--idle-timeout must be positive")
+        session = attach(args.pid, injector=args.injector, timeout=args.timeout,
+                         idle_timeout=args.idle_timeout, redact=not args.no_redact,
+                         keep=args.keep)
+        with session:
+            report = session.injection
+            info = {
+                "pid": session.pid,
+                "python": ".".join(str(p) for p in session.agent.python),
+                "resident": session.resident,
+                "reused": report is None,
+                "injection": asdict(report) if report is not None else None,
+                "idle_timeout": session.agent_idle_timeout if session.resident else None,
+            }
+        if args.json:
+            _emit_json({"ok": True, "value": info})
+            return EXIT_OK
+        if report is None:
+            print("process %d: reused the resident agent at %s" % (session.pid, session.resident))
+        else:
+            print("process %d (Python %s): agent started via %s/%s; target stopped %.1f ms"
+                  % (session.pid, info["python"], report.backend, report.path, report.stopped_ms))
+        if session.resident:
+            print("resident agent listening at %s; it leaves after %.0f s idle or on "
+                  "`inspector detach %d`" % (session.resident, session.agent_idle_timeout,
+                                              session.pid))
+        return EXIT_OK
+
+
+class DetachCommand(Command):
+    name = "detach"
+    help = "stop the resident agent of a process"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("pid", type=_pid, metavar="PID", help="target process id")
+        parser.add_argument("--json", action="store_true", help="one JSON document")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from .session import connect_resident
+
+        session = connect_resident(args.pid)
+        session.shutdown()
+        if args.json:
+            _emit_json({"ok": True, "value": {"pid": args.pid, "stopped": True}})
+        else:
+            print("process %d: resident agent stopped" % args.pid)
+        return EXIT_OK
+
+
+class ProbeCommand(Command):
+    name = "probe"
+    help = "health checks for monitoring (exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)"
+    usage_exit_code = 3
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("pid", type=_pid, metavar="PID", help="target process id")
+        parser.add_argument("--check", action="append", default=[], metavar="NAME=EXPR",
+                            help="a check: a query returning a bool or a number (repeatable)")
+        parser.add_argument("--file", metavar="CHECKS.toml",
+                            help="checks with thresholds ([[check]] name, expr, warn, crit, "
+                                 "direction, fail)")
+        parser.add_argument("--timeout", type=float, default=10.0, metavar="S",
+                            help="seconds for attaching and for each check (default: 10)")
+        parser.add_argument("--keep", action="store_true",
+                            help="leave a resident agent for the next probe (no re-injection)")
+        parser.add_argument("--injector", choices=("gdb", "pyrasite"), default="gdb")
+        output = parser.add_mutually_exclusive_group()
+        output.add_argument("--json", action="store_true", help="one JSON document")
+        output.add_argument("--prometheus", action="store_true",
+                            help="Prometheus text format (node_exporter textfile collector)")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from . import probe
+        from .session import attach
+
+        try:
+            checks = [probe.parse_check_arg(c) for c in args.check]
+            if args.file:
+                checks += probe.load_checks_file(args.file)
+            if not checks:
+                raise UsageError("no checks: give --check NAME=EXPR or --file CHECKS.toml")
+            probe.validate_names(checks)
+        except UsageError as e:
+            print("inspector: %s" % e.message, file=sys.stderr)
+            return probe.UNKNOWN
+        result = probe.probe(args.pid, checks, attach=attach, timeout=args.timeout,
+                             keep=args.keep, injector=args.injector)
+        if args.json:
+            _emit_json(probe.to_json(result))
+        elif args.prometheus:
+            sys.stdout.write(probe.render_prometheus(result))
+        else:
+            print(probe.render_plugin(result))
+        return result.status
+
+
 class TuiCommand(Command):
     name = "tui"
     help = "the terminal UI (a process picker when no PID is given)"
@@ -181,7 +302,8 @@ class TuiCommand(Command):
         return run_app(args.pid, injector=args.injector, redact=not args.no_redact)
 
 
-COMMANDS: tuple[type[Command], ...] = (PsCommand, StackCommand, EvalCommand, TuiCommand)
+COMMANDS: tuple[type[Command], ...] = (PsCommand, StackCommand, EvalCommand, ProbeCommand,
+                                       AttachCommand, DetachCommand, TuiCommand)
 
 
 def _width() -> int:
@@ -201,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     for cls in COMMANDS:
         command = cls()
         p = sub.add_parser(command.name, help=command.help, description=command.help)
+        p.usage_exit_code = command.usage_exit_code
         command.add_arguments(p)
         p.set_defaults(handler=command)
     return parser
