@@ -319,11 +319,8 @@ class Agent:
         path = request.get("path") or []
         if type(path) is not list:
             raise QueryError("ValueError", "path must be a list of steps")
-        value = navigate(root, path, redact=redact)
-        offset = request.get("offset", 0)
-        if type(offset) is not int or offset < 0:
-            raise QueryError("ValueError", "offset must be a non-negative integer")
-        return snapshot(value, limits=limits, redact=redact)
+        value = navigate(root, path, redact=redact, limits=limits)
+        return snapshot(value, limits=limits, redact=redact, offset=request.get("offset", 0))
 
 
 def _namespace_of(module):

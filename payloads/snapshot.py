@@ -383,9 +383,10 @@ def _first(iterator, n: int) -> list:
 
 
 class _Snapshotter:
-    def __init__(self, limits: Limits, redact: bool) -> None:
+    def __init__(self, limits: Limits, redact: bool, offset: int = 0) -> None:
         self.limits = limits
         self.redact = redact
+        self.offset = offset  # paging: the top-level container starts at this item
         self.count = 0
         self.stack = set()      # ids of the containers being expanded (cycles)
 
@@ -473,19 +474,32 @@ class _Snapshotter:
         finally:
             self.stack.discard(id(value))
 
+    def _window(self, iterator, depth: int) -> list:
+        """The items to show: the first N, or N after `offset` at the top level."""
+        n_items = self.limits.max_snapshot_items
+        skip = self.offset if depth == 0 else 0
+        return _first(iterator, skip + n_items)[skip:]
+
+    def _paged(self, node: dict, depth: int, shown: int) -> dict:
+        skip = self.offset if depth == 0 else 0
+        if skip:
+            node["offset"] = skip
+        node["truncated"] = node["len"] > skip + shown
+        return node
+
     def _expand(self, value, depth: int, tname: str) -> dict:
         n_items = self.limits.max_snapshot_items
         deque = policy.deque_type()
         seq_base = static.builtin_base(value, _SEQ_BASES + ((deque,) if deque else ()))
         if seq_base is not None:
             length = seq_base.__dict__["__len__"](value)
-            items = _first(seq_base.__dict__["__iter__"](value), n_items)
-            return {"type": tname, "kind": "seq", "len": length, "id": id(value),
-                    "truncated": length > len(items),
-                    "items": [self.node(x, depth + 1) for x in items]}
+            items = self._window(seq_base.__dict__["__iter__"](value), depth)
+            return self._paged({"type": tname, "kind": "seq", "len": length, "id": id(value),
+                                "items": [self.node(x, depth + 1) for x in items]},
+                               depth, len(items))
         if static.builtin_base(value, (DICT,)) is not None:
             length = _DICT_LEN(value)
-            pairs = _first(_DICT_ITEMS(value), n_items)
+            pairs = self._window(_DICT_ITEMS(value), depth)
             out = []
             for k, v in pairs:
                 key_node = self.node(k, depth + 1)
@@ -493,15 +507,15 @@ class _Snapshotter:
                     out.append([key_node, self._redacted(k, v)])
                 else:
                     out.append([key_node, self.node(v, depth + 1)])
-            return {"type": tname, "kind": "map", "len": length, "id": id(value),
-                    "truncated": length > len(pairs), "items": out}
+            return self._paged({"type": tname, "kind": "map", "len": length, "id": id(value),
+                                "items": out}, depth, len(pairs))
         set_base = static.builtin_base(value, _SET_BASES)
         if set_base is not None:
             length = set_base.__dict__["__len__"](value)
-            items = _first(set_base.__dict__["__iter__"](value), n_items)
-            return {"type": tname, "kind": "set", "len": length, "id": id(value),
-                    "truncated": length > len(items),
-                    "items": [self.node(x, depth + 1) for x in items]}
+            items = self._window(set_base.__dict__["__iter__"](value), depth)
+            return self._paged({"type": tname, "kind": "set", "len": length, "id": id(value),
+                                "items": [self.node(x, depth + 1) for x in items]},
+                               depth, len(items))
         attrs, truncated = static.instance_attrs(value, n_items)
         out = {}
         for name, v in attrs:
@@ -551,9 +565,19 @@ def opaque_text(value) -> str:
     return "<%s>" % type_name(t)
 
 
-def snapshot(value, *, limits: Limits | None = None, redact: bool = True) -> dict:
-    """The snapshot node of a value (see docs/DESIGN.md, "Snapshots")."""
-    return _Snapshotter(limits if limits is not None else Limits(), redact).node(value, 0)
+def snapshot(value, *, limits: Limits | None = None, redact: bool = True, offset: int = 0) -> dict:
+    """The snapshot node of a value (see docs/DESIGN.md, "Snapshots").
+
+    ``offset`` pages through a big top-level container: its items start at that
+    index (the node then carries ``offset``); nested containers always start at 0.
+    """
+    lim = limits if limits is not None else Limits()
+    if type(offset) is not INT or offset < 0:
+        raise QueryError("ValueError", "offset must be a non-negative integer")
+    if offset >= lim.max_scan_items:
+        raise BudgetError("max_scan_items", "offset %d is beyond the scan budget (%d)"
+                          % (offset, lim.max_scan_items))
+    return _Snapshotter(lim, redact, offset).node(value, 0)
 
 
 def snapshot_namespace(mapping, *, limits: Limits | None = None, redact: bool = True) -> dict:

@@ -153,3 +153,30 @@ def test_snapshot_namespace_redacts_and_hides(target):
     values = dict((k["text"], v) for k, v in node["items"])
     assert values["password"]["kind"] == "redacted"
     assert values["secret_key"]["kind"] == "redacted"
+
+
+def test_offset_pages_through_the_top_level_container_only():
+    from payloads.limits import Limits
+    from payloads.snapshot import snapshot as snap
+
+    lim = Limits(max_snapshot_items=3)
+    data = {"k%d" % i: [i, i, i, i] for i in range(10)}
+    node = snap(data, limits=lim, offset=3)
+    assert node["offset"] == 3 and node["len"] == 10 and node["truncated"] is True
+    assert [k["text"] for k, _ in node["items"]] == ["k3", "k4", "k5"]
+    inner = node["items"][0][1]
+    assert "offset" not in inner and len(inner["items"]) == 3  # nested: from item 0
+    last = snap(list(range(10)), limits=lim, offset=9)
+    assert [i["value"] for i in last["items"]] == [9] and last["truncated"] is False
+
+
+def test_offset_is_validated():
+    import pytest
+
+    from payloads.errors import BudgetError, QueryError
+    from payloads.snapshot import snapshot as snap
+
+    with pytest.raises(QueryError):
+        snap([1], offset=-1)
+    with pytest.raises(BudgetError):
+        snap([1], offset=10**9)
