@@ -29,8 +29,8 @@ def main(params, sources):
     modules = None
     try:
         _name_thread(AGENT_THREAD_NAME)
-        refusal = _untrustworthy_runtime()
         modules = _PrivateImporter(params["package"], sources)
+        refusal = _untrustworthy_runtime(modules.import_module)
         try:
             agent = modules.load("agent")
         except BaseException as e:
@@ -101,16 +101,15 @@ def _name_thread(name):
         pass
 
 
-def _untrustworthy_runtime():
+def _untrustworthy_runtime(import_module):
     """Say why the agent must not trust the C modules it relies on, or None.
 
     The agent only uses C-level modules (`_thread`, `_socket`, `posix`) so that a
     target monkeypatching `threading`/`socket` cannot make us run its code.
     If even those are patched (gevent patches `_thread`), we refuse to serve.
     """
-    import _socket
-    import _thread
-
+    _socket = import_module("_socket")
+    _thread = import_module("_thread")
     builtin_function = type(len)
     for owner, attr in ((_thread, "get_ident"), (_thread, "allocate_lock"),
                         (_socket, "CMSG_LEN")):
@@ -167,6 +166,10 @@ class _PrivateImporter:
         if absent and name in sys.modules:
             self.added[name] = sys.modules[name]
         return module
+
+    def import_module(self, name):
+        """An absolute import, tracked so unload() can take it back."""
+        return self._import(name)
 
     def _package_object(self):
         pkg = self.modules.get("")
