@@ -22,7 +22,7 @@ from functools import cache
 # not in this list: it is the boot file's body.
 PAYLOAD_MODULES = (
     "errors", "limits", "wire", "policy", "static", "snapshot", "evaluator", "frames",
-    "resident", "agent",
+    "census", "tasks", "isolate", "resident", "agent",
 )
 
 _STAGE1 = """\

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any, NoReturn
 
-from .errors import InspectorError, UsageError
+from .errors import Denied, InspectorError, UsageError
 
 EXIT_OK = 0
 
@@ -153,10 +153,23 @@ class EvalCommand(Command):
                             help="evaluate in this module's globals (default __main__)")
         parser.add_argument("--allow-properties", action="store_true",
                             help="run property getters of target classes (may run target code)")
+        parser.add_argument("--isolated", action="store_true",
+                            help="run the query in a disposable fork of the target")
+        parser.add_argument("--allow-calls", action="store_true",
+                            help="explore mode (needs --isolated): call methods, properties, "
+                                 "repr(), len(), iterate - in the fork only")
+        parser.add_argument("--isolated-rss-limit", type=int, metavar="MB",
+                            help="refuse --isolated above this target RSS (default 1024: "
+                                 "forking stalls the target ~25 ms per GB)")
         parser.add_argument("--json", action="store_true", help="one JSON document")
 
     def run(self, args: argparse.Namespace) -> int:
         from .render import render_value
+
+        if args.allow_calls and not args.isolated:
+            raise Denied("--allow-calls runs target code (methods, properties, repr, "
+                         "iteration), which could change or crash the target; it is only "
+                         "offered in a disposable fork: add --isolated")
 
         if args.frame is not None and args.thread is None:
             raise UsageError("--frame needs --thread")
@@ -164,7 +177,10 @@ class EvalCommand(Command):
             frame = args.frame if args.frame is not None else (0 if args.thread is not None
                                                                else None)
             value = session.eval(args.expr, args.thread, frame, module=args.module,
-                                 allow_properties=args.allow_properties)
+                                 allow_properties=args.allow_properties,
+                                 isolated=args.isolated, allow_calls=args.allow_calls,
+                                 max_isolated_rss=(args.isolated_rss_limit * 1024 * 1024
+                                                   if args.isolated_rss_limit else None))
         if args.json:
             _emit_json({"ok": True, "value": value.node})
         else:
@@ -302,8 +318,210 @@ class TuiCommand(Command):
         return run_app(args.pid, injector=args.injector, redact=not args.no_redact)
 
 
+# -- census, tasks, memory, dump, show ------------------------------------------
+
+KEEPALIVE = 60.0  # seconds between pings while --diff-after waits (agent idle timeout)
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected a number, not %r" % text) from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected seconds, not %r" % text) from None
+    if not 0 < value < 86400:
+        raise argparse.ArgumentTypeError("must be more than 0 and less than a day")
+    return value
+
+
+def _census_totals(census: Any) -> dict[str, Any]:
+    doc = asdict(census)
+    doc.pop("entries")
+    return doc
+
+
+def _warn_partial(census: Any) -> None:
+    if not census.complete:
+        print("inspector: warning: the census stopped early (%s budget, %.1f s); counts are "
+              "partial; raise --max-seconds" % (census.stopped, census.duration),
+              file=sys.stderr)
+
+
+class CensusCommand(Command):
+    name = "census"
+    help = "count the target's objects by type; with --diff-after S, show which types grow"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        _attach_options(parser)
+        parser.add_argument("--top", type=_non_negative_int, default=20, metavar="N",
+                            help="show the N biggest types (default 20; 0 = all)")
+        parser.add_argument("--sort", choices=("count", "size"), default="count",
+                            help="rank types by object count (default) or shallow size")
+        parser.add_argument("--diff-after", type=_positive_seconds, metavar="S",
+                            help="take a second census S seconds later and show the growth")
+        parser.add_argument("--max-seconds", type=_positive_seconds, metavar="S",
+                            help="time budget of one census in the target (default 10)")
+        parser.add_argument("--json", action="store_true", help="one JSON document")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from .census import census_diff
+        from .errors import BudgetExceeded
+        from .render import render_census, render_census_diff
+
+        if args.diff_after is None:
+            with _session(args) as session:
+                census = session.census(args.top, sort=args.sort, max_seconds=args.max_seconds)
+            _warn_partial(census)
+            if args.json:
+                _emit_json({"ok": True, "value": asdict(census)})
+            else:
+                print(render_census(census, _width()))
+            return EXIT_OK
+        with _session(args) as session:
+            before = session.census(0, sort=args.sort, max_seconds=args.max_seconds)
+            _wait_keeping_alive(session, args.diff_after)
+            after = session.census(0, sort=args.sort, max_seconds=args.max_seconds)
+        if not (before.complete and after.complete):
+            raise BudgetExceeded("a census stopped early (its time budget ran out), so a diff "
+                                 "would mislead; raise --max-seconds")
+        deltas = census_diff(before, after, args.top)
+        if args.json:
+            growth = [dict(asdict(d), count_delta=d.count_delta, size_delta=d.size_delta)
+                      for d in deltas]
+            _emit_json({"ok": True, "value": {
+                "interval": after.taken_at - before.taken_at, "before": _census_totals(before),
+                "after": _census_totals(after), "growth": growth}})
+        else:
+            print(render_census_diff(deltas, before, after, _width()))
+        return EXIT_OK
+
+
+def _wait_keeping_alive(session: Any, seconds: float) -> None:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(left, KEEPALIVE))
+        if deadline - time.monotonic() > 0:
+            session.ping()  # the agent leaves after its idle timeout without requests
+
+
+class TasksCommand(Command):
+    name = "tasks"
+    help = "asyncio tasks of every event loop, as a tree of who awaits whom"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        _attach_options(parser)
+        parser.add_argument("--json", action="store_true", help="one JSON document")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from .render import render_tasks
+
+        with _session(args) as session:
+            tasks = session.tasks()
+        if args.json:
+            _emit_json({"ok": True, "value": [asdict(t) for t in tasks]})
+        elif not tasks:
+            print("no asyncio tasks in process %d" % args.pid)
+        else:
+            print(render_tasks(tasks, max(_width(), 160)))
+        return EXIT_OK
+
+
+class MemoryCommand(Command):
+    name = "memory"
+    help = "garbage collector state, tracemalloc top sites (if tracing), RSS/CPU/threads/fds"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        _attach_options(parser)
+        parser.add_argument("--json", action="store_true", help="one JSON document")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from .render import render_memory
+
+        with _session(args) as session:
+            summary = session.memory()
+        if args.json:
+            _emit_json({"ok": True, "value": asdict(summary)})
+        else:
+            print(render_memory(summary))
+        return EXIT_OK
+
+
+class DumpCommand(Command):
+    name = "dump"
+    help = "write threads, stacks, memory and asyncio tasks as one JSON file (see `show`)"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        _attach_options(parser)
+        parser.add_argument("--locals", action="store_true",
+                            help="include each frame's locals (secrets redacted unless "
+                                 "--no-redact)")
+        parser.add_argument("--census", type=_non_negative_int, default=0, metavar="N",
+                            help="include an object census of the N biggest types")
+        parser.add_argument("-o", "--output", metavar="FILE",
+                            help="write the dump here instead of stdout")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from .dump import build_dump, dump_to_text
+
+        with _session(args) as session:
+            dump = build_dump(session, locals=args.locals, census_top=args.census)
+        text = dump_to_text(dump)
+        if args.output:
+            try:
+                with open(args.output, "w", encoding="utf-8") as f:
+                    f.write(text)
+            except OSError as e:
+                raise UsageError("cannot write %s: %s" % (args.output, e.strerror)) from None
+        else:
+            sys.stdout.write(text)
+        for section, why in sorted(dump.errors.items()):
+            print("inspector: warning: the dump has no %s: %s" % (section, why),
+                  file=sys.stderr)
+        return EXIT_OK
+
+
+class ShowCommand(Command):
+    name = "show"
+    help = "render a dump written by `inspector dump` (offline: no target needed)"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("file", metavar="DUMP", help="the dump file ('-' for stdin)")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from .dump import load_dump
+        from .render import render_dump
+
+        try:
+            if args.file == "-":
+                data = sys.stdin.buffer.read()
+            else:
+                with open(args.file, "rb") as f:
+                    data = f.read()
+        except OSError as e:
+            raise UsageError("cannot read %s: %s" % (args.file, e.strerror)) from None
+        dump = load_dump(data, args.file)
+        print(render_dump(dump, _width()))
+        return EXIT_OK
+
+
 COMMANDS: tuple[type[Command], ...] = (PsCommand, StackCommand, EvalCommand, ProbeCommand,
-                                       AttachCommand, DetachCommand, TuiCommand)
+                                       AttachCommand, DetachCommand, CensusCommand,
+                                       TasksCommand, MemoryCommand, DumpCommand, ShowCommand,
+                                       TuiCommand)
 
 
 def _width() -> int:

@@ -9,7 +9,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from .models import ThreadStack, Value
+from .models import (
+    Census,
+    CensusDelta,
+    Dump,
+    MemorySummary,
+    TaskInfo,
+    TaskNode,
+    ThreadStack,
+    Value,
+)
 from .procs import PythonProcess
 
 INDENT = "  "
@@ -159,3 +168,261 @@ def render_processes(rows: Iterable[PythonProcess], width: int = 120) -> str:
             p.agent or "-", p.command)
         lines.append(line[:width])
     return "\n".join(lines)
+
+
+# -- object census, memory summary, asyncio tasks, dumps ------------------------
+
+
+def _n(value: int) -> str:
+    return format(value, ",")
+
+
+def _signed(value: int) -> str:
+    return ("+" if value > 0 else "") + format(value, ",")
+
+
+def _signed_bytes(value: int) -> str:
+    return ("+" if value >= 0 else "-") + human_bytes(abs(value))
+
+
+def _ms(seconds: float) -> str:
+    return "%.0f ms" % (seconds * 1000) if seconds < 1 else "%.2f s" % seconds
+
+
+def census_rows(census: Census) -> list[tuple[str, str, str]]:
+    """(count, size, type) cells for a table of a census (TUI and CLI)."""
+    return [(_n(e.count), human_bytes(e.size), e.type) for e in census.entries]
+
+
+def census_summary(census: Census) -> str:
+    """One line: how many objects, how big, how long it took, what it cost."""
+    line = ("%s objects tracked by the GC (%s shallow) in %s types; census took %s, "
+            "longest GIL hold %s" % (
+                _n(census.total_objects), human_bytes(census.total_size),
+                _n(census.distinct_types), _ms(census.duration),
+                _ms(max(census.max_hold, census.list_pause))))
+    if not census.complete:
+        line += "  [PARTIAL: stopped by %s; counts are low]" % (census.stopped or "a budget")
+    return line
+
+
+def render_census(census: Census, width: int = 100) -> str:
+    lines = [census_summary(census), ""]
+    lines.append("%12s %10s  %s" % ("COUNT", "SIZE", "TYPE"))
+    for count, size, name in census_rows(census):
+        lines.append(("%12s %10s  %s" % (count, size, name))[:width])
+    shown = len(census.entries)
+    if shown < census.distinct_types:
+        lines.append("(top %d of %s types by %s)" % (shown, _n(census.distinct_types),
+                                                    census.sort))
+    if census.frozen:
+        lines.append("(%s objects frozen by gc.freeze() are not counted)" % _n(census.frozen))
+    return "\n".join(lines)
+
+
+def census_diff_rows(deltas: Iterable[CensusDelta],
+                     seconds: float) -> list[tuple[str, str, str, str, str]]:
+    """(count delta, count now, size delta, per second, type) cells for a growth table."""
+    rows = []
+    for d in deltas:
+        rate = d.count_delta / seconds if seconds > 0 else 0.0
+        rows.append((_signed(d.count_delta), _n(d.count_after), _signed_bytes(d.size_delta),
+                     "%.1f" % rate, d.type + ("  (new)" if d.new else "")))
+    return rows
+
+
+def render_census_diff(deltas: list[CensusDelta], before: Census, after: Census,
+                       width: int = 100) -> str:
+    seconds = max(0.0, after.taken_at - before.taken_at)
+    lines = ["Growth over %.1f s: %s -> %s objects (%s), %s -> %s (%s)" % (
+        seconds, _n(before.total_objects), _n(after.total_objects),
+        _signed(after.total_objects - before.total_objects), human_bytes(before.total_size),
+        human_bytes(after.total_size), _signed_bytes(after.total_size - before.total_size))]
+    for label, census in (("first", before), ("second", after)):
+        if not census.complete:
+            lines.append("warning: the %s census is partial (%s)" % (label, census.stopped))
+    lines.append("")
+    if not deltas:
+        lines.append("no type grew")
+        return "\n".join(lines)
+    lines.append("%10s %12s %10s %8s  %s" % ("+COUNT", "COUNT", "+SIZE", "PER S", "TYPE"))
+    for row in census_diff_rows(deltas, seconds):
+        lines.append(("%10s %12s %10s %8s  %s" % row)[:width])
+    return "\n".join(lines)
+
+
+def _by_loop(tasks: Iterable[TaskInfo]) -> dict[int | None, list[TaskInfo]]:
+    groups: dict[int | None, list[TaskInfo]] = {}
+    for t in tasks:
+        groups.setdefault(t.loop.id if t.loop else None, []).append(t)
+    return groups
+
+
+def task_tree(tasks: Iterable[TaskInfo]) -> list[TaskNode]:
+    """A forest: roots are tasks no other listed task waits on; children are the
+    tasks each one waits on (await, gather, TaskGroup). Cycles are cut."""
+    tasks = list(tasks)
+    by_id = {t.id: t for t in tasks}
+    awaited = {child for t in tasks for child in t.awaiting if child in by_id}
+
+    def build(task: TaskInfo, path: frozenset[int]) -> TaskNode:
+        if task.id in path:
+            return TaskNode(task, (), cycle=True)
+        inner = path | {task.id}
+        children = tuple(build(by_id[c], inner) for c in task.awaiting if c in by_id)
+        return TaskNode(task, children)
+
+    roots = [t for t in tasks if t.id not in awaited]
+    if not roots and tasks:  # everything waits on something: a cycle; start anywhere
+        roots = tasks[:1]
+    return [build(t, frozenset()) for t in roots]
+
+
+def _task_items(node: TaskNode) -> tuple[str, list[Any]]:
+    """(label, children) of a task for the tree drawing: its await chain nested,
+    outermost first, and the tasks it waits on under the innermost link."""
+    t = node.task
+    flags = [t.state]
+    if t.current:
+        flags.append("running")
+    if t.exception:
+        flags.append("raised " + t.exception)
+    label = "(T) %s [%s]" % (t.label, ", ".join(flags))
+    if node.cycle:
+        return label + " (await cycle: shown above)", []
+    children: list[Any] = [_task_items(c) for c in node.children]
+    links = [link for link in t.chain if link.kind in ("coroutine", "generator")]
+    if not node.children and t.state == "pending":
+        awaited = t.waiter or next((lk.name for lk in t.chain if lk.kind == "awaitable"), None)
+        if awaited:
+            children = [("awaiting " + awaited, [])]
+    if any(link.kind == "cut" for link in t.chain):
+        children = [("… deeper links not shown", [])] + children
+    for link in reversed(links):
+        children = [(" " + link.label, children)]
+    return label, children
+
+
+def _draw(items: list[Any], prefix: str, out: list[str]) -> None:
+    for i, (label, children) in enumerate(items):
+        last = i == len(items) - 1
+        out.append(prefix + ("└── " if last else "├── ") + label)
+        _draw(children, prefix + ("    " if last else "│   "), out)
+
+
+def task_tree_lines(tasks: Iterable[TaskInfo]) -> list[str]:
+    """The pstree-like drawing of one loop's tasks (CPython 3.14 `asyncio pstree`)."""
+    out: list[str] = []
+    _draw([_task_items(n) for n in task_tree(tasks)], "", out)
+    return out
+
+
+def loop_label(task: TaskInfo) -> str:
+    loop = task.loop
+    if loop is None:
+        return "Tasks without a loop"
+    where = ('thread "%s" (ident %d)' % (loop.thread_name or "?", loop.thread)
+             if loop.thread is not None else "no thread (not running)")
+    state = "closed" if loop.closed else ("running" if loop.running else "stopped")
+    return "Event loop %s at %#x on %s, %s" % (loop.type, loop.id, where, state)
+
+
+def render_tasks(tasks: Iterable[TaskInfo], width: int = 200) -> str:
+    tasks = list(tasks)
+    if not tasks:
+        return "no asyncio tasks"
+    out: list[str] = []
+    for group in _by_loop(tasks).values():
+        out.append("%s: %d task%s" % (loop_label(group[0]), len(group),
+                                      "" if len(group) == 1 else "s"))
+        out.extend(line[:width] for line in task_tree_lines(group))
+        out.append("")
+    return "\n".join(out).rstrip("\n")
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return "%dd %dh" % (days, hours)
+    if hours:
+        return "%dh %dm" % (hours, minutes)
+    return "%dm %ds" % (minutes, secs) if minutes else "%ds" % secs
+
+
+def memory_lines(summary: MemorySummary) -> list[str]:
+    """The memory summary as text lines (CLI, TUI, show)."""
+    out = []
+    p = summary.process
+    if p is not None:
+        fds = _n(p.num_fds) if p.num_fds is not None else "?"
+        out.append("Process: RSS %s, VMS %s, CPU %.1f s user + %.1f s system, %d threads, "
+                   "%s fds, up %s" % (human_bytes(p.rss), human_bytes(p.vms), p.cpu_user,
+                                      p.cpu_system, p.num_threads, fds, _duration(p.uptime)))
+    out.append("Garbage collector: %s; thresholds %s; counts now %s" % (
+        "enabled" if summary.gc_enabled else "DISABLED",
+        "/".join(str(n) for n in summary.gc_thresholds),
+        "/".join(str(n) for n in summary.gc_counts)))
+    out.append("  %3s %12s %12s %14s" % ("GEN", "COLLECTIONS", "COLLECTED", "UNCOLLECTABLE"))
+    for g in summary.generations:
+        out.append("  %3d %12s %12s %14s" % tuple(
+            [g.index] + [_n(v) if v is not None else "?"
+                         for v in (g.collections, g.collected, g.uncollectable)]))
+    garbage = _n(summary.garbage) if summary.garbage is not None else "?"
+    out.append("  gc.garbage: %s objects; frozen by gc.freeze(): %s" % (garbage,
+                                                                         _n(summary.frozen)))
+    tm = summary.tracemalloc
+    if tm is None:
+        out.append("tracemalloc: not imported by the target (the inspector never starts it)")
+    elif tm.tracing is None:
+        out.append("tracemalloc: not read (%s)" % (tm.note or "unavailable"))
+    elif not tm.tracing:
+        out.append("tracemalloc: imported but not tracing (the inspector never starts it)")
+    else:
+        out.append("tracemalloc: tracing; %s now, peak %s (its own overhead %s, traceback "
+                   "limit %s)" % (human_bytes(tm.current or 0), human_bytes(tm.peak or 0),
+                                  human_bytes(tm.overhead or 0), tm.traceback_limit))
+        if tm.top:
+            out.append("  %10s %8s  %s" % ("SIZE", "BLOCKS", "SITE"))
+            for site in tm.top:
+                out.append("  %10s %8s  %s:%d" % (human_bytes(site.size), _n(site.count),
+                                                   site.file, site.line))
+        if tm.note:
+            out.append("  " + tm.note)
+    return out
+
+
+def render_memory(summary: MemorySummary) -> str:
+    return "\n".join(memory_lines(summary))
+
+
+def render_dump(dump: Dump, width: int = 100) -> str:
+    """A whole dump as text: what `inspector show dump.json` prints."""
+    t = dump.target
+    out = ["Dump of process %d (Python %s) on %s, taken %s by %s" % (
+        t.pid, ".".join(str(n) for n in t.python), t.host or "?", dump.created, dump.tool),
+        "Command: %s" % t.cmdline]
+    notes = []
+    if dump.with_locals:
+        notes.append("with locals" + (", secrets redacted" if dump.redacted
+                                      else ", SECRETS NOT REDACTED"))
+    if notes:
+        out.append("(%s)" % "; ".join(notes))
+    sections: list[tuple[str, str | None]] = [
+        ("Threads", render_stacks(dump.threads, width=width) if dump.threads else None),
+        ("asyncio tasks", render_tasks(dump.tasks, width) if dump.tasks is not None else None),
+        ("Memory", render_memory(dump.memory) if dump.memory is not None else None),
+        ("Object census", render_census(dump.census, width) if dump.census else None),
+    ]
+    for title, body in sections:
+        key = title.split()[-1].lower()
+        if body is None and key not in dump.errors and title == "Object census":
+            continue
+        out.extend(["", "== %s ==" % title])
+        if body is not None:
+            out.append(body)
+        else:
+            out.append("(not in this dump: %s)" % dump.errors.get(key, "not collected"))
+    return "\n".join(out)

@@ -22,17 +22,36 @@ from payloads import wire
 from . import _preflight, _resident, _source
 from ._bundle import BootParams, render_boot_file, render_stage1
 from ._channel import BOOT_NAME, Connection, Listener
-from ._diagnose import describe_busy_threads, process_alive
+from ._diagnose import agent_blocked, describe_busy_threads, process_alive
 from ._inject import InjectionReport, Target, make_injector
 from .audit import AuditLog
 from .errors import AttachError, InspectorError, TargetLost, UsageError, from_reply
-from .models import AgentInfo, FrameInfo, ModuleInfo, ThreadInfo, ThreadStack, Value
+from .models import (
+    AgentInfo,
+    AllocationSite,
+    AwaitLink,
+    Census,
+    CensusEntry,
+    FrameInfo,
+    GcGeneration,
+    LoopInfo,
+    MemorySummary,
+    ModuleInfo,
+    ProcessStats,
+    TaskInfo,
+    ThreadInfo,
+    ThreadStack,
+    TracemallocSummary,
+    Value,
+)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ATTACH_TIMEOUT = 10.0  # seconds until the agent must have said hello
 DEFAULT_IDLE_TIMEOUT = 600.0  # the agent leaves after this long without a request
 DEFAULT_CALL_TIMEOUT = 30.0  # per request; above the evaluator's own wall budget
+DEFAULT_CENSUS_SECONDS = 10.0  # payloads/census.py MAX_SECONDS
+MAX_CENSUS_SECONDS = 120.0  # payloads/census.py MAX_SECONDS_CAP
 
 
 def attach(
@@ -127,6 +146,9 @@ def _no_agent_message(target: Target, report: InjectionReport, timeout: float) -
     pid = target.pid
     if not process_alive(pid):
         return "process %d exited before the agent started" % pid
+    blocked = agent_blocked(pid)  # stopped, or out of file descriptors
+    if blocked:
+        return blocked
     busy = describe_busy_threads(pid)
     if report.path == "pending":
         why = ("the main thread did not reach a safe point (a bytecode boundary) within "
@@ -236,17 +258,27 @@ class Session:
 
     def eval(self, expr: str, thread: int | str | None = None, frame: int | None = None, *,
              allow_properties: bool = False, redact: bool | None = None,
-             module: str | None = None, limits: dict[str, Any] | None = None) -> Value:
-        """Evaluate one sandboxed query; raises Denied/BudgetExceeded/EvalError."""
+             module: str | None = None, limits: dict[str, Any] | None = None,
+             isolated: bool = False, allow_calls: bool = False,
+             max_isolated_rss: int | None = None) -> Value:
+        """Evaluate one sandboxed query; raises Denied/BudgetExceeded/EvalError.
+
+        isolated: run it in a disposable fork of the target (the second wall);
+        allow_calls (needs isolated): explore mode, where the query may call
+        methods, properties, repr(), len() and iterate - in the fork only.
+        """
         if not isinstance(expr, str):
             raise UsageError("expr must be a string")
         if frame is not None and thread is None:
             raise UsageError("--frame needs --thread")
         query = {"expr": expr, "thread": thread, "frame": frame, "module": module,
-                 "allow_properties": allow_properties, "redact": self._redact(redact)}
+                 "allow_properties": allow_properties, "redact": self._redact(redact),
+                 "isolated": isolated, "allow_calls": allow_calls}
         return Value(self._call("eval", query, expr=expr, thread=thread, frame=frame,
                                 module=module, allow_properties=allow_properties or None,
-                                redact=self._redact(redact), limits=limits))
+                                redact=self._redact(redact), limits=limits,
+                                isolated=isolated or None, allow_calls=allow_calls or None,
+                                max_isolated_rss=max_isolated_rss))
 
     def inspect(self, path: list[list[Any]] | None = None, *, expr: str | None = None,
                 thread: int | str | None = None, frame: int | None = None,
@@ -258,6 +290,42 @@ class Session:
         return Value(self._call("inspect", query, expr=expr, thread=thread, frame=frame,
                                 module=module, path=path or [], offset=offset,
                                 redact=self._redact(redact)))
+
+    # -- object census, asyncio tasks, memory ---------------------------------
+
+    def census(self, top: int = 20, *, sort: str = "count",
+               max_seconds: float | None = None) -> Census:
+        """Objects the target's garbage collector tracks, by type.
+
+        `top` types by `sort` ("count" or "size"); 0 returns every type (up to
+        5000), which `inspector.census.census_diff` needs to tell "absent"
+        from "not in the top". The walk yields the GIL regularly and stops
+        after `max_seconds` (default 10 s) with `complete=False`.
+        """
+        if not isinstance(top, int) or isinstance(top, bool) or top < 0:
+            raise UsageError("top must be a non-negative integer (0 = every type)")
+        if sort not in ("count", "size"):
+            raise UsageError("sort must be 'count' or 'size', not %r" % (sort,))
+        if max_seconds is not None and not 0 < max_seconds <= MAX_CENSUS_SECONDS:
+            raise UsageError("max_seconds must be in (0, %g]" % MAX_CENSUS_SECONDS)
+        budget = max_seconds or DEFAULT_CENSUS_SECONDS
+        raw = self._call("census", {"top": top, "sort": sort, "max_seconds": max_seconds},
+                         timeout=budget + self.call_timeout, top=top, sort=sort,
+                         limits={"max_seconds": max_seconds} if max_seconds else None)
+        return _census(raw, time.time())
+
+    def tasks(self) -> list[TaskInfo]:
+        """Every asyncio task in the target (empty if it never imported asyncio)."""
+        return _tasks(self._call("tasks", {}))
+
+    def memory(self, *, tracemalloc_top: int = 10, process: bool = True) -> MemorySummary:
+        """gc state, tracemalloc's top sites (only if the target is already tracing),
+        and, with `process`, RSS/CPU/threads/fds sampled from outside."""
+        if not isinstance(tracemalloc_top, int) or not 0 <= tracemalloc_top <= 1000:
+            raise UsageError("tracemalloc_top must be an integer in [0, 1000]")
+        raw = self._call("memory", {"tracemalloc_top": tracemalloc_top},
+                         tracemalloc_top=tracemalloc_top)
+        return _memory_summary(raw, process_stats(self.pid) if process else None)
 
     def shutdown(self) -> None:
         """Stop a resident agent (every session of it ends, its files go)."""
@@ -327,3 +395,127 @@ def _thread_stack(raw: dict[str, Any], pid: int) -> ThreadStack:
         frames=tuple(_frame_info(f, pid) for f in raw.get("frames", [])),
         frames_cut=bool(raw.get("frames_cut")),
     )
+
+
+# -- census, memory and tasks replies (payloads/census.py, payloads/tasks.py) --
+
+
+def _census(raw: dict[str, Any], taken_at: float) -> Census:
+    return Census(
+        entries=tuple(CensusEntry(str(e["type"]), int(e["count"]), int(e["size"]))
+                      for e in raw.get("types", [])),
+        total_objects=int(raw.get("total_objects", 0)),
+        total_size=int(raw.get("total_size", 0)),
+        distinct_types=int(raw.get("distinct_types", 0)),
+        generations=tuple(int(n) for n in raw.get("generations", ())),
+        frozen=int(raw.get("frozen") or 0),
+        duration=float(raw.get("duration") or 0.0),
+        list_pause=float(raw.get("list_pause") or 0.0),
+        max_hold=float(raw.get("max_hold") or 0.0),
+        complete=bool(raw.get("complete", True)),
+        stopped=raw.get("stopped"),
+        sort=str(raw.get("sort") or "count"),
+        taken_at=taken_at,
+    )
+
+
+def _optional_int(value: Any) -> int | None:
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _tracemalloc_summary(raw: dict[str, Any] | None) -> TracemallocSummary | None:
+    if raw is None:
+        return None
+    return TracemallocSummary(
+        tracing=raw.get("tracing"),
+        current=_optional_int(raw.get("current")),
+        peak=_optional_int(raw.get("peak")),
+        overhead=_optional_int(raw.get("overhead")),
+        traceback_limit=_optional_int(raw.get("traceback_limit")),
+        top=tuple(AllocationSite(str(t["file"]), int(t["line"]), int(t["size"]),
+                                 int(t["count"])) for t in raw.get("top") or ()),
+        sites=_optional_int(raw.get("sites")),
+        note=raw.get("note"),
+    )
+
+
+def _memory_summary(raw: dict[str, Any], process: ProcessStats | None) -> MemorySummary:
+    gc = raw.get("gc") or {}
+    return MemorySummary(
+        gc_enabled=bool(gc.get("enabled")),
+        gc_counts=tuple(int(n) for n in gc.get("counts", ())),
+        gc_thresholds=tuple(int(n) for n in gc.get("thresholds", ())),
+        generations=tuple(
+            GcGeneration(int(g["index"]), _optional_int(g.get("count")),
+                         _optional_int(g.get("threshold")), _optional_int(g.get("collections")),
+                         _optional_int(g.get("collected")),
+                         _optional_int(g.get("uncollectable")))
+            for g in gc.get("generations", ())),
+        garbage=_optional_int(gc.get("garbage")),
+        frozen=int(gc.get("frozen") or 0),
+        tracemalloc=_tracemalloc_summary(raw.get("tracemalloc")),
+        process=process,
+    )
+
+
+def _await_link(raw: dict[str, Any]) -> AwaitLink:
+    if raw.get("kind") in ("coroutine", "generator"):
+        return AwaitLink(kind=str(raw["kind"]), name=str(raw.get("qualname") or "?"),
+                         file=raw.get("file"), line=_optional_int(raw.get("line")),
+                         running=bool(raw.get("running")))
+    return AwaitLink(kind=str(raw.get("kind") or "awaitable"), name=str(raw.get("type") or ""))
+
+
+def _loop_info(raw: dict[str, Any]) -> LoopInfo:
+    return LoopInfo(id=int(raw["id"]), type=str(raw.get("type") or "?"),
+                    thread=_optional_int(raw.get("thread")), thread_name=raw.get("thread_name"),
+                    running=bool(raw.get("running")), closed=raw.get("closed"),
+                    current_task=_optional_int(raw.get("current_task")))
+
+
+def _tasks(raw: dict[str, Any]) -> list[TaskInfo]:
+    loops = {int(lp["id"]): _loop_info(lp) for lp in raw.get("loops", [])}
+    out = []
+    for t in raw.get("tasks", []):
+        waiter = t.get("waiter") or {}
+        loop_id = t.get("loop")
+        out.append(TaskInfo(
+            id=int(t["id"]), name=t.get("name"), type=str(t.get("type") or "?"),
+            state=str(t.get("state") or "?"),
+            loop=loops.get(loop_id) if loop_id is not None else None,
+            chain=tuple(_await_link(link) for link in t.get("chain", [])),
+            waiter=waiter.get("type"),
+            awaiting=tuple(int(i) for i in t.get("awaiting", [])),
+            current=bool(t.get("current")),
+            exception=t.get("exception"),
+        ))
+    out.sort(key=lambda task: (task.loop.id if task.loop else 0, _natural(task.label)))
+    return out
+
+
+def _natural(text: str) -> tuple[Any, ...]:
+    """'Task-10' after 'Task-9'."""
+    import re
+
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text))
+
+
+def process_stats(pid: int) -> ProcessStats | None:
+    """RSS, CPU time, threads and fds of `pid` from psutil (None if it is gone)."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        with proc.oneshot():
+            mem = proc.memory_info()
+            cpu = proc.cpu_times()
+            threads = proc.num_threads()
+            created = proc.create_time()
+            try:
+                fds: int | None = proc.num_fds()
+            except psutil.AccessDenied:
+                fds = None
+    except psutil.Error:
+        return None
+    return ProcessStats(rss=mem.rss, vms=mem.vms, cpu_user=cpu.user, cpu_system=cpu.system,
+                        num_threads=threads, num_fds=fds, uptime=max(0.0, time.time() - created))

@@ -19,8 +19,8 @@ import _thread
 import sys
 import time
 
-from . import frames, resident, wire
-from .errors import AgentError, QueryError
+from . import census, frames, isolate, resident, tasks, wire
+from .errors import AgentError, DeniedError, QueryError
 from .evaluator import EvalOptions, Scope, evaluate
 from .limits import Limits
 from .snapshot import navigate, snapshot, snapshot_namespace
@@ -301,8 +301,28 @@ class Agent:
         redact = request.get("redact", True) is not False
         options = EvalOptions(allow_properties=request.get("allow_properties") is True,
                               redact=redact, limits=limits)
-        value = evaluate(expr, self._scope(request), options)
-        return snapshot(value, limits=limits, redact=redact)
+        scope = self._scope(request)
+        allow_calls = request.get("allow_calls") is True
+        if request.get("isolated") is not True:
+            if allow_calls:
+                raise DeniedError(
+                    "calls of target code (methods, properties, repr, len, iteration) are "
+                    "refused in-process: they could change or crash the target; add "
+                    "--isolated to run the query in a disposable fork")
+            return snapshot(evaluate(expr, scope, options), limits=limits, redact=redact)
+
+        def job():
+            if allow_calls:
+                value = isolate.explore_eval(expr, scope)
+            else:
+                value = evaluate(expr, scope, options)
+            return snapshot(value, limits=limits, redact=redact)
+
+        max_rss = request.get("max_isolated_rss")
+        if max_rss is not None and (type(max_rss) is not int or max_rss <= 0):
+            raise QueryError("ValueError", "max_isolated_rss must be a positive integer")
+        return isolate.run(job, timeout=float(limits.max_seconds),
+                           max_rss=max_rss or isolate.MAX_RSS_BYTES)
 
     def op_inspect(self, request):
         """Snapshot of a value addressed by scope (+ optional expr) + path."""
@@ -321,6 +341,21 @@ class Agent:
             raise QueryError("ValueError", "path must be a list of steps")
         value = navigate(root, path, redact=redact, limits=limits)
         return snapshot(value, limits=limits, redact=redact, offset=request.get("offset", 0))
+
+    # -- census, asyncio tasks, memory (payloads/census.py, payloads/tasks.py) --
+
+    def op_census(self, request):
+        """Objects by type: {"top": N (0 = all), "sort": "count"|"size", "limits": {...}}."""
+        return census.census(request.get("top", 20), request.get("limits"),
+                             request.get("sort", "count"))
+
+    def op_tasks(self, request):
+        """asyncio loops and tasks, read without calling into any loop."""
+        return tasks.list_tasks(self.ident)
+
+    def op_memory(self, request):
+        """gc state, and tracemalloc's top sites if the target is already tracing."""
+        return census.memory_summary(request.get("tracemalloc_top", census.TRACEMALLOC_TOP))
 
 
 def _namespace_of(module):
