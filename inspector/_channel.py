@@ -13,6 +13,7 @@ cannot be used again.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hmac
 import logging
 import os
@@ -77,10 +78,8 @@ class Listener:
         try:
             self.host_dir = tempfile.mkdtemp(prefix="inspector-", dir=host_base)
         except OSError as e:
-            raise AttachError(
-                "cannot create a private directory in %s: %s; free space or fix its "
-                "permissions" % (host_base, e.strerror)
-            ) from None
+            raise AttachError("cannot create a private directory in %s: %s"
+                              % (host_base, _remedy(e, host_base))) from None
         name = os.path.basename(self.host_dir)
         self.target_dir = os.path.join(target_base, name)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -113,8 +112,9 @@ class Listener:
             while view:
                 view = view[os.write(fd, view):]
         except OSError as e:
-            raise AttachError("cannot write %s: %s; free space in %s" % (path, e.strerror,
-                                                                        self.host_dir)) from None
+            raise AttachError("cannot write %s (%d KB): %s"
+                              % (path, len(data) // 1024 + 1,
+                                 _remedy(e, os.path.dirname(self.host_dir)))) from None
         finally:
             os.close(fd)
         self._hand_over(path)
@@ -170,6 +170,17 @@ class Listener:
 
 class _Rejected(Exception):
     pass
+
+
+def _remedy(error: OSError, base: str) -> str:
+    """The error, lower-case cause first, and what to do about it."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return ("no space left on the device of %s; free space there, or point TMPDIR at "
+                "a directory with space (the target's user must be able to reach it)" % base)
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return ("%s; make %s writable, or point TMPDIR at another directory"
+                % (error.strerror, base))
+    return "%s; check %s (or point TMPDIR at another directory)" % (error.strerror, base)
 
 
 def read_frame(sock: socket.socket, limit: int = wire.MAX_FRAME) -> dict:

@@ -7,6 +7,10 @@ import time
 
 SAMPLE_SECONDS = 0.2
 
+# Stop signals: SIGSTOP always stops; SIGTSTP/SIGTTIN/SIGTTOU only when the
+# process neither catches nor ignores them (default action).
+_STOP_SIGNALS = ((19, "SIGSTOP"), (20, "SIGTSTP"), (21, "SIGTTIN"), (22, "SIGTTOU"))
+
 
 def process_alive(pid: int) -> bool:
     try:
@@ -48,3 +52,92 @@ def describe_busy_threads(pid: int) -> str:
             if pct >= 50:
                 busy.append("thread %d (%s) is using %.0f%% CPU" % (tid, name, pct))
     return "; ".join(busy)
+
+
+def _status_fields(path: str) -> dict[str, str]:
+    with open(path) as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+
+def pending_stop(pid: int) -> str | None:
+    """The name of a stop signal the user queued for `pid`, or None.
+
+    While gdb holds a process every thread reads "t (tracing stop)", so the
+    state letter cannot tell a user's stop from gdb's; the signal queues can
+    (measured, gdb 13, 21-thread targets):
+    - a SIGSTOP sent while gdb holds the process waits in the shared queue
+      (ShdPnd);
+    - for a process that was already stopped, gdb re-queues SIGSTOP on each
+      thread, the main thread included (its SigPnd);
+    - gdb's own attach SIGSTOPs stay pending in *other* threads' SigPnd until
+      gdb gets round to them - not a stop of the user's, so other threads'
+      queues are not read. (The main thread's is consumed during the attach.)
+    Detaching delivers a queued stop: the process stops again, as it was.
+    """
+    try:
+        fields = _status_fields("/proc/%d/status" % pid)  # main thread + process-wide
+        pending = int(fields.get("SigPnd", "0"), 16) | int(fields.get("ShdPnd", "0"), 16)
+        handled = int(fields.get("SigCgt", "0"), 16) | int(fields.get("SigIgn", "0"), 16)
+    except (OSError, ValueError):
+        return None
+    for number, name in _STOP_SIGNALS:
+        bit = 1 << (number - 1)
+        if pending & bit and (number == 19 or not handled & bit):
+            return name
+    return None
+
+
+def describe_stop(pid: int) -> str:
+    """'process 42 is stopped (T)' / '... has a SIGSTOP pending', or ''."""
+    try:
+        state = _status_fields("/proc/%d/status" % pid).get("State", "")
+    except OSError:
+        return ""
+    if state.startswith("T"):
+        return "process %d is stopped (%s)" % (pid, state)
+    signal = pending_stop(pid)
+    if signal:
+        return "process %d has a %s pending" % (pid, signal)
+    return ""
+
+
+AGENT_FDS = 4  # descriptors the agent may hold at once: boot file, socket, resident listener
+
+
+def fd_usage(pid: int) -> tuple[int, int, str] | None:
+    """(open descriptors, RLIMIT_NOFILE soft limit, hard limit text) of `pid`,
+    or None when there is no limit or /proc does not tell us."""
+    try:
+        with open("/proc/%d/limits" % pid) as f:
+            line = next((x for x in f if x.startswith("Max open files")), "")
+        fields = line[len("Max open files"):].split()
+        if not fields or fields[0] == "unlimited":
+            return None
+        soft = int(fields[0])
+        return len(os.listdir("/proc/%d/fd" % pid)), soft, fields[1] if len(fields) > 1 else "?"
+    except (OSError, ValueError):
+        return None
+
+
+def fd_exhaustion(pid: int, needed: int = AGENT_FDS) -> str:
+    """Why the agent cannot open its files in `pid` (near RLIMIT_NOFILE), or ''."""
+    usage = fd_usage(pid)
+    if usage is None:
+        return ""
+    used, soft, hard = usage
+    if soft - used >= needed:
+        return ""
+    return ("process %d has %d of its %d file descriptors open (RLIMIT_NOFILE); the agent "
+            "needs %d free: raise its limit (`prlimit --pid %d --nofile=%d:%s`) or close files, "
+            "and retry" % (pid, used, soft, needed, pid, used + 64, hard))
+
+
+def agent_blocked(pid: int) -> str:
+    """Why an injected agent could not have reached the client, seen from /proc: the
+    process is stopped, or out of file descriptors. '' if neither."""
+    stop = describe_stop(pid)
+    if stop:
+        return ("%s, so the agent could not start; it is left as it is: resume it with "
+                "`kill -CONT %d` and retry (the loader it runs then does nothing, it is "
+                "too late)" % (stop, pid))
+    return fd_exhaustion(pid)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import pwd
 
-from . import _elf, procs
+from . import _diagnose, _elf, procs
 from ._inject.base import Target
 from .errors import AttachError
 
@@ -98,6 +98,11 @@ def check(pid: int) -> Target:
                           "retry" % (pid, state, pid))
     uid = int(status.get("Uid", "0\t0").split()[1])
     check_ptrace_allowed(pid, uid)
+    # An agent that cannot open its socket would fail silently inside the
+    # target (it may not print): the client would only see a timeout.
+    no_fds = _diagnose.fd_exhaustion(pid)
+    if no_fds:
+        raise AttachError(no_fds)
     try:
         maps = _elf.read_maps(pid)
         found = procs.python_binary(pid, maps)

@@ -69,6 +69,7 @@ class AuditLog:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
+                _keep_private(fd)
                 os.write(fd, line)
             finally:
                 os.close(fd)
@@ -76,3 +77,12 @@ class AuditLog:
             if not self.failed:
                 log.warning("cannot write the audit log %s: %s", self.path, e)
             self.failed = True
+
+
+def _keep_private(fd: int) -> None:
+    """Queries name what an operator looked at: a log created by someone else's
+    umask, or copied in, must not stay readable by others. Only the owner may
+    chmod; anyone else just appends."""
+    st = os.fstat(fd)
+    if st.st_mode & 0o077 and st.st_uid == os.geteuid():
+        os.fchmod(fd, 0o600)

@@ -205,7 +205,11 @@ class Agent:
             return Limits()
         if type(overrides) is not dict:
             raise QueryError("ValueError", "limits must be an object")
-        return Limits(**overrides)
+        try:
+            return Limits(**overrides)
+        except TypeError as e:  # unknown budget, wrong type: the client's mistake
+            raise QueryError("ValueError", "limits: " + "; ".join(
+                a for a in e.args if type(a) is str)) from None
 
     def _thread(self, request):
         selector = request.get("thread")

@@ -22,6 +22,10 @@ import builtins
 import sys
 
 AGENT_THREAD_NAME = "inspector-agent"  # also the Linux thread name (15 chars max)
+# From a literal: `type(len)` would be the type of whatever the target put
+# in builtins as `len` (a Python function, if it monkeypatched it).
+_BUILTIN_FUNCTION = type([].append)
+_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: classes made by Python code
 
 
 def main(params, sources):
@@ -47,6 +51,19 @@ def main(params, sources):
     finally:
         if modules is not None:
             modules.unload()
+        _forget_loader()
+
+
+def _forget_loader():
+    """Empty this file's namespace: our functions hold it as their globals and
+    it holds them, a cycle only the target's garbage collector would free.
+    Called last, on the way out (nothing here looks up a global afterwards)."""
+    try:
+        namespace = main.__globals__
+        _empty_classes(namespace, namespace.get("__name__") or "_inspector_loader")
+        namespace.clear()
+    except BaseException:
+        pass
 
 
 def _safe_text(exc):
@@ -68,7 +85,7 @@ def _json_string(text):
 def _report_failure(params, message):
     """Send a refusal hello with a hand-made frame (our wire module may be the
     thing that failed to load)."""
-    import _socket
+    _socket = _real_import()("_socket")
 
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
@@ -86,12 +103,13 @@ def _report_failure(params, message):
 def _name_thread(name):
     """Set the OS thread name (visible in top -H, ps -L, py-spy) via /proc."""
     try:
-        import _thread
-        import posix
-
-        tid = _thread.get_native_id() if hasattr(_thread, "get_native_id") else None
-        if tid is None:
+        # From sys.modules, not `import`: no call of a replaced __import__.
+        _thread = dict.get(sys.modules, "_thread")
+        posix = dict.get(sys.modules, "posix")
+        get_native_id = getattr(_thread, "get_native_id", None)  # 3.8+
+        if posix is None or get_native_id is None:
             return
+        tid = get_native_id()
         fd = posix.open("/proc/self/task/%d/comm" % tid, posix.O_WRONLY | posix.O_CLOEXEC)
         try:
             posix.write(fd, name[:15].encode("ascii"))
@@ -110,14 +128,53 @@ def _untrustworthy_runtime(import_module):
     """
     _socket = import_module("_socket")
     _thread = import_module("_thread")
-    builtin_function = type(len)
     for owner, attr in ((_thread, "get_ident"), (_thread, "allocate_lock"),
                         (_socket, "CMSG_LEN")):
-        if type(getattr(owner, attr, None)) is not builtin_function:
+        if type(getattr(owner, attr, None)) is not _BUILTIN_FUNCTION:
             return "the target replaced %s.%s (monkeypatching)" % (owner.__name__, attr)
     if type(_socket.socket) is not type or _socket.socket.__module__ != "_socket":
         return "the target replaced _socket.socket (monkeypatching)"
     return None
+
+
+_KEEP_CLASS_ATTRIBUTES = ("__dict__", "__weakref__", "__module__", "__qualname__", "__doc__")
+
+
+def _empty_classes(namespace, prefix):
+    """Empty the dicts of the classes our modules defined.
+
+    A class is always cyclic garbage (it is in its own ``__mro__``), so only
+    the target's garbage collector frees it - and with it every function and
+    code object in its dict. A sleeping target may not run a full collection
+    for a long time: 20 attach/detach cycles grew a 3.8 target by ~7 MB.
+    Emptying our classes lets reference counting free the functions and code
+    at once; only the bare class objects wait for the collector.
+    """
+    type_dict = type.__dict__["__dict__"]
+    for value in list(namespace.values()):
+        if type(value) is not type:  # our classes have no metaclass
+            continue
+        attrs = type_dict.__get__(value)
+        module = attrs.get("__module__")
+        if type(module) is not str or not module.startswith(prefix):
+            continue  # imported from the target's world, not ours
+        for name in list(attrs):
+            if name not in _KEEP_CLASS_ATTRIBUTES:
+                try:
+                    type.__delattr__(value, name)
+                except BaseException:
+                    pass
+
+
+def _real_import():
+    """builtins.__import__ if it is still CPython's; else importlib's own
+    (frozen, part of CPython), never a replacement made by the target. The
+    import system still consults the target's sys.meta_path finders for a
+    module it has not loaded yet: that is inherent to importing."""
+    current = builtins.__dict__.get("__import__")
+    if type(current) is _BUILTIN_FUNCTION and getattr(current, "__self__", None) is builtins:
+        return current
+    return sys.modules["_frozen_importlib"].__import__
 
 
 class _FutureStandIn:
@@ -142,12 +199,15 @@ class _PrivateImporter:
         # object is dropped: our code then fails with NameError instead of
         # calling the target's replacement.
         # type() and `is` only: isinstance() could read a __class__ property.
-        builtin_function = type(len)
+        # A class the target put there (`builtins.dict = MyDict`) is a heap
+        # type: dropped too.
+        flags = type.__dict__["__flags__"]
         own = {"__name__": "builtins", "__debug__": builtins.__debug__}
         for name, value in builtins.__dict__.items():
             kind = type(value)
-            if kind is builtin_function or kind is type or value is None \
-                    or value is Ellipsis or value is NotImplemented:
+            if kind is _BUILTIN_FUNCTION or value is None or value is Ellipsis \
+                    or value is NotImplemented \
+                    or (kind is type and not flags.__get__(value) & _HEAPTYPE):
                 own[name] = value
         own["__import__"] = self._import
         return own
@@ -161,8 +221,14 @@ class _PrivateImporter:
             return self._package_object()
         if name == "__future__":
             return _FutureStandIn
+        # A module the target already has is served from sys.modules: no
+        # call of `builtins.__import__`, which the target may have replaced
+        # (our code runs `import posix` and the like on every request).
+        loaded = dict.get(sys.modules, name) if "." not in name else None
+        if loaded is not None:
+            return loaded
         absent = name not in sys.modules
-        module = builtins.__import__(name, globals, locals, fromlist, level)
+        module = _real_import()(name, globals, locals, fromlist, level)
         if absent and name in sys.modules:
             self.added[name] = sys.modules[name]
         return module
@@ -208,8 +274,13 @@ class _PrivateImporter:
         self.added.clear()
         for module in self.modules.values():
             try:
+                _empty_classes(module.__dict__, self.package + ".")
+            except BaseException:
+                pass
+            try:
                 module.__dict__.clear()
             except BaseException:
                 pass
         self.modules.clear()
         self.sources.clear()
+        self.builtins.clear()  # holds our bound __import__: a cycle back to self

@@ -34,6 +34,7 @@ import time
 from dataclasses import dataclass
 
 from .. import _elf
+from .._diagnose import pending_stop
 from ..errors import AttachError
 from . import stub_x86_64 as stub
 from .base import FileDrop, InjectionReport, Target
@@ -68,6 +69,22 @@ _SYSCALL_INSN = 0x050F  # bytes 0f 05, read as a little-endian short
 _PROT_READ_WRITE = 0x3
 _PROT_READ_EXEC = 0x5
 _MAP_PRIVATE_ANONYMOUS = 0x22
+
+# While gdb runs one of our calls every thread of the target runs (scheduler
+# locking off), and signals keep arriving. gdb's defaults *stop* for SIGINT,
+# SIGTERM, SIGUSR1, SIGSTOP ...: in the calling thread it unwinds the call and
+# keeps the signal (SIGINT is "nopass"; a SIGSTOP was lost, the user's stop
+# undone); in another thread it abandons the call with the calling thread
+# still inside it - after detach that thread returns into gdb's dummy frame
+# and the target dies of SIGSEGV (measured: 3.8 target with threads, SIGSTOP or
+# SIGINT to a worker thread during a call). So every asynchronous signal goes
+# straight through, as if gdb were not there; gdb stops only for the faults our
+# own call could raise, which `unwindonsignal` then undoes.
+SIGNAL_HANDLING = (
+    "handle all nostop noprint pass",
+    "handle SIGINT nostop noprint pass",  # `all` leaves out SIGINT and SIGTRAP
+    "handle SIGSEGV SIGBUS SIGILL SIGFPE stop print nopass",
+)
 
 _VALUE = re.compile(r"^(?:\([^)]*\)\s*)?(0x[0-9a-fA-F]+|-?\d+)")
 _THREAD_LINE = re.compile(r"^T (\d+) (-?\d+) (-?\d+) (-?\d+)")
@@ -121,11 +138,23 @@ class GdbInjector:
                             "unwindonsignal on", "print thread-events off",
                             "breakpoint pending off"):
                 mi.command("-gdb-set " + setting, COMMAND_TIMEOUT)
+            for handling in SIGNAL_HANDLING:
+                mi.console(handling, COMMAND_TIMEOUT)
             try:
                 mi.command("-target-attach %d" % target.pid, ATTACH_TIMEOUT)
             except GdbError as e:
                 raise AttachError(_attach_failure(target.pid, str(e))) from None
             stopped_at = time.monotonic()
+            stop = pending_stop(target.pid)
+            if stop is not None:
+                # Stopped between our preflight and gdb's attach, or while gdb
+                # attached. No call: the stop stays queued and detaching
+                # delivers it, so the process stays stopped as the user left it.
+                mi.command("-target-detach", COMMAND_TIMEOUT)
+                raise AttachError(
+                    "process %d was stopped (%s) while inspector attached; nothing was "
+                    "injected and it is left stopped; resume it with `kill -CONT %d` and "
+                    "retry" % (target.pid, stop, target.pid))
             threads = self._thread_states(mi, target.pid)
             report = self._inject_stopped(mi, target, threads, addresses, text)
             mi.command("-target-detach", COMMAND_TIMEOUT)
@@ -147,7 +176,7 @@ class GdbInjector:
                               % (e.command, target.pid)) from None
         except GdbError as e:
             raise AttachError("gdb failed while injecting into %d: %s"
-                              % (target.pid, e)) from None
+                              % (target.pid, one_line(str(e)))) from None
         finally:
             mi.close()
 
@@ -254,7 +283,14 @@ class GdbInjector:
         return int(m.group(1), 0)
 
 
+def one_line(text: str, limit: int = 300) -> str:
+    """gdb's messages span lines; ours are one line (DESIGN.md "Contracts")."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[:limit - 3] + "..."
+
+
 def _attach_failure(pid: int, gdb_message: str) -> str:
+    gdb_message = one_line(gdb_message)
     if "Operation not permitted" in gdb_message:
         return ("ptrace is not permitted on process %d (%s); run as the process owner or "
                 "root, or allow ptrace (kernel.yama.ptrace_scope=0, CAP_SYS_PTRACE in "

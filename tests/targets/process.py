@@ -19,7 +19,8 @@ class TargetProcess:
     """A child Python process that printed its 'ready' line."""
 
     def __init__(self, python: str, args: list[str], *, control: bool = False,
-                 env: dict[str, str] | None = None, cwd: str | None = None) -> None:
+                 env: dict[str, str] | None = None, cwd: str | None = None,
+                 user: int | None = None) -> None:
         self.python = python
         self.control = control
         full_env = dict(os.environ)
@@ -28,7 +29,7 @@ class TargetProcess:
         self.proc = subprocess.Popen(
             [python, *args, *(["--control"] if control else [])],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=full_env, cwd=cwd,
+            env=full_env, cwd=cwd, user=user, group=user, extra_groups=[] if user else None,
         )
         self.pid = self.proc.pid
         self.ready_line = self._read_line(READY_TIMEOUT)
@@ -41,8 +42,8 @@ class TargetProcess:
 
     @classmethod
     def mode(cls, python: str, mode: str, *, control: bool = False,
-             env: dict[str, str] | None = None) -> TargetProcess:
-        return cls(python, [str(TARGET_SCRIPT), mode], control=control, env=env)
+             env: dict[str, str] | None = None, user: int | None = None) -> TargetProcess:
+        return cls(python, [str(TARGET_SCRIPT), mode], control=control, env=env, user=user)
 
     @classmethod
     def example(cls, python: str, name: str, *args: str) -> TargetProcess:

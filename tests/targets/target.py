@@ -5,11 +5,14 @@
 MODE is what the main thread does: sleep | busy | idle (Event().wait()) |
 pause (signal.pause()) | asyncio (idle loop) | gilhog (another thread holds
 the GIL in a long C call while main sleeps) | threads (20 extra parked
-threads) | deep (a 200-frame recursion, then sleep).
+threads) | deep (a 200-frame recursion, then sleep) | secrets (sleeps in
+login(user, password): a secret-looking frame local, from $TARGET_PASSWORD).
 
 With --control a daemon thread reads commands from stdin and answers on
 stdout with one JSON line: "state" -> a fingerprint of what an agent must
-leave unchanged (threads, fds, __main__ names, sys.path, hooks, canary).
+leave unchanged (threads, fds, __main__ names, sys.path, hooks, canary);
+"fork PATH" -> fork a child that reports what it inherited to PATH;
+"blocks" -> sys.getallocatedblocks() after a full collection.
 The canary objects record any call of their dunder methods, properties or
 __getattr__: the sandbox must never run them.
 """
@@ -130,6 +133,38 @@ def fingerprint():
     }
 
 
+def fork_child(report_path):
+    """Fork from this (control) thread. The child writes what it inherited to
+    `report_path` (JSON), then sleeps until killed; it never touches the pipes."""
+    import warnings
+
+    had_registry = "__warningregistry__" in globals()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
+        pid = os.fork()
+    if not had_registry:  # even an ignored warning leaves a registry in __main__
+        globals().pop("__warningregistry__", None)
+    if pid:
+        return pid
+    try:
+        fds = {}
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                fds[fd] = os.readlink("/proc/self/fd/" + fd)
+            except OSError:
+                pass
+        report = {"pid": os.getpid(), "os_threads": len(os.listdir("/proc/self/task")),
+                  "fds": fds, "threads": sorted(t.name for t in threading.enumerate()),
+                  "canary": list(CANARY), "cache_len": len(cache)}
+        with open(report_path + ".tmp", "w") as f:
+            f.write(json.dumps(report))
+        os.rename(report_path + ".tmp", report_path)
+        while True:
+            time.sleep(3600)
+    finally:
+        os._exit(0)
+
+
 def control():
     for line in sys.stdin:
         cmd = line.strip()
@@ -137,10 +172,22 @@ def control():
             out = fingerprint()
         elif cmd == "ping":
             out = {"pong": True}
+        elif cmd.startswith("fork "):
+            out = {"child": fork_child(cmd.split(" ", 1)[1])}
+        elif cmd == "blocks":
+            import gc
+            gc.collect()  # the test's request: count what survives a full collection
+            out = {"blocks": sys.getallocatedblocks()}
         else:
             out = {"error": cmd}
         sys.stdout.write(json.dumps(out) + "\n")
         sys.stdout.flush()
+
+
+def login(user, password):
+    """A frame with a secret-looking local (mode "secrets")."""
+    while True:
+        time.sleep(3600)
 
 
 def recurse(n):
@@ -178,6 +225,8 @@ def main():
         asyncio.run(asyncio.sleep(3600))
     elif mode == "deep":
         recurse(200)
+    elif mode == "secrets":
+        login("admin", os.environ.get("TARGET_PASSWORD", "hunter2-local"))
     else:
         raise SystemExit("unknown mode " + mode)
 

@@ -1,0 +1,676 @@
+"""The security suite: who can get in, what is written where, what stays hidden.
+
+Each test checks the refusal (or the outcome) and that the target is
+unchanged. "Another local user" is a forked child of this test process that
+dropped to uid 65534 (nobody); those tests need root and skip visibly
+otherwise. The fuzz tests throw random requests and garbage at a real agent
+and random source at the evaluator (in-process).
+"""
+
+from __future__ import annotations
+
+import datetime
+import errno
+import json
+import logging
+import os
+import select
+import socket
+import stat
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import inspector
+from inspector import _resident
+from inspector._bundle import BootParams, render_boot_file, render_stage1
+from inspector._channel import BOOT_NAME, SOCKET_NAME, Listener
+from inspector._inject.gdb import GdbInjector
+from inspector.session import connect_resident
+from payloads import wire
+from payloads.errors import AgentError
+from payloads.evaluator import EvalOptions, Scope, evaluate
+from payloads.limits import Limits
+from payloads.snapshot import snapshot
+from tests import payload_cases
+from tests.integration.test_attach import _same_state
+from tests.integration.test_cli import run_cli
+from tests.targets.process import TargetProcess
+
+pytestmark = [pytest.mark.timeout(180)]
+integration = pytest.mark.integration
+needs_root = pytest.mark.skipif(os.geteuid() != 0,
+                                reason="needs root: plays another local user (uid 65534) and "
+                                       "attaches to other users' processes")
+NOBODY = 65534
+SYSTEM_PYTHON = "/usr/bin/python3"  # pyenv's interpreters live under /root: not for nobody
+
+
+def as_user(uid: int, probe: Callable[[], Any]) -> Any:
+    """Run `probe` in a forked child that dropped to `uid`; return its JSON result."""
+    read_fd, write_fd = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        code = 0
+        try:
+            os.close(read_fd)
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            result = probe()
+            os.write(write_fd, json.dumps(result).encode())
+        except BaseException as e:
+            os.write(write_fd, json.dumps({"probe failed": repr(e)}).encode())
+            code = 1
+        os._exit(code)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as f:
+        raw = f.read()
+    os.waitpid(child, 0)
+    return json.loads(raw)
+
+
+def _errno_of(action: Callable[[], Any]) -> str:
+    try:
+        action()
+    except OSError as e:
+        return errno.errorcode.get(e.errno or 0, str(e))
+    return "allowed"
+
+
+def _connect(path: str) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(5)
+        sock.connect(path)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _answer_after(sock: socket.socket, payload: bytes) -> str:
+    """Send `payload`; 'closed' if the peer hangs up without a word, else what came."""
+    try:
+        sock.sendall(payload)
+        data = sock.recv(65536)
+    except (BrokenPipeError, ConnectionResetError):
+        return "closed"  # hung up before (or while) we spoke
+    except OSError as e:
+        return errno.errorcode.get(e.errno or 0, str(e))
+    finally:
+        sock.close()
+    return "closed" if not data else "answered: %r" % data[:80]
+
+
+def _frame(message: dict) -> bytes:
+    return wire.encode_frame(message)
+
+
+# -- another local user ---------------------------------------------------------
+
+
+@integration
+@needs_root
+def test_other_user_cannot_reach_the_resident_agent(edge_python, spawn):
+    # Given a root-owned target with a resident agent
+    target = spawn(edge_python, "idle", control=True)
+    before = target.state()
+    baseline = target.os_thread_count()
+    assert run_cli("attach", str(target.pid), "--keep", "--idle-timeout", "60").returncode == 0
+    spec = _resident.find(target.pid, 0)
+    assert spec is not None
+    key = Path(spec.host_key).read_text().strip()
+    directory = os.path.dirname(spec.host_socket)
+    try:
+        # When another local user tries the socket, the key file and the directory
+        def probe() -> dict[str, str]:
+            return {"connect": _errno_of(lambda: _connect(spec.host_socket).close()),
+                    "read key": _errno_of(lambda: open(spec.host_key).read()),
+                    "list dir": _errno_of(lambda: os.listdir(directory))}
+
+        # Then the private directory stops every one of them
+        assert as_user(NOBODY, probe) == {"connect": "EACCES", "read key": "EACCES",
+                                          "list dir": "EACCES"}
+        # And even with the directory opened up (a mistake, or a hostile admin
+        # script), the agent checks SO_PEERCRED: the right key from the wrong
+        # user gets the connection closed without a word
+        os.chmod(directory, 0o711)
+        os.chmod(spec.host_socket, 0o777)
+        try:
+            hello = _frame({"kind": "hello", "proto": wire.PROTOCOL_VERSION, "key": key})
+            assert as_user(NOBODY, lambda: _answer_after(_connect(spec.host_socket),
+                                                         hello)) == "closed"
+        finally:
+            os.chmod(directory, 0o700)
+            os.chmod(spec.host_socket, 0o755)
+        # And the operator still gets in
+        with connect_resident(target.pid) as session:
+            assert session.eval("len(orders)").to_python() == 10
+    finally:
+        assert run_cli("detach", str(target.pid)).returncode == 0
+    assert target.wait_threads(baseline) == baseline
+    assert not os.path.exists(spec.host_socket) and not os.path.exists(spec.host_key)
+    _same_state(before, target.state())
+    assert target.stderr_text() == ""
+
+
+@integration
+@needs_root
+def test_one_shot_channel_is_private_and_rejects_an_impostor(edge_python, spawn, monkeypatch,
+                                                             caplog):
+    # Given a target, and a look at the channel while the injection happens
+    target = spawn(edge_python, "sleep", control=True)
+    before = target.state()
+    baseline = target.os_thread_count()
+    real_inject = GdbInjector.inject
+    seen: dict[str, Any] = {}
+
+    def inject(self, tgt, stage1, files):
+        boot = os.path.join(files.host_dir, BOOT_NAME)
+        sock_path = os.path.join(files.host_dir, SOCKET_NAME)
+        seen["dir"] = os.lstat(files.host_dir)
+        seen["boot"] = os.lstat(boot)
+        seen["paths"] = (files.host_dir, sock_path)
+        seen["nobody"] = as_user(NOBODY, lambda: {
+            "connect": _errno_of(lambda: _connect(sock_path).close()),
+            "read boot": _errno_of(lambda: open(boot, "rb").read()),
+            "list dir": _errno_of(lambda: os.listdir(files.host_dir))})
+        # An impostor: root like the target (so the uid check passes), with the
+        # right token, connecting first - but it is not the target process
+        hello = _frame({"kind": "hello", "proto": wire.PROTOCOL_VERSION,
+                        "token": files.token, "pid": tgt.pid})
+        read_fd, write_fd = os.pipe()
+        impostor = os.fork()
+        if impostor == 0:  # pragma: no cover - runs in the child
+            # Keep none of our descriptors (gdb's pipes, the listener): gdb must
+            # see EOF when we let it go
+            os.closerange(3, write_fd)
+            os.closerange(write_fd + 1, 1 << 16)
+            os.write(write_fd, _answer_after(_connect(sock_path), hello).encode())
+            os._exit(0)
+        os.close(write_fd)
+        seen["impostor"] = (impostor, read_fd)
+        time.sleep(0.2)  # its connection waits in the backlog, ahead of the agent's
+        return real_inject(self, tgt, stage1, files)
+
+    monkeypatch.setattr(GdbInjector, "inject", inject)
+    caplog.set_level(logging.WARNING, logger="inspector._channel")
+    # When we attach
+    with inspector.attach(target.pid, reuse=False) as session:
+        # Then the real agent got through, after the impostor was turned away
+        assert session.agent.pid == target.pid
+        assert session.eval("len(orders)").to_python() == 10
+        impostor, read_fd = seen["impostor"]
+        with os.fdopen(read_fd) as f:
+            assert f.read() == "closed"
+        os.waitpid(impostor, 0)
+        assert "peer pid %d is not the target %d" % (impostor, target.pid) in caplog.text
+        # And the channel is gone: the token cannot be presented again
+        host_dir, sock_path = seen["paths"]
+        assert not os.path.exists(host_dir)
+        assert _errno_of(lambda: _connect(sock_path)) == "ENOENT"
+    # And while it existed it was private: 0700 directory, 0600 boot file, root's
+    assert stat.S_IMODE(seen["dir"].st_mode) == 0o700 and seen["dir"].st_uid == 0
+    assert stat.S_IMODE(seen["boot"].st_mode) == 0o600 and seen["boot"].st_uid == 0
+    assert seen["nobody"] == {"connect": "EACCES", "read boot": "EACCES",
+                              "list dir": "EACCES"}
+    assert target.wait_threads(baseline) == baseline
+    _same_state(before, target.state())
+    assert target.stderr_text() == ""
+
+
+_EXEC_LINES = """\
+import sys
+sys.stdout.write("ready\\n"); sys.stdout.flush()
+for line in sys.stdin:
+    exec(line, globals())
+"""
+
+_REPLAY = ("import socket as _s; _c = _s.socket(_s.AF_UNIX); _c.settimeout(10); "
+           "_c.connect(%r); _c.sendall(%r); _d = _c.recv(100); "
+           "sys.stdout.write(('closed' if not _d else 'answered') + '\\n'); sys.stdout.flush()\n")
+
+
+@integration
+def test_a_replayed_hello_from_the_target_itself_is_rejected(edge_python):
+    """The token is one-time: a hello replayed by the right process (right pid
+    and uid) to a later channel is refused, and that channel still accepts the
+    genuine agent."""
+    child = subprocess.Popen([edge_python, "-I", "-c", _EXEC_LINES], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert child.stdin and child.stdout and child.stderr
+    assert child.stdout.readline() == "ready\n"
+
+    def inject(listener: Listener) -> None:
+        params = BootParams(token=listener.token, socket_path=listener.socket_path,
+                            boot_path=listener.boot_path, deadline=time.monotonic() + 10,
+                            package="_inspector_agent_sec", idle_timeout=30,
+                            client_uid=os.geteuid())
+        listener.write_file(BOOT_NAME, render_boot_file(params))
+        child.stdin.write(render_stage1(params))
+        child.stdin.flush()
+
+    try:
+        # Given a first, genuine handshake whose hello we keep
+        first = Listener(child.pid, os.geteuid())
+        try:
+            inject(first)
+            conn = first.accept(time.monotonic() + 10)
+        finally:
+            first.close()
+        old_hello = conn.hello
+        conn.close()
+        # When the target process itself replays that hello to a new channel
+        second = Listener(child.pid, os.geteuid())
+        try:
+            child.stdin.write(_REPLAY % (second.socket_path, _frame(old_hello)))
+            child.stdin.flush()
+            # Then the channel refuses it (a bad token) and keeps waiting
+            with pytest.raises(TimeoutError):
+                second.accept(time.monotonic() + 2)
+            assert child.stdout.readline() == "closed\n"
+            # And the genuine agent for this channel still gets through
+            inject(second)
+            conn = second.accept(time.monotonic() + 10)
+            assert conn.hello["token"] == second.token != old_hello["token"]
+            conn.close()
+        finally:
+            second.close()
+    finally:
+        child.stdin.close()
+        child.wait(10)
+        assert child.stderr.read() == ""
+        child.stdout.close()
+        child.stderr.close()
+
+
+@integration
+@needs_root
+def test_root_attaches_to_an_unprivileged_users_process(spawn, monkeypatch):
+    if not os.path.exists(SYSTEM_PYTHON):
+        pytest.skip("%s is not installed: the target must run an interpreter nobody can "
+                    "read" % SYSTEM_PYTHON)
+    # Given a target running as nobody
+    target = spawn(SYSTEM_PYTHON, "sleep", control=True, user=NOBODY)
+    before = target.state()
+    baseline = target.os_thread_count()
+    with open("/proc/%d/status" % target.pid) as f:
+        assert "Uid:\t%d" % NOBODY in f.read()
+    # When root attaches one-shot (looking at the channel during the injection)
+    real_inject = GdbInjector.inject
+    seen: dict[str, os.stat_result] = {}
+
+    def inject(self, tgt, stage1, files):
+        seen["dir"] = os.lstat(files.host_dir)
+        seen["boot"] = os.lstat(os.path.join(files.host_dir, BOOT_NAME))
+        seen["socket"] = os.lstat(os.path.join(files.host_dir, SOCKET_NAME))
+        return real_inject(self, tgt, stage1, files)
+
+    monkeypatch.setattr(GdbInjector, "inject", inject)
+    with inspector.attach(target.pid, reuse=False) as session:
+        assert session.eval("len(orders)").to_python() == 10
+    # Then it worked, through files handed to the target's user and nobody else
+    assert (seen["dir"].st_uid, stat.S_IMODE(seen["dir"].st_mode)) == (NOBODY, 0o700)
+    assert (seen["boot"].st_uid, stat.S_IMODE(seen["boot"].st_mode)) == (NOBODY, 0o600)
+    assert seen["socket"].st_uid == NOBODY
+    # And a resident agent lives in /tmp/inspector-65534 (0700, nobody's), key 0600
+    assert run_cli("attach", str(target.pid), "--keep", "--idle-timeout", "60").returncode == 0
+    try:
+        spec = _resident.find(target.pid, NOBODY)
+        assert spec is not None
+        directory = os.path.dirname(spec.host_socket)
+        assert directory.endswith("/inspector-%d" % NOBODY)
+        st_dir, st_key = os.lstat(directory), os.lstat(spec.host_key)
+        assert stat.S_ISDIR(st_dir.st_mode) and st_dir.st_uid == NOBODY
+        assert stat.S_IMODE(st_dir.st_mode) == 0o700
+        assert st_key.st_uid == NOBODY and stat.S_IMODE(st_key.st_mode) == 0o600
+        assert os.lstat(spec.host_socket).st_uid == NOBODY
+        out = run_cli("eval", str(target.pid), "len(orders)")
+        assert out.returncode == 0 and out.stdout.strip() == "10", out.stderr
+    finally:
+        assert run_cli("detach", str(target.pid)).returncode == 0
+    assert target.wait_threads(baseline) == baseline  # the agent removes its files, then ends
+    assert not os.path.exists(spec.host_socket) and not os.path.exists(spec.host_key)
+    _same_state(before, target.state())
+    assert target.stderr_text() == ""
+
+
+# -- the audit log ----------------------------------------------------------------
+
+
+@integration
+def test_every_query_lands_in_the_audit_log(edge_python, spawn, tmp_path):
+    # Given an audit log that already holds a line (and was left readable by others)
+    target = spawn(edge_python, "sleep", control=True)
+    before = target.state()
+    log = tmp_path / "audit.jsonl"
+    old_line = '{"ts": "2000-01-01T00:00:00+00:00", "previous": true}\n'
+    log.write_text(old_line)
+    log.chmod(0o644)
+    fresh = tmp_path / "new" / "dir" / "audit.jsonl"
+    env = {"INSPECTOR_AUDIT_LOG": str(log)}
+    pid = str(target.pid)
+    cases = [  # (CLI arguments, exit code, op, expr, outcome, redact)
+        (["eval", pid, "len(orders)"], 0, "eval", "len(orders)", "ok", True),
+        (["eval", pid, "open('/etc/passwd')"], 3, "eval", "open('/etc/passwd')", "denied", True),
+        (["eval", pid, "orders[99]"], 1, "eval", "orders[99]", "eval", True),
+        (["eval", pid, "'a' * 10**10"], 4, "eval", "'a' * 10**10", "budget", True),
+        (["stack", pid, "--locals"], 0, "stack", None, "ok", True),
+        (["eval", pid, "config.api_key", "--no-redact"], 0, "eval", "config.api_key", "ok",
+         False),
+    ]
+    started = datetime.datetime.now(datetime.timezone.utc)
+    # When an operator asks these questions
+    for args, code, *_ in cases:
+        out = run_cli(*args, env=env)
+        assert out.returncode == code, (args, out.stderr)
+    assert run_cli("eval", pid, "1", env={"INSPECTOR_AUDIT_LOG": str(fresh)}).returncode == 0
+    ended = datetime.datetime.now(datetime.timezone.utc)
+    # Then every one of them is one appended JSON line, the old line untouched
+    lines = log.read_text().splitlines(keepends=True)
+    assert lines[0] == old_line and len(lines) == 1 + len(cases)
+    for line, (_args, _code, op, expr, outcome, redact) in zip(lines[1:], cases, strict=True):
+        record = json.loads(line)
+        assert started <= datetime.datetime.fromisoformat(record["ts"]) <= ended
+        assert record["operator_uid"] == os.getuid() and record["operator"]
+        assert record["target_pid"] == target.pid
+        assert "target.py sleep" in record["target_command"]
+        assert record["op"] == op and record["outcome"] == outcome
+        assert record["query"].get("expr") == expr
+        assert record["query"]["redact"] is redact
+        assert bool(record.get("message")) is (outcome != "ok")
+    # And the log is private (0600; one a foreign umask made readable is tightened),
+    # in a directory created 0700
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o600
+    assert stat.S_IMODE(fresh.parent.stat().st_mode) == 0o700
+    assert json.loads(fresh.read_text())["query"]["expr"] == "1"
+    target.wait_threads(before["os_threads"])
+    _same_state(before, target.state())
+
+
+# -- redaction ----------------------------------------------------------------------
+
+SECRETS = {"SECRET_TOKEN": "tok-9f2c1e-VALUE", "API_KEY": "key-77ab3d-VALUE",
+           "TARGET_PASSWORD": "pw-5e1d0a-VALUE"}
+# The target's own secrets: config.api_key and canary.password (tests/targets/target.py)
+ALL_SECRET_VALUES = (*SECRETS.values(), "sk-test-secret", "hunter2-canary")
+
+
+@integration
+def test_secrets_are_redacted_by_default_and_no_redact_is_logged(edge_python, spawn,
+                                                                 tmp_path, monkeypatch):
+    # Given a target with secrets in its environment, its objects and a frame local
+    target = spawn(edge_python, "secrets", control=True, env=SECRETS)
+    before = target.state()
+    baseline = target.os_thread_count()
+    log = tmp_path / "audit.jsonl"
+    monkeypatch.setenv("INSPECTOR_AUDIT_LOG", str(log))
+    pid = str(target.pid)
+    # (a resident agent keeps the many questions fast; redaction is the agent's job)
+    assert run_cli("attach", pid, "--keep", "--idle-timeout", "60").returncode == 0
+    try:
+        # When an operator looks everywhere, by default: on the command line ...
+        commands = [
+            ["eval", pid, "os.environ"],
+            ["eval", pid, "os.environ._data", "--json"],
+            ["eval", pid, "password", "--thread", "MainThread"],
+            ["stack", pid, "--locals"],
+        ]
+        for args in commands:
+            out = run_cli(*args)
+            # Then no secret value shows, in any form
+            assert out.returncode == 0, (args, out.stderr)
+            shown = out.stdout + out.stderr
+            assert not [s for s in ALL_SECRET_VALUES if s in shown], (args, shown[:2000])
+            assert "redacted" in shown, args
+        # ... and through the API
+        queries = ["list(os.environ._data.values())",
+                   "{k: v for k, v in os.environ._data.items()}",
+                   "[os.environ._data[k] for k in os.environ._data]",
+                   "sys.modules['posix'].environ", "vars(config)", "canary"]
+        with inspector.attach(target.pid) as session:
+            nodes = [session.eval(q).node for q in queries]
+            nodes.append(session.locals("MainThread", 0).node)
+            nodes.append(session.globals().node)
+        for query, node in zip(queries + ["locals", "globals"], nodes, strict=True):
+            shown = json.dumps(node)
+            assert not [s for s in ALL_SECRET_VALUES if s in shown], (query, shown[:2000])
+            assert '"redacted"' in shown, query
+        # And asking for them explicitly (--no-redact) shows them ...
+        plain = run_cli("eval", pid, "os.environ._data[b'SECRET_TOKEN']", "--no-redact")
+        assert plain.returncode == 0 and SECRETS["SECRET_TOKEN"] in plain.stdout
+        local = run_cli("stack", pid, "--locals", "--no-redact")
+        assert local.returncode == 0 and SECRETS["TARGET_PASSWORD"] in local.stdout
+        # ... and is logged as such
+        records = [json.loads(line) for line in log.read_text().splitlines()]
+        assert [r["query"]["redact"] for r in records] == \
+            [True] * (len(commands) + len(nodes)) + [False] * 2
+    finally:
+        assert run_cli("detach", pid).returncode == 0
+    assert target.wait_threads(baseline) == baseline
+    _same_state(before, target.state())
+    assert target.stderr_text() == ""
+
+
+# -- fuzzing -------------------------------------------------------------------------
+
+_OPS = ("ping", "threads", "stack", "locals", "globals", "modules", "eval", "inspect",
+        "census", "tasks", "memory", "detach")
+_json_scalars = (st.none() | st.booleans() | st.integers(-2**63, 2**63)
+                 | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30))
+_json = st.recursive(_json_scalars,
+                     lambda inner: st.lists(inner, max_size=4)
+                     | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+                     max_leaves=12)
+_ARGS = {
+    "expr": st.text(max_size=60) | st.sampled_from(["len(orders)", "cache", "canary",
+                                                      "config.api_key", "orders[0]"]),
+    "thread": st.sampled_from(["MainThread", "control", 0, -1]) | _json,
+    "frame": st.integers(-3, 300) | _json,
+    "module": st.sampled_from(["__main__", "sys", "os", "nope"]) | _json,
+    "path": st.lists(st.lists(st.sampled_from(["attr", "item", "x"]) | _json, max_size=3),
+                     max_size=3) | _json,
+    "offset": st.integers(-5, 10**6) | _json,
+    "locals": _json, "redact": _json, "allow_properties": _json,
+    "top": st.integers(-1, 50) | _json, "sort": st.sampled_from(["count", "size"]) | _json,
+    "tracemalloc_top": st.integers(-1, 20) | _json,
+    # Lowering a budget is always safe; raising one is an operator's decision.
+    "limits": st.dictionaries(st.sampled_from(sorted(Limits.__slots__) + ["bogus"]),
+                              st.integers(1, 1000), max_size=3) | _json,
+}
+_requests = st.fixed_dictionaries(
+    {"id": _json, "op": st.sampled_from(_OPS) | st.text(max_size=12) | _json},
+    optional={name: strategy for name, strategy in _ARGS.items()})
+_garbage = (st.binary(max_size=300)
+            | st.builds(lambda n, body: n.to_bytes(4, "big") + body,
+                        st.integers(0, 2**32 - 1), st.binary(max_size=64))
+            | _json.map(lambda v: (lambda b: len(b).to_bytes(4, "big") + b)(
+                wire.dumps(v) if not isinstance(v, dict) else wire.dumps([v]))))
+_REPLY_DEADLINE = 15.0  # seconds; every request's own budgets end far sooner
+
+
+class _Resident:
+    """A resident agent to fuzz, and one authenticated connection to it."""
+
+    def __init__(self, target: TargetProcess) -> None:
+        self.target = target
+        self.sock: socket.socket | None = None
+        self.sessions = 0
+
+    def connection(self) -> socket.socket:
+        if self.sock is None:
+            spec = _resident.find(self.target.pid, os.geteuid())
+            assert spec is not None, "the resident agent went away"
+            conn = _resident.connect(spec)
+            self.sock = conn.sock
+            self.sessions += 1
+        return self.sock
+
+    def drop(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def exchange(self, payload: bytes, *, end_input: bool = False) -> dict | None:
+        """Send bytes; return the reply frame, or None if the agent ended the session."""
+        sock = self.connection()
+        sock.settimeout(_REPLY_DEADLINE)
+        started = time.monotonic()
+        try:
+            sock.sendall(payload)
+            if end_input:
+                sock.shutdown(socket.SHUT_WR)
+            header = wire.recv_exact(sock, wire.HEADER_SIZE)
+            body = wire.recv_exact(sock, wire.frame_length(header))
+        except (EOFError, ConnectionError):
+            self.drop()
+            return None
+        except TimeoutError:
+            raise AssertionError("the agent neither answered nor hung up within %.0f s"
+                                 % _REPLY_DEADLINE) from None
+        finally:
+            assert time.monotonic() - started < _REPLY_DEADLINE
+        reply = wire.decode_body(body)
+        if end_input:
+            self.drop()
+        return reply
+
+
+@pytest.fixture
+def fuzz_target(edge_python, spawn):
+    target = spawn(edge_python, "sleep", control=True)
+    before = target.state()
+    baseline = target.os_thread_count()
+    out = run_cli("attach", str(target.pid), "--keep", "--idle-timeout", "120")
+    assert out.returncode == 0, out.stderr
+    resident = _Resident(target)
+    yield resident
+    resident.drop()
+    # After the storm: the agent still serves, then leaves cleanly; nothing changed
+    assert run_cli("eval", str(target.pid), "len(orders)").stdout.strip() == "10"
+    assert run_cli("detach", str(target.pid)).returncode == 0
+    assert target.wait_threads(baseline, timeout=10) == baseline
+    _same_state(before, target.state())
+    assert target.stderr_text() == ""
+
+
+@integration
+def test_fuzz_agent_with_random_requests(fuzz_target):
+    kinds_seen: set[str] = set()
+
+    @given(request=_requests)
+    @settings(max_examples=300, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    def one(request: dict) -> None:
+        reply = fuzz_target.exchange(_frame(request))
+        if reply is None:
+            # Only a detach ends a session on a well-formed frame
+            assert request["op"] == "detach", request
+            return
+        assert reply.get("id") == request["id"]
+        if request["op"] == "detach":
+            assert reply["ok"] is True
+            fuzz_target.drop()
+            return
+        assert reply["ok"] in (True, False), reply
+        if not reply["ok"]:
+            kind = reply["error"]["kind"]
+            # "internal" would mean an exception the agent did not expect
+            assert kind in ("denied", "budget", "eval", "protocol"), (request, reply)
+            assert isinstance(reply["error"]["message"], str)
+            kinds_seen.add(kind)
+
+    one()
+    assert {"protocol", "eval"} <= kinds_seen  # the fuzzer did reach the refusals
+
+
+@integration
+def test_fuzz_agent_with_garbage_frames(fuzz_target):
+    @given(garbage=_garbage, authenticated=st.booleans())
+    @settings(max_examples=120, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    def one(garbage: bytes, authenticated: bool) -> None:
+        if authenticated:
+            # After the handshake: the session ends (or a valid-by-chance frame
+            # is answered); then the next connection is served as usual
+            reply = fuzz_target.exchange(garbage, end_input=True)
+            assert reply is None or reply.get("ok") in (True, False)
+        else:
+            # Instead of the hello: refused without an answer
+            spec = _resident.find(fuzz_target.target.pid, os.geteuid())
+            assert spec is not None
+            sock = _connect(spec.host_socket)
+            try:
+                sock.sendall(garbage)
+                sock.shutdown(socket.SHUT_WR)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # refused before we finished speaking
+            ready, _, _ = select.select([sock], [], [], _REPLY_DEADLINE)
+            assert ready, "the agent neither answered nor hung up"
+            try:
+                assert sock.recv(100) == b""
+            except ConnectionResetError:
+                pass  # it hung up with our unread bytes still queued: same refusal
+            finally:
+                sock.close()
+        ping = fuzz_target.exchange(_frame({"id": 1, "op": "ping"}))
+        assert ping is not None and ping["ok"] is True
+
+    one()
+    assert fuzz_target.sessions > 10
+
+
+# A small grammar of Python tokens: names from the hostile scope
+# (tests/payload_cases.py), literals, operators, dunders and dangerous builtins.
+_TOKENS = (
+    "canary", "config", "cache", "orders", "registry", "settings", "deep", "big", "gen",
+    "fn", "tb", "sys", "codecs", "operator", "Canary", "canary_keys", "defaults",
+    "0", "1", "-1", "2**64", "10**10", "'a'", "b'x'", "None", "True", "[]", "{}", "()",
+    "+", "-", "*", "**", "/", "//", "%", "<<", "==", "<", "in", "not", "and", "or", "is",
+    "if", "else", "for", "lambda", "x", ":", ",", ".", "(", ")", "[", "]", "{", "}",
+    ".__class__", ".__dict__", ".__globals__", ".__subclasses__()", ".__mro__",
+    ".__init__", ".__getattribute__", ".format", ".password", ".items()", ".get",
+    "len", "sorted", "getattr", "type", "vars", "dir", "open", "__import__", "eval",
+    "exec", "iter", "next", "min", "max", "sum", "str", "repr", "hash", "id", "isinstance",
+    "f'{canary}'", "*", "**", ":=", "...",
+)
+_sources = (st.text(max_size=120)
+            | st.lists(st.sampled_from(_TOKENS), max_size=25).map(" ".join)
+            | st.lists(st.sampled_from(_TOKENS), max_size=25).map("".join))
+_EVAL_TIME_LIMIT = 5.0  # seconds: the 2 s wall budget, parsing and the snapshot
+
+
+def test_fuzz_evaluator_with_random_source():
+    """In-process: only the documented errors, bounded time, nothing changed."""
+    scope_globals = payload_cases.build_scope()
+    before = payload_cases.fingerprint()
+    keys = sorted(scope_globals)
+    outcomes: set[str] = set()
+
+    @given(source=_sources, redact=st.booleans())
+    @settings(max_examples=300, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    def one(source: str, redact: bool) -> None:
+        started = time.monotonic()
+        try:
+            value = evaluate(source, Scope(scope_globals), EvalOptions(redact=redact))
+            snapshot(value, redact=redact)
+            outcomes.add("ok")
+        except AgentError as e:  # DeniedError, BudgetError, QueryError
+            assert e.kind in ("denied", "budget", "eval"), e
+            outcomes.add(e.kind)
+        assert time.monotonic() - started < _EVAL_TIME_LIMIT, source
+        assert payload_cases.CANARY == [], (source, payload_cases.CANARY)
+
+    one()
+    assert sorted(scope_globals) == keys
+    assert payload_cases.fingerprint() == before
+    assert {"ok", "denied", "eval"} <= outcomes
