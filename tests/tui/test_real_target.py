@@ -1,0 +1,162 @@
+"""The operator's flow, with Pilot, against a real examples/threaded_service.py.
+
+Given the example service running, when the operator picks it in the picker,
+attaches, browses a worker's stack, queries, pins a watch and detaches, then
+each step shows what the target holds and the agent thread is gone at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Iterator
+
+import pytest
+from textual.widgets import Static
+
+from tests.targets.process import TargetProcess
+from tui.app import InspectorApp, Timings
+from tui.screens.inspect import InspectScreen
+from tui.widgets.eval_console import HistoryInput, Transcript
+from tui.widgets.stack_tree import StackTree
+from tui.widgets.threads_table import ThreadsTable
+from tui.widgets.watch_list import WatchList, WatchRow
+
+from .conftest import wait_for
+
+pytestmark = [pytest.mark.tui, pytest.mark.timeout(90)]
+
+FAST = Timings(processes=0.5, metrics=0.5, watches=0.3, heartbeat=5.0)
+
+
+@pytest.fixture
+def service(needs_gdb: None) -> Iterator[TargetProcess]:
+    target = TargetProcess.example(sys.executable, "threaded_service.py")
+    try:
+        yield target
+    finally:
+        target.kill()
+
+
+def labels(tree: StackTree | Transcript) -> list[str]:
+    out = []
+
+    def walk(node) -> None:  # type: ignore[no-untyped-def]
+        for child in node.children:
+            out.append(str(child.label))
+            if child.is_expanded:
+                walk(child)
+    walk(tree.root)
+    return out
+
+
+def test_pick_attach_browse_query_watch_detach(service: TargetProcess) -> None:
+    threads_before = service.os_thread_count()
+
+    async def flow() -> None:
+        app = InspectorApp(None, timings=FAST)
+        async with app.run_test(size=(120, 40)) as pilot:
+            # Pick: filter the live list by the target's pid, Enter attaches.
+            await pilot.press(*str(service.pid))
+            procs = app.picker.table
+            await wait_for(pilot, lambda: service.pid in [p.pid for p in procs.rows_shown],
+                           what="the picker to list the target")
+            shown = procs.rows_shown
+            assert all(str(service.pid) in "%d %s" % (p.pid, p.command) for p in shown)
+            # Another process may share the digits (in its pid or command line).
+            procs.move_cursor(row=[p.pid for p in shown].index(service.pid))
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, InspectScreen)
+                           and app.screen.query(StackTree), timeout=30, what="the attach")
+            screen = app.screen
+            assert isinstance(screen, InspectScreen)
+            assert service.os_thread_count() == threads_before + 1  # the agent thread
+
+            # Threads: main first, the agent marked and listed last; pick worker-1.
+            table = screen.query_one(ThreadsTable)
+            await wait_for(pilot, lambda: len(table.threads) >= 6, what="the thread list")
+            assert table.threads[0].is_main and table.threads[-1].is_agent
+            table.select_ident(next(t.ident for t in table.threads if t.name == "worker-1"))
+            tree = screen.query_one(StackTree)
+            await wait_for(pilot, lambda: tree.thread is not None
+                           and tree.thread.name == "worker-1"
+                           and any("Worker.run" in line for line in labels(tree)),
+                           what="worker-1's stack")
+
+            # Open Worker.run's frame: its locals load; open `self`: its attributes load.
+            frame = next(n for n in tree.root.children if "Worker.run" in str(n.label))
+            tree.focus()
+            tree.move_cursor(frame)
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: any(str(c.label).startswith("self = ")
+                                              for c in frame.children), what="the locals")
+            local = next(c for c in frame.children if str(c.label).startswith("self = "))
+            tree.move_cursor(local)
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: any(str(c.label).startswith("done = ")
+                                              for c in local.children),
+                           what="self's attributes")
+            assert any(str(c.label).startswith("cache = ") for c in local.children)
+
+            # The console evaluates in the highlighted frame (Worker.run: __main__'s globals).
+            await pilot.press("e")
+            assert isinstance(app.focused, HistoryInput)
+            transcript = screen.query_one(Transcript)
+            await pilot.press(*"len(orders)", "enter")
+            await wait_for(pilot, lambda: any("→ 200" in line for line in labels(transcript)),
+                           what="len(orders) → 200 in %s" % labels(transcript))
+            app.focused.value = "open('/etc/passwd')"  # type: ignore[union-attr]
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: any("refused by the sandbox" in line
+                                              for line in labels(transcript)),
+                           what="the refusal")
+            text = "\n".join(labels(transcript))
+            assert "call of 'open' refused" in text and "Traceback" not in text
+
+            # Pin self.done from the tree: it is re-evaluated and grows.
+            tree.focus()
+            done = next(c for c in local.children if str(c.label).startswith("done = "))
+            tree.move_cursor(done)
+            await pilot.press("p")
+            watches = screen.query_one(WatchList)
+            await wait_for(pilot, lambda: app.watches and len(app.watches[0].history) >= 2
+                           and app.watches[0].history[-1] > app.watches[0].history[0],
+                           what="the watch to update")
+            row = watches.query_one(WatchRow)
+            assert row.pinned.label == "self.done"
+
+            # Detach: back to the picker, and the agent thread has left the target.
+            await pilot.press("d")
+            await wait_for(pilot, lambda: app.screen is app.picker and not app.detaching,
+                           what="the detach")
+            assert app.session is None
+            assert service.wait_threads(threads_before) == threads_before
+            assert service.alive()
+            await app.action_quit()
+
+    asyncio.run(flow())
+
+
+def test_target_exiting_shows_the_banner_and_keeps_the_last_stack(
+        service: TargetProcess) -> None:
+    async def flow() -> None:
+        app = InspectorApp(service.pid, timings=FAST)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, InspectScreen)
+                           and app.screen.query(StackTree), timeout=30, what="the attach")
+            screen = app.screen
+            assert isinstance(screen, InspectScreen)
+            tree = screen.query_one(StackTree)
+            await wait_for(pilot, lambda: any("main" in line for line in labels(tree)),
+                           what="the main thread's stack")
+            shown = labels(tree)
+            service.kill()
+            await wait_for(pilot, lambda: screen.has_class("-lost"), what="the banner")
+            banner = str(screen.query_one("#lost-banner", Static).render())
+            assert "target process %d exited" % service.pid in banner
+            assert "a re-attaches" in banner
+            assert labels(tree) == shown  # the last data stays on screen
+            await app.action_quit()
+
+    asyncio.run(flow())
+

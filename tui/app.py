@@ -1,0 +1,843 @@
+"""InspectorApp: the operator's terminal UI over the public inspector API.
+
+The app owns the Session, the timers and every worker. Agent calls run in
+thread workers (`@work(thread=True)`), one at a time because a Session is a
+single request/response connection; their results come back as messages
+(tui/messages.py) and are handed down to the screens. The event loop never
+waits for the target.
+
+Cancelling (esc) cannot interrupt a request already on the wire (the
+protocol has no cancel, and the evaluator bounds its own time); it drops the
+requests still queued and discards the answer of the one in flight.
+Detach and quit always detach the session, so the agent leaves the target;
+`run_app` detaches again after the UI is gone, in case it ended abnormally.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+from textual import on, work
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Input
+from textual.worker import get_current_worker
+
+import inspector
+from inspector.errors import InspectorError, TargetLost
+from inspector.metrics import ProcessSampler
+from inspector.procs import list_python_processes
+
+from .api import AttachFn, ProcessLister, SamplerAPI, SamplerFactory, SessionAPI
+from .messages import (
+    Attached,
+    AttachFailed,
+    CensusRequested,
+    CensusTaken,
+    ChildrenLoaded,
+    ChildrenRequested,
+    Detached,
+    EvalFinished,
+    Failure,
+    LocalsLoaded,
+    LocalsRequested,
+    MetricsSampled,
+    ModulesLoaded,
+    ProcessChosen,
+    ProcessesListed,
+    QuerySubmitted,
+    RequestEnded,
+    SessionLost,
+    StackLoaded,
+    TasksLoaded,
+    TasksRequested,
+    ThreadHighlighted,
+    ThreadsLoaded,
+    WatchesEvaluated,
+    WatchPinned,
+    WatchUnpinned,
+)
+from .screens.help import HelpScreen
+from .screens.inspect import InspectScreen
+from .screens.picker import PickerScreen
+from .values import Address, FrameGoneError, Scope, find_frame
+from .watching import WATCH_INTERVAL, Watch
+
+T = TypeVar("T")
+
+LOCK_POLL = 0.1  # seconds between checks for cancellation while waiting for the session
+# Actions bound to plain letters on the process view; hidden while an input has focus.
+LETTER_ACTIONS = frozenset({"refresh_target", "detach", "quit_app", "show_help", "reattach"})
+DETACH_WAIT = 5.0  # seconds the exiting app waits for a call in flight before detaching
+
+
+@dataclass(frozen=True)
+class Timings:
+    """How often things are refreshed, in seconds (None: never, for tests)."""
+
+    processes: float | None = 2.0  # the picker's process list
+    metrics: float | None = 1.0  # CPU/RSS samples (psutil, from outside)
+    watches: float | None = WATCH_INTERVAL  # pinned queries
+    heartbeat: float | None = 5.0  # the thread list; notices a dead agent
+
+
+class InspectorApp(App[int]):
+    """Pick a process, attach, browse, query, watch, detach."""
+
+    TITLE = "inspector"
+    CSS_PATH = ["styles/app.tcss", "styles/picker.tcss", "styles/inspect.tcss"]
+    ENABLE_COMMAND_PALETTE = False
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+        Binding("escape", "cancel", "Cancel"),
+        Binding("a", "reattach", "Re-attach"),
+        Binding("f1", "help", "Help", show=False),
+    ]
+
+    def __init__(self, pid: int | None = None, *, injector: str = "gdb", redact: bool = True,
+                 attach: AttachFn | None = None, list_processes: ProcessLister | None = None,
+                 sampler: SamplerFactory | None = None, clock: Callable[[], float] = time.time,
+                 timings: Timings | None = None) -> None:
+        super().__init__()
+        self.initial_pid = pid
+        self.injector = injector
+        self.redact = redact
+        self._attach_fn: AttachFn = attach or self._default_attach
+        self._list_processes: ProcessLister = list_processes or list_python_processes
+        self._make_sampler: SamplerFactory = sampler or ProcessSampler
+        self.clock = clock
+        self.timings = timings or Timings()
+
+        self.session: SessionAPI | None = None
+        self.target_pid: int | None = None  # the process attached (or last attached) to
+        self.lost: str | None = None  # why the session ended, when it did
+        self.attaching: int | None = None
+        self.detaching = False
+        self.watches: list[Watch] = []
+        self.picker = PickerScreen()
+        self.inspect_screen: InspectScreen | None = None
+
+        self._lock = threading.Lock()  # one agent call at a time
+        self._requests = itertools.count(1)
+        self._pending: dict[int, str] = {}  # request -> what it is, while wanted
+        self._visible: dict[int, str] = {}  # the ones the status line shows
+        self._watch_keys = itertools.count(1)
+        self._sampler: SamplerAPI | None = None
+        self._session_timers: list[Timer] = []
+        self._watches_running = False
+        self._current_thread: int | None = None
+
+    def _default_attach(self, pid: int) -> SessionAPI:
+        return inspector.attach(pid, injector=self.injector, redact=self.redact)
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def get_default_screen(self) -> Screen[Any]:
+        return self.picker
+
+    def on_ready(self) -> None:
+        # Ready comes once the picker is on screen (on_mount is too early for it).
+        self.action_refresh_processes()
+        if self.timings.processes:
+            self.set_interval(self.timings.processes, self._tick_processes)
+        if self.initial_pid is not None:
+            self._start_attach(self.initial_pid)
+
+    def on_unmount(self) -> None:
+        # However the app ends (an error, ctrl+c), the agent must not stay behind.
+        # Wait for a call in flight first: one writer at a time on the connection.
+        session, self.session = self.session, None
+        if session is not None and self._lock.acquire(timeout=DETACH_WAIT):
+            try:
+                _quiet_detach(session)
+            finally:
+                self._lock.release()
+        elif session is not None:
+            self.session = session  # run_app detaches it once the UI is gone
+
+    def _tick_processes(self) -> None:
+        if self.screen is self.picker and self.attaching is None:
+            self.action_refresh_processes()
+
+    # -- requests: bookkeeping ----------------------------------------------------------
+
+    def _begin(self, description: str, *, visible: bool = True) -> int:
+        request = next(self._requests)
+        self._pending[request] = description
+        if visible:
+            self._visible[request] = description
+            self._show_busy()
+        return request
+
+    def _wanted(self, request: int) -> bool:
+        """Whether an answer is still wanted (not cancelled); 0 is an immediate answer."""
+        return request == 0 or request in self._pending
+
+    @on(RequestEnded)
+    def _request_ended(self, message: RequestEnded) -> None:
+        self._pending.pop(message.request, None)
+        if self._visible.pop(message.request, None) is not None:
+            self._show_busy()
+
+    def _show_busy(self) -> None:
+        if self.inspect_screen is not None and self.inspect_screen.is_mounted:
+            text = None
+            if self._visible:
+                text = list(self._visible.values())[-1]
+                if len(self._visible) > 1:
+                    text += " (+%d queued)" % (len(self._visible) - 1)
+            self.inspect_screen.set_busy(text)
+        self.refresh_bindings()
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._visible) or self.attaching is not None
+
+    def _call(self, request: int, fn: Callable[[SessionAPI], T]) -> tuple[T | None,
+                                                                          Failure | None] | None:
+        """Run `fn(session)` on this worker thread, one call at a time.
+
+        Returns (value, None) or (None, failure) — a "lost" failure once the
+        session is over — or None when the request was cancelled (nobody waits
+        for the answer any more).
+        """
+        worker = get_current_worker()
+        session = self.session
+        while not self._lock.acquire(timeout=LOCK_POLL):
+            if worker.is_cancelled or request not in self._pending:
+                return None
+        try:
+            if request not in self._pending:
+                return None
+            if session is None or session is not self.session or self.lost is not None:
+                return None, Failure("lost", self.lost or "the session is over")
+            try:
+                return fn(session), None
+            except TargetLost as e:
+                self.post_message(SessionLost(e.message))
+                return None, Failure("lost", e.message)
+            except InspectorError as e:
+                return None, Failure(e.kind, e.message)
+            except FrameGoneError as e:
+                return None, Failure("moved", str(e))
+            except Exception as e:  # a bug must not take the operator's screen down
+                self.log.error("request failed", e)
+                return None, Failure("error", "%s: %s" % (type(e).__name__, e))
+        finally:
+            self._lock.release()
+
+    # -- the picker ---------------------------------------------------------------------
+
+    def action_refresh_processes(self) -> None:
+        self._list_processes_worker()
+
+    @work(thread=True, exclusive=True, group="processes", exit_on_error=False)
+    def _list_processes_worker(self) -> None:
+        try:
+            rows = self._list_processes()
+        except Exception as e:  # psutil races with exiting processes; try again next tick
+            self.log.warning("listing processes failed", e)
+            return
+        self.post_message(ProcessesListed(rows))
+
+    @on(ProcessesListed)
+    def _processes_listed(self, message: ProcessesListed) -> None:
+        self.picker.show_processes(message.processes)
+
+    @on(ProcessChosen)
+    def _process_chosen(self, message: ProcessChosen) -> None:
+        if self.attaching is None:
+            self._start_attach(message.pid)
+
+    def _start_attach(self, pid: int) -> None:
+        self.attaching = pid
+        self.picker.attach_started(pid, self.injector)
+        if self.inspect_screen is not None and self.lost is not None:
+            self.inspect_screen.show_reattaching(pid)
+        self.refresh_bindings()
+        self._attach_worker(pid)
+
+    @work(thread=True, exclusive=True, group="attach", exit_on_error=False)
+    def _attach_worker(self, pid: int) -> None:
+        worker = get_current_worker()
+        try:
+            session = self._attach_fn(pid)
+        except InspectorError as e:
+            self.post_message(AttachFailed(pid, e.message))
+            return
+        except Exception as e:
+            self.post_message(AttachFailed(pid, "unexpected error: %s: %s"
+                                           % (type(e).__name__, e)))
+            return
+        if worker.is_cancelled:  # the operator stopped waiting: leave no agent behind
+            _quiet_detach(session)
+            return
+        self.post_message(Attached(session))
+
+    @on(AttachFailed)
+    def _attach_failed(self, message: AttachFailed) -> None:
+        if self.attaching != message.pid:
+            return
+        self.attaching = None
+        self.picker.attach_ended()
+        self.refresh_bindings()
+        if self.inspect_screen is not None and self.screen is self.inspect_screen:
+            self.inspect_screen.set_busy(None)
+            self.inspect_screen.show_reattach_failed(message.message)
+        else:
+            self.picker.show_error(message.message)
+
+    @on(Attached)
+    async def _attached(self, message: Attached) -> None:
+        session = message.session
+        if self.attaching != session.pid:  # cancelled while the agent was starting
+            self._detach_worker(session, then_exit=False, notify=False)
+            return
+        self.attaching = None
+        self.picker.attach_ended()
+        self.session = session
+        self.target_pid = session.pid
+        self.lost = None
+        self._pending.clear()
+        self._visible.clear()
+        self._current_thread = None
+        how = _injection_text(session)
+        screen = InspectScreen(session.pid, tuple(session.target.python_version), how,
+                               watch_interval=self.timings.watches or WATCH_INTERVAL)
+        while self.screen is not self.picker and len(self.screen_stack) > 1:
+            self.pop_screen()
+        self.inspect_screen = screen
+        await self.push_screen(screen)  # mounted, with every pane, before data arrives
+        self._session_started()
+
+    def _session_started(self) -> None:
+        screen = self.inspect_screen
+        if screen is None:
+            return
+        screen.show_watches(self.watches)
+        self._stop_session_timers()
+        timings = self.timings
+        for interval, tick in ((timings.metrics, self.sample_metrics),
+                               (timings.watches, self.evaluate_watches),
+                               (timings.heartbeat, self._heartbeat)):
+            if interval:
+                self._session_timers.append(self.set_interval(interval, tick))
+        self._sampler = None
+        self.sample_metrics()
+        self._load_threads(visible=True)
+        self._load_modules()
+        self.evaluate_watches()
+        self.refresh_bindings()
+
+    def _stop_session_timers(self) -> None:
+        for timer in self._session_timers:
+            timer.stop()
+        self._session_timers.clear()
+
+    # -- threads and stacks -------------------------------------------------------------
+
+    def _load_threads(self, visible: bool = False) -> None:
+        if self.session is None or self.lost is not None:
+            return
+        request = self._begin("listing threads", visible=visible)
+        self._threads_worker(request)
+
+    @work(thread=True, group="session", exit_on_error=False)
+    def _threads_worker(self, request: int) -> None:
+        try:
+            out = self._call(request, lambda s: s.threads())
+            if out is not None and out[0] is not None:
+                self.post_message(ThreadsLoaded(out[0]))
+        finally:
+            self.post_message(RequestEnded(request))
+
+    @on(ThreadsLoaded)
+    def _threads_loaded(self, message: ThreadsLoaded) -> None:
+        if self.inspect_screen is not None:
+            self.inspect_screen.show_threads(message.threads)
+
+    def _heartbeat(self) -> None:
+        self._load_threads(visible=False)
+
+    @on(ThreadHighlighted)
+    def _thread_highlighted(self, message: ThreadHighlighted) -> None:
+        self._load_stack(message.thread)
+
+    def _load_stack(self, thread: inspector.ThreadInfo) -> None:
+        if self.session is None or self.lost is not None or self.inspect_screen is None:
+            return
+        self._current_thread = thread.ident
+        self.inspect_screen.show_stack_loading(thread)
+        request = self._begin("loading the stack of %s" % thread.label)
+        self._stack_worker(request, thread)
+
+    @work(thread=True, exclusive=True, group="stack", exit_on_error=False)
+    def _stack_worker(self, request: int, thread: inspector.ThreadInfo) -> None:
+        try:
+            out = self._call(request, lambda s: s.stack(thread.ident))
+            if out is None:
+                return
+            stacks, failure = out
+            stack = stacks[0] if stacks else None
+            if stacks is not None and not stacks:
+                failure = Failure("eval", "thread %s has ended" % thread.label)
+            self.post_message(StackLoaded(request, thread, stack, failure))
+        finally:
+            self.post_message(RequestEnded(request))
+
+    @on(StackLoaded)
+    def _stack_loaded(self, message: StackLoaded) -> None:
+        if not self._wanted(message.request):
+            return
+        if self.inspect_screen is not None and message.thread.ident == self._current_thread:
+            self.inspect_screen.show_stack(message.thread, message.stack, message.failure)
+
+    # -- values ---------------------------------------------------------------------------
+
+    @on(LocalsRequested)
+    def _locals_requested(self, message: LocalsRequested) -> None:
+        if self._gone() is not None:
+            self.post_message(LocalsLoaded(0, message.tree, message.token, None, self._gone()))
+            return
+        request = self._begin("loading the locals of %s" % message.scope.label)
+        self._locals_worker(request, message)
+
+    @work(thread=True, group="session", exit_on_error=False)
+    def _locals_worker(self, request: int, message: LocalsRequested) -> None:
+        try:
+            scope = message.scope
+            out = self._call(request, lambda s: s.locals(
+                scope.thread or 0, _where(s, scope)["frame"]))
+            if out is not None:
+                self.post_message(LocalsLoaded(request, message.tree, message.token, *out))
+        finally:
+            self.post_message(RequestEnded(request))
+
+    @on(LocalsLoaded)
+    def _locals_loaded(self, message: LocalsLoaded) -> None:
+        if self._wanted(message.request) and self.inspect_screen is not None:
+            self.inspect_screen.show_locals(message.token, message.value, message.failure)
+
+    @on(ChildrenRequested)
+    def _children_requested(self, message: ChildrenRequested) -> None:
+        if self._gone() is not None:
+            self.post_message(ChildrenLoaded(0, message.tree, message.token, message.offset,
+                                             None, self._gone()))
+            return
+        request = self._begin("reading %s" % message.address.text)
+        self._children_worker(request, message)
+
+    @work(thread=True, group="session", exit_on_error=False)
+    def _children_worker(self, request: int, message: ChildrenRequested) -> None:
+        address = message.address
+        try:
+            out = self._call(request, lambda s: s.inspect(
+                address.path_list(), expr=address.root_expr, offset=message.offset,
+                **_where(s, address.scope)))
+            if out is not None:
+                self.post_message(ChildrenLoaded(request, message.tree, message.token,
+                                                 message.offset, *out))
+        finally:
+            self.post_message(RequestEnded(request))
+
+    @on(ChildrenLoaded)
+    def _children_loaded(self, message: ChildrenLoaded) -> None:
+        if self._wanted(message.request) and self.inspect_screen is not None:
+            self.inspect_screen.show_children(message.tree, message.token, message.offset,
+                                              message.value, message.failure)
+
+    def _gone(self) -> Failure | None:
+        """Why no request can be made now (answered at once), or None."""
+        if self.lost is not None:
+            return Failure("lost", self.lost)
+        if self.session is None:
+            return Failure("lost", "not attached")
+        return None
+
+    # -- the console --------------------------------------------------------------------
+
+    @on(QuerySubmitted)
+    def _query_submitted(self, message: QuerySubmitted) -> None:
+        if self._gone() is not None:
+            self.post_message(EvalFinished(0, message.token, None, self._gone()))
+            return
+        request = self._begin("evaluating %s" % message.expr)
+        self._eval_worker(request, message)
+
+    @work(thread=True, group="session", exit_on_error=False)
+    def _eval_worker(self, request: int, message: QuerySubmitted) -> None:
+        try:
+            out = self._call(request,
+                             lambda s: s.eval(message.expr, **_where(s, message.scope)))
+            if out is not None:
+                self.post_message(EvalFinished(request, message.token, *out))
+        finally:
+            self.post_message(RequestEnded(request))
+
+    @on(EvalFinished)
+    def _eval_finished(self, message: EvalFinished) -> None:
+        if self._wanted(message.request) and self.inspect_screen is not None:
+            self.inspect_screen.show_result(message.token, message.value, message.failure)
+
+    # -- watches --------------------------------------------------------------------------
+
+    @on(WatchPinned)
+    def _watch_pinned(self, message: WatchPinned) -> None:
+        for watch in self.watches:
+            if watch.address == message.address:  # pinning again unpins (p toggles)
+                self._unpin(watch.key)
+                return
+        self.watches.append(Watch(next(self._watch_keys), message.address))
+        self.notify("Watching %s (every %gs)." % (message.address.text,
+                                                   self.timings.watches or WATCH_INTERVAL),
+                    timeout=3)
+        self._show_watches()
+        self.evaluate_watches()
+
+    @on(WatchUnpinned)
+    def _watch_unpinned(self, message: WatchUnpinned) -> None:
+        self._unpin(message.key)
+
+    def _unpin(self, key: int) -> None:
+        gone = [w for w in self.watches if w.key == key]
+        self.watches = [w for w in self.watches if w.key != key]
+        if gone:
+            self.notify("Stopped watching %s." % gone[0].label, timeout=3)
+        self._show_watches()
+
+    def _show_watches(self) -> None:
+        if self.inspect_screen is not None:
+            self.inspect_screen.show_watches(self.watches)
+
+    def evaluate_watches(self) -> None:
+        if (not self.watches or self._watches_running or self.session is None
+                or self.lost is not None):
+            return
+        self._watches_running = True
+        request = self._begin("evaluating watches", visible=False)
+        self._watches_worker(request, list(self.watches))
+
+    @work(thread=True, group="watches", exit_on_error=False)
+    def _watches_worker(self, request: int, watches: list[Watch]) -> None:
+        results: list[tuple[int, inspector.Value | None, Failure | None]] = []
+        try:
+            for watch in watches:
+                out = self._call(request, _inspector_of(watch.address))
+                if out is None:
+                    break
+                results.append((watch.key, out[0], out[1]))
+        finally:
+            self.post_message(WatchesEvaluated(results, self.clock()))
+            self.post_message(RequestEnded(request))
+
+    @on(WatchesEvaluated)
+    def _watches_evaluated(self, message: WatchesEvaluated) -> None:
+        self._watches_running = False
+        by_key = {w.key: w for w in self.watches}
+        for key, value, failure in message.results:
+            watch = by_key.get(key)
+            if watch is None:
+                continue
+            if value is not None:
+                watch.record(value.node, message.at)
+            elif failure is not None:
+                watch.record_error(failure.kind, failure.message, message.at)
+        self._show_watches()
+
+    # -- modules ----------------------------------------------------------------------------
+
+    def _load_modules(self) -> None:
+        if self.session is None or self.lost is not None:
+            return
+        request = self._begin("listing modules", visible=False)
+        self._modules_worker(request)
+
+    @work(thread=True, group="session", exit_on_error=False)
+    def _modules_worker(self, request: int) -> None:
+        try:
+            out = self._call(request, lambda s: s.modules())
+            if out is not None and out[0] is not None:
+                self.post_message(ModulesLoaded(out[0]))
+        finally:
+            self.post_message(RequestEnded(request))
+
+    @on(ModulesLoaded)
+    def _modules_loaded(self, message: ModulesLoaded) -> None:
+        if self.inspect_screen is not None:
+            self.inspect_screen.show_modules(message.modules)
+
+    # -- objects (census) and asyncio tasks --------------------------------------------
+
+    @on(CensusRequested)
+    def _census_requested(self, message: CensusRequested) -> None:
+        if self._gone() is not None:
+            self.post_message(CensusTaken(0, None, self._gone()))
+            return
+        request = self._begin("taking a census of the target's objects")
+        self._census_worker(request)
+
+    @work(thread=True, group="session", exit_on_error=False)
+    def _census_worker(self, request: int) -> None:
+        try:
+            # Every type (top=0), so the next census can say what grew.
+            out = self._call(request, lambda s: s.census(0))
+            if out is not None:
+                self.post_message(CensusTaken(request, *out))
+        finally:
+            self.post_message(RequestEnded(request))
+
+    @on(CensusTaken)
+    def _census_taken(self, message: CensusTaken) -> None:
+        if self._wanted(message.request) and self.inspect_screen is not None:
+            self.inspect_screen.show_census(message.census, message.failure)
+
+    @on(TasksRequested)
+    def _tasks_requested(self, message: TasksRequested) -> None:
+        if self._gone() is not None:
+            self.post_message(TasksLoaded(0, None, self._gone()))
+            return
+        request = self._begin("listing asyncio tasks")
+        self._tasks_worker(request)
+
+    @work(thread=True, group="session", exit_on_error=False)
+    def _tasks_worker(self, request: int) -> None:
+        try:
+            out = self._call(request, lambda s: s.tasks())
+            if out is not None:
+                self.post_message(TasksLoaded(request, *out))
+        finally:
+            self.post_message(RequestEnded(request))
+
+    @on(TasksLoaded)
+    def _tasks_loaded(self, message: TasksLoaded) -> None:
+        if self._wanted(message.request) and self.inspect_screen is not None:
+            self.inspect_screen.show_tasks(message.tasks, message.failure)
+
+    # -- metrics (psutil, from outside the target) -------------------------------------
+
+    def sample_metrics(self) -> None:
+        if self.target_pid is not None:
+            self._metrics_worker(self.target_pid)
+
+    @work(thread=True, exclusive=True, group="metrics", exit_on_error=False)
+    def _metrics_worker(self, pid: int) -> None:
+        try:
+            if self._sampler is None:
+                # CPU % is a difference between two samples: the first one only primes.
+                self._sampler = self._make_sampler(pid)
+                self._sampler.sample()
+                return
+            sample = self._sampler.sample()
+        except TargetLost:
+            self.post_message(SessionLost("target process %d exited" % pid))
+            return
+        except Exception as e:
+            self.log.warning("sampling failed", e)
+            return
+        self.post_message(MetricsSampled(sample))
+
+    @on(MetricsSampled)
+    def _metrics_sampled(self, message: MetricsSampled) -> None:
+        if self.inspect_screen is not None and message.sample.pid == self.target_pid:
+            self.inspect_screen.show_sample(message.sample)
+
+    # -- losing the session ---------------------------------------------------------------
+
+    @on(SessionLost)
+    def _session_lost(self, message: SessionLost) -> None:
+        if self.lost is not None or self.session is None:
+            return
+        self.lost = message.message
+        self._stop_session_timers()
+        # Requests still queued are answered "lost" by _call, so every row that
+        # was loading says why it stopped.
+        session, self.session = self.session, None
+        # Usually already closed; when only the sampler saw the exit, this closes it.
+        self._detach_worker(session, then_exit=False, notify=False)
+        if self.inspect_screen is not None:
+            self.inspect_screen.show_lost(message.message)
+        self.refresh_bindings()
+
+    # -- actions ------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in LETTER_ACTIONS and isinstance(self.focused, Input):
+            return False  # the letter is typed into the input: not a key to show
+        if action == "cancel":
+            return self.busy
+        if action == "refresh_target":
+            return self.session is not None and self.lost is None
+        if action == "reattach":
+            return (self.lost is not None and self.target_pid is not None
+                    and self.attaching is None and self.screen is self.inspect_screen)
+        return True
+
+    async def action_quit_app(self) -> None:
+        """`q`: the same as ctrl+q, but only where letters are not being typed."""
+        await self.action_quit()
+
+    def action_show_help(self) -> None:
+        self.action_help()
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_cancel(self) -> None:
+        cancelled = len(self._visible)
+        if self.attaching is not None:
+            pid, self.attaching = self.attaching, None
+            self.workers.cancel_group(self, "attach")
+            self.picker.attach_ended()
+            self.picker.show_error("stopped waiting for %d; an agent that starts late is "
+                                   "detached at once" % pid)
+            if self.inspect_screen is not None:
+                self.inspect_screen.set_busy(None)
+            cancelled += 1
+        for request in list(self._visible):
+            self._pending.pop(request, None)
+        self._visible.clear()
+        self._watches_running = False
+        if self.inspect_screen is not None:
+            self.inspect_screen.cancel_pending()
+        self._show_busy()
+        if cancelled:
+            self.notify("Cancelled; an answer already on its way is dropped.", timeout=3)
+
+    def action_reattach(self) -> None:
+        if self.lost is not None and self.target_pid is not None and self.attaching is None:
+            self._start_attach(self.target_pid)
+
+    def action_refresh_target(self) -> None:
+        if self.session is None or self.lost is not None:
+            self.notify("The session is over: press a to re-attach.", severity="warning")
+            return
+        self._load_threads(visible=True)
+        screen = self.inspect_screen
+        if screen is not None:
+            thread = screen.stack_tree.thread
+            if thread is not None:
+                self._load_stack(thread)
+        self._load_modules()
+        if screen is not None and screen.active_tab == "tab-tasks":
+            self.post_message(TasksRequested())
+        self.evaluate_watches()
+
+    def action_detach(self) -> None:
+        self._leave(then_exit=False)
+
+    async def action_quit(self) -> None:
+        self._leave(then_exit=True)
+
+    def _leave(self, then_exit: bool) -> None:
+        if self.detaching:
+            if then_exit:  # asked twice: stop waiting; run_app detaches after the UI ends
+                self.exit(0)
+            return
+        if self.attaching is not None:  # an agent that starts now detaches at once
+            self.attaching = None
+            self.workers.cancel_group(self, "attach")
+        session, self.session = self.session, None
+        self._stop_session_timers()
+        self._pending.clear()
+        self._visible.clear()
+        self._show_busy()
+        if session is None:
+            if then_exit:
+                self.exit(0)
+            else:
+                self._back_to_picker()
+            return
+        self.detaching = True
+        if self.inspect_screen is not None:
+            self.inspect_screen.set_busy("detaching (the agent leaves the target)…")
+        self._detach_worker(session, then_exit=then_exit, notify=True)
+
+    @work(thread=True, group="detach", exit_on_error=False)
+    def _detach_worker(self, session: SessionAPI, then_exit: bool, notify: bool) -> None:
+        # Wait for the call in flight (bounded by the session's call timeout): two
+        # threads must never write to the agent's connection at once.
+        with self._lock:
+            _quiet_detach(session)
+        if notify:
+            self.post_message(Detached(then_exit))
+
+    @on(Detached)
+    def _detached(self, message: Detached) -> None:
+        self.detaching = False
+        if message.then_exit:
+            self.exit(0)
+            return
+        self._back_to_picker()
+
+    def _back_to_picker(self) -> None:
+        self._stop_session_timers()
+        self.lost = None
+        self._sampler = None
+        self.inspect_screen = None
+        while self.screen is not self.picker and len(self.screen_stack) > 1:
+            self.pop_screen()
+        self.picker.show_error("")
+        self.action_refresh_processes()
+        self.refresh_bindings()
+
+
+def _inspector_of(address: Address) -> Callable[[SessionAPI], inspector.Value]:
+    def ask(session: SessionAPI) -> inspector.Value:
+        return session.inspect(address.path_list(), expr=address.root_expr,
+                               **_where(session, address.scope))
+    return ask
+
+
+def _where(session: SessionAPI, scope: Scope) -> dict[str, Any]:
+    """Call arguments for a scope, with its frame's *current* index.
+
+    Costs one stack read per request in a frame: the stack moves on between
+    requests, and frame #1 of a busy worker is soon another function.
+    """
+    if not scope.is_frame or scope.qualname is None or scope.thread is None:
+        return scope.call_args()
+    stacks = session.stack(scope.thread)
+    frames = stacks[0].frames if stacks else ()
+    return scope.call_args(find_frame(frames, scope))
+
+
+def _quiet_detach(session: SessionAPI) -> None:
+    try:
+        session.detach()
+    except Exception:  # detaching is best effort: the agent also leaves on EOF
+        pass
+
+
+def _injection_text(session: SessionAPI) -> str:
+    report = getattr(session, "injection", None)
+    if report is None:
+        return ""
+    backend = getattr(report, "backend", "")
+    stopped = getattr(report, "stopped_ms", None)
+    if isinstance(stopped, (int, float)):
+        return "%s, paused %.0f ms" % (backend, stopped)
+    return str(backend)
+
+
+def run_app(pid: int | None, *, injector: str = "gdb", redact: bool = True) -> int:
+    """Run the TUI (called by `inspector tui [PID]`); returns the exit code."""
+    app = InspectorApp(pid, injector=injector, redact=redact)
+    try:
+        code = app.run()
+    finally:
+        session = app.session
+        if session is not None:
+            _quiet_detach(session)
+    if app.return_code not in (None, 0):
+        return int(app.return_code)
+    return int(code or 0)
