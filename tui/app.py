@@ -477,7 +477,8 @@ class InspectorApp(App[int]):
     def _eval_worker(self, request: int, message: QuerySubmitted) -> None:
         try:
             out = self._call(request,
-                             lambda s: s.eval(message.expr, **_where(s, message.scope)))
+                             lambda s: s.eval(message.expr, isolated=message.isolated,
+                                              **_where(s, message.scope)))
             if out is not None:
                 self.post_message(EvalFinished(request, message.token, *out))
         finally:

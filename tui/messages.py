@@ -65,6 +65,7 @@ class QuerySubmitted(Message):
     token: int
     expr: str
     scope: Scope
+    isolated: bool = False  # run it in a disposable fork of the target (--isolated)
 
 
 @dataclass

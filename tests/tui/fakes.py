@@ -164,6 +164,7 @@ class FakeSession:
     calls: list[tuple[str, Any]] = field(default_factory=list)
     ticks: int = 0
     censuses: int = 0
+    isolated_queries: list[bool] = field(default_factory=list)  # `isolated` of each eval
 
     def _enter(self, op: str, arg: Any = None) -> None:
         self.calls.append((op, arg))
@@ -217,8 +218,9 @@ class FakeSession:
                 ModuleInfo("sys", None, None), ModuleInfo("threading", THREADING, None)]
 
     def eval(self, expr: str, thread: int | str | None = None, frame: int | None = None, *,
-             module: str | None = None) -> Value:
+             module: str | None = None, isolated: bool = False) -> Value:
         self._enter("eval", expr)
+        self.isolated_queries.append(isolated)
         if self.gate is not None:
             self.gate.wait(10)
         if expr.startswith("open("):

@@ -300,3 +300,25 @@ def test_tasks_tab_lists_tasks_and_their_await_chains():
 
     run(app, scenario)
 
+
+
+def test_ctrl_o_runs_queries_in_an_isolated_fork_and_says_so():
+    app = fake_app(pid=PID)
+
+    async def scenario(pilot: Pilot[int]) -> None:
+        screen = await attached(pilot)
+        console = screen.query_one(EvalConsole)
+        await query(pilot, screen, "len(orders)")
+        screen.query_one(HistoryInput).focus()
+        await pilot.press("ctrl+o")
+        await settle(pilot)
+        assert console.isolated and "isolated" in str(console.border_title)
+        assert "(fork)" in str(screen.query_one("#console-scope").render())
+        await query(pilot, screen, "len(orders)")
+        await pilot.press("ctrl+o")
+        await query(pilot, screen, "len(orders)")
+        session = app.session
+        assert session is not None
+        assert session.isolated_queries == [False, True, False]  # type: ignore[attr-defined]
+
+    run(app, scenario)

@@ -22,6 +22,7 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("enter  space  → ←", "open / close a frame or a value (locals load when opened)"),
     ("e  or  /", "jump to the console; enter runs the query, ↑ ↓ walk the history"),
     ("ctrl+g", "console: evaluate in __main__ instead of the highlighted frame"),
+    ("ctrl+o", "console: isolated - run each query in a disposable fork of the target"),
     ("p", "pin the highlighted value as a watch (on a watch: unpin it)"),
     ("ctrl+t", "console: pin the typed (or last) query as a watch"),
     ("c", "copy the highlighted value, frame or watch to the clipboard"),

@@ -1,7 +1,8 @@
 """EvalConsole: type a query, Enter evaluates it in the target's sandbox.
 
 Queries run in the frame highlighted in the stack (the prompt names it) or in
-`__main__` (ctrl+g toggles). Each answer is a row of the transcript tree,
+`__main__` (ctrl+g toggles). ctrl+o toggles isolation: each query then runs in
+a disposable fork of the target (shown in the prompt and the console title). Each answer is a row of the transcript tree,
 opened lazily like any other value; a refusal or a budget error is one line
 in its own style, with the rule's message, never a traceback. Up and down
 walk the history.
@@ -138,11 +139,13 @@ class EvalConsole(Vertical):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+g", "toggle_scope", "Frame/__main__"),
+        Binding("ctrl+o", "toggle_isolated", "Isolated"),
         Binding("ctrl+t", "pin_query", "Pin query"),
     ]
 
     frame_scope: reactive[Scope | None] = reactive(None)
     use_main: reactive[bool] = reactive(False)
+    isolated: reactive[bool] = reactive(False)
 
     def compose(self) -> ComposeResult:
         yield Transcript("queries", id="console-output")
@@ -167,14 +170,26 @@ class EvalConsole(Vertical):
     def watch_use_main(self) -> None:
         self._show_scope()
 
+    def watch_isolated(self) -> None:
+        self._show_scope()
+
     def _show_scope(self) -> None:
         if not self.children:  # not composed yet
             return
-        self.query_one("#console-scope", Label).update("%s ›" % self.scope.label)
-        self.border_title = "Console · evaluates in %s" % self.scope.label
+        fork = " (fork)" if self.isolated else ""
+        self.query_one("#console-scope", Label).update("%s%s ›" % (self.scope.label, fork))
+        self.border_title = "Console · evaluates in %s%s" % (
+            self.scope.label, " · isolated: in a disposable fork (ctrl+o)" if self.isolated
+            else "")
+        self.set_class(self.isolated, "-isolated")
 
     def action_toggle_scope(self) -> None:
         self.use_main = not self.use_main
+
+    def action_toggle_isolated(self) -> None:
+        self.isolated = not self.isolated
+        self.notify("Queries now run %s." % ("in a disposable fork of the target (isolated)"
+                                              if self.isolated else "in the target's sandbox"))
 
     def action_pin_query(self) -> None:
         field = self.query_one(HistoryInput)
@@ -195,7 +210,7 @@ class EvalConsole(Vertical):
         field.value = ""
         transcript = self.query_one(Transcript)
         token = transcript.add_query(expr, self.scope)
-        self.post_message(QuerySubmitted(token, expr, self.scope))
+        self.post_message(QuerySubmitted(token, expr, self.scope, self.isolated))
 
     def show_result(self, token: int, value: Value | None, failure: Failure | None) -> None:
         self.query_one(Transcript).show_result(token, value, failure)
