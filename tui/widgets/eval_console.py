@@ -2,10 +2,10 @@
 
 Queries run in the frame highlighted in the stack (the prompt names it) or in
 `__main__` (ctrl+g toggles). ctrl+o toggles isolation: each query then runs in
-a disposable fork of the target (shown in the prompt and the console title). Each answer is a row of the transcript tree,
-opened lazily like any other value; a refusal or a budget error is one line
-in its own style, with the rule's message, never a traceback. Up and down
-walk the history.
+a disposable fork of the target (shown in the prompt and the console title).
+Each answer is a row of the transcript tree, opened lazily like any other
+value; a refusal or a budget error is one line in its own style, with the
+rule's message, never a traceback. Up and down walk the history.
 """
 
 from __future__ import annotations
