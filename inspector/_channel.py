@@ -24,6 +24,7 @@ import struct
 import tempfile
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from payloads import wire
 
@@ -147,7 +148,7 @@ class Listener:
             self.close()  # one-time: nobody can connect with this token again
             return Connection(conn, hello)
 
-    def _verify(self, conn: socket.socket, deadline: float) -> dict:
+    def _verify(self, conn: socket.socket, deadline: float) -> dict[str, Any]:
         cred = peer_credentials(conn)
         if cred.pid != self.pid:
             raise _Rejected("peer pid %d is not the target %d" % (cred.pid, self.pid))
@@ -183,20 +184,21 @@ def _remedy(error: OSError, base: str) -> str:
     return "%s; check %s (or point TMPDIR at another directory)" % (error.strerror, base)
 
 
-def read_frame(sock: socket.socket, limit: int = wire.MAX_FRAME) -> dict:
+def read_frame(sock: socket.socket, limit: int = wire.MAX_FRAME) -> dict[str, Any]:
     length = wire.frame_length(wire.recv_exact(sock, wire.HEADER_SIZE), limit)
-    return wire.decode_body(wire.recv_exact(sock, length))
+    message: dict[str, Any] = wire.decode_body(wire.recv_exact(sock, length))
+    return message
 
 
 class Connection:
     """One verified connection to an agent: framed request/response."""
 
-    def __init__(self, sock: socket.socket, hello: dict) -> None:
+    def __init__(self, sock: socket.socket, hello: dict[str, Any]) -> None:
         self.sock = sock
         self.hello = hello
         self._next_id = 0
 
-    def call(self, op: str, timeout: float, **args: object) -> dict:
+    def call(self, op: str, timeout: float, **args: object) -> dict[str, Any]:
         """Send one request and return the matching reply (raises TargetLost)."""
         self._next_id += 1
         request = {"id": self._next_id, "op": op, **args}
@@ -221,7 +223,7 @@ class Connection:
                                 % (reply.get("id"), self._next_id))
         return reply
 
-    def send_message(self, message: dict) -> None:
+    def send_message(self, message: dict[str, Any]) -> None:
         self.sock.sendall(wire.encode_frame(message))
 
     def send_only(self, op: str) -> None:

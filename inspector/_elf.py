@@ -98,7 +98,7 @@ def dynamic_symbols(data: bytes, wanted: Iterable[str]) -> dict[str, int]:
 
 def _is_exec_type(data: bytes) -> bool:
     (e_type,) = struct.unpack_from("<H", data, 0x10)
-    return e_type == _ET_EXEC
+    return bool(e_type == _ET_EXEC)
 
 
 def _first_load_vaddr(data: bytes) -> int:
@@ -109,7 +109,7 @@ def _first_load_vaddr(data: bytes) -> int:
         (p_type,) = struct.unpack_from("<I", data, ph)
         if p_type == _PT_LOAD:
             p_offset, p_vaddr = struct.unpack_from("<QQ", data, ph + 8)
-            return p_vaddr - p_offset
+            return int(p_vaddr - p_offset)
     return 0
 
 

@@ -151,7 +151,7 @@ def _from_json(tp: Any, value: Any, where: str) -> Any:
             raise _Malformed("%s should be an object" % where)
         _key, item = typing.get_args(tp) or (str, Any)
         return {str(k): _from_json(item, v, "%s.%s" % (where, k)) for k, v in value.items()}
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise _Malformed("%s should be an object" % where)
         hints = _hints(tp)

@@ -123,7 +123,7 @@ def load_checks_file(path: str) -> list[Check]:
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+        import tomli as tomllib  # type: ignore[no-redef,import-not-found,unused-ignore]
     try:
         with open(path, "rb") as f:
             doc = tomllib.load(f)

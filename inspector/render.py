@@ -39,7 +39,7 @@ def _ellipsis(node: dict[str, Any], shown: int) -> str:
 def inline(node: dict[str, Any]) -> str:
     """A one-line rendering of a node."""
     kind = node.get("kind")
-    tname = node.get("type", "?")
+    tname = str(node.get("type", "?"))
     if kind == "scalar":
         return str(node.get("text", node.get("value")))
     if kind in ("str", "bytes"):
@@ -367,9 +367,9 @@ def memory_lines(summary: MemorySummary) -> list[str]:
         "/".join(str(n) for n in summary.gc_counts)))
     out.append("  %3s %12s %12s %14s" % ("GEN", "COLLECTIONS", "COLLECTED", "UNCOLLECTABLE"))
     for g in summary.generations:
-        out.append("  %3d %12s %12s %14s" % tuple(
-            [g.index] + [_n(v) if v is not None else "?"
-                         for v in (g.collections, g.collected, g.uncollectable)]))
+        cells = [_n(v) if v is not None else "?"
+                 for v in (g.collections, g.collected, g.uncollectable)]
+        out.append("  %3s %12s %12s %14s" % (str(g.index), *cells))
     garbage = _n(summary.garbage) if summary.garbage is not None else "?"
     out.append("  gc.garbage: %s objects; frozen by gc.freeze(): %s" % (garbage,
                                                                          _n(summary.frozen)))
