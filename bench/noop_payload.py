@@ -1,0 +1,2 @@
+# Injected by the bench with pyrasite alone: the cheapest possible payload.
+pass
