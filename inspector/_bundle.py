@@ -14,9 +14,11 @@ deadline passed, or the boot file gone, and does nothing.
 
 from __future__ import annotations
 
-import importlib.resources
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
+
+import payloads
 
 # Payload modules shipped to the target (payloads/<name>.py). The loader is
 # not in this list: it is the boot file's body.
@@ -73,7 +75,7 @@ class BootParams:
 
 @cache
 def payload_source(name: str) -> str:
-    return importlib.resources.files("payloads").joinpath(name + ".py").read_text("utf-8")
+    return (_PAYLOADS_DIR / (name + ".py")).read_text("utf-8")
 
 
 def render_stage1(params: BootParams) -> str:
@@ -83,9 +85,36 @@ def render_stage1(params: BootParams) -> str:
     return "exec(%r, {'__builtins__': __builtins__, '__name__': '_inspector_boot'})\n" % inner
 
 
+_PAYLOADS_DIR = Path(payloads.__file__).parent  # shipped in the wheel (test_packaging)
+CHUNK_LINES = 60  # about this many lines per compile() in the target (GIL held)
+
+
+_TOP_LEVEL_STARTS = ("def ", "class ", "async def ", "@")
+
+
+@cache
+def payload_chunks(name: str) -> list[list[object]]:
+    """A payload module cut into [first_line, text] chunks of about CHUNK_LINES
+    lines, so that the target never compiles more than that in one
+    GIL-holding call. Cuts fall only before a top-level `def`, `class` or
+    decorator line (cheap to find; parsing every module with `ast` on each
+    attach would cost 50 ms). tests/unit/test_bundle.py proves every chunk
+    compiles on its own."""
+    lines = payload_source(name).splitlines(keepends=True)
+    chunks: list[list[object]] = []
+    start = 0  # index of the chunk's first line
+    for i, line in enumerate(lines):
+        if i - start >= CHUNK_LINES and line.startswith(_TOP_LEVEL_STARTS) and \
+                not lines[i - 1].startswith("@"):
+            chunks.append([start + 1, "".join(lines[start:i])])
+            start = i
+    chunks.append([start + 1, "".join(lines[start:])])
+    return chunks
+
+
 def render_boot_file(params: BootParams) -> bytes:
     """Stage 2: loader.py plus the call that carries token and sources."""
-    sources = {name: payload_source(name) for name in PAYLOAD_MODULES}
+    sources = {name: payload_chunks(name) for name in PAYLOAD_MODULES}
     call = "main(%r, %r)\n" % (
         {
             "token": params.token,

@@ -15,9 +15,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import hmac
+import json
 import logging
 import os
-import secrets
 import shutil
 import socket
 import struct
@@ -74,7 +74,7 @@ class Listener:
     def __init__(self, pid: int, target_uid: int) -> None:
         self.pid = pid
         self.target_uid = target_uid
-        self.token = secrets.token_hex(32)
+        self.token = os.urandom(32).hex()  # what secrets.token_hex does, minus its imports
         host_base, target_base = _tmp_dirs(pid)
         try:
             self.host_dir = tempfile.mkdtemp(prefix="inspector-", dir=host_base)
@@ -184,10 +184,27 @@ def _remedy(error: OSError, base: str) -> str:
     return "%s; check %s (or point TMPDIR at another directory)" % (error.strerror, base)
 
 
+def _no_constants(name: str) -> Any:
+    raise ValueError("%s is not allowed on the wire" % name)
+
+
+def decode_body(body: bytes) -> dict[str, Any]:
+    """wire.decode_body's contract with the C json decoder: replies can be MBs
+    (a 10,000-item snapshot) and the pure-Python codec the agent must use is
+    20x slower. Same rules: one object, no NaN/Infinity, bounded nesting
+    (json's recursion guard), ProtocolError on anything else."""
+    try:
+        message = json.loads(body.decode("utf-8"), parse_constant=_no_constants)
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise wire.ProtocolError("malformed frame: %s" % e) from None
+    if type(message) is not dict:
+        raise wire.ProtocolError("a frame must hold a JSON object")
+    return message
+
+
 def read_frame(sock: socket.socket, limit: int = wire.MAX_FRAME) -> dict[str, Any]:
     length = wire.frame_length(wire.recv_exact(sock, wire.HEADER_SIZE), limit)
-    message: dict[str, Any] = wire.decode_body(wire.recv_exact(sock, length))
-    return message
+    return decode_body(wire.recv_exact(sock, length))
 
 
 class Connection:

@@ -13,7 +13,7 @@ censuses taken with `top=0`.
 
 from __future__ import annotations
 
-from .models import Census, CensusDelta
+from .diagnostics import Census, CensusDelta
 
 
 def census_diff(before: Census, after: Census, top: int = 20, *,

@@ -24,8 +24,8 @@ import typing
 from functools import cache
 from typing import Any
 
+from .diagnostics import Dump, DumpTarget
 from .errors import BudgetExceeded, Denied, EvalError, UsageError
-from .models import Dump, DumpTarget
 
 DUMP_FORMAT = "inspector-dump"
 DUMP_VERSION = 1

@@ -12,8 +12,10 @@ import os
 import re
 import struct
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import psutil
+if TYPE_CHECKING:
+    import psutil  # imported where used: attach's preflight needs none of it
 
 from . import _elf
 
@@ -89,6 +91,8 @@ def version_tuple(version: str) -> tuple[int, int] | None:
 
 def _looks_like_python(proc: psutil.Process) -> bool:
     """Cheap filter before reading maps: name or exe mentions python."""
+    import psutil
+
     try:
         name = proc.name()
         return "python" in name.lower() or "python" in (proc.exe() or "").lower()
@@ -98,6 +102,8 @@ def _looks_like_python(proc: psutil.Process) -> bool:
 
 def list_python_processes(include_all_users: bool = True) -> list[PythonProcess]:
     """Every process that maps a CPython runtime, with metrics."""
+    import psutil
+
     out = []
     me = os.getpid()
     for proc in psutil.process_iter():
@@ -130,6 +136,8 @@ def list_python_processes(include_all_users: bool = True) -> list[PythonProcess]
 
 
 def _version_from_name(proc: psutil.Process) -> str:
+    import psutil
+
     try:
         hit = _NAME_VERSION_RE.search(proc.name() + " " + (proc.exe() or ""))
     except (psutil.Error, OSError):

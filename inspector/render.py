@@ -7,18 +7,11 @@ notation. Nothing here talks to a target; the CLI prints what these return.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .models import (
-    Census,
-    CensusDelta,
-    Dump,
-    MemorySummary,
-    TaskInfo,
-    TaskNode,
-    ThreadStack,
-    Value,
-)
+if TYPE_CHECKING:  # only the census/task/memory renderers need them, and they are given them
+    from .diagnostics import Census, CensusDelta, Dump, MemorySummary, TaskInfo, TaskNode
+from .models import ThreadStack, Value
 from .procs import PythonProcess
 
 INDENT = "  "
@@ -264,6 +257,8 @@ def task_tree(tasks: Iterable[TaskInfo]) -> list[TaskNode]:
     tasks = list(tasks)
     by_id = {t.id: t for t in tasks}
     awaited = {child for t in tasks for child in t.awaiting if child in by_id}
+
+    from .diagnostics import TaskNode
 
     def build(task: TaskInfo, path: frozenset[int]) -> TaskNode:
         if task.id in path:

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import time
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from payloads import wire
 
@@ -26,24 +25,10 @@ from ._diagnose import agent_blocked, describe_busy_threads, process_alive
 from ._inject import InjectionReport, Target, make_injector
 from .audit import AuditLog
 from .errors import AttachError, InspectorError, TargetLost, UsageError, from_reply
-from .models import (
-    AgentInfo,
-    AllocationSite,
-    AwaitLink,
-    Census,
-    CensusEntry,
-    FrameInfo,
-    GcGeneration,
-    LoopInfo,
-    MemorySummary,
-    ModuleInfo,
-    ProcessStats,
-    TaskInfo,
-    ThreadInfo,
-    ThreadStack,
-    TracemallocSummary,
-    Value,
-)
+from .models import AgentInfo, FrameInfo, ModuleInfo, ThreadInfo, ThreadStack, Value
+
+if TYPE_CHECKING:
+    from .diagnostics import Census, MemorySummary, TaskInfo
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +99,7 @@ def _inject(target: Target, *, injector: str, timeout: float, idle_timeout: floa
             socket_path=listener.socket_path,
             boot_path=listener.boot_path,
             deadline=deadline,
-            package="_inspector_agent_" + secrets.token_hex(6),
+            package="_inspector_agent_" + os.urandom(6).hex(),
             idle_timeout=idle_timeout,
             client_uid=os.geteuid(),
             resident=resident,
@@ -312,11 +297,15 @@ class Session:
         raw = self._call("census", {"top": top, "sort": sort, "max_seconds": max_seconds},
                          timeout=budget + self.call_timeout, top=top, sort=sort,
                          limits={"max_seconds": max_seconds} if max_seconds else None)
-        return _census(raw, time.time())
+        from .diagnostics import parse_census
+
+        return parse_census(raw, time.time())
 
     def tasks(self) -> list[TaskInfo]:
         """Every asyncio task in the target (empty if it never imported asyncio)."""
-        return _tasks(self._call("tasks", {}))
+        from .diagnostics import parse_tasks
+
+        return parse_tasks(self._call("tasks", {}))
 
     def memory(self, *, tracemalloc_top: int = 10, process: bool = True) -> MemorySummary:
         """gc state, tracemalloc's top sites (only if the target is already tracing),
@@ -325,7 +314,9 @@ class Session:
             raise UsageError("tracemalloc_top must be an integer in [0, 1000]")
         raw = self._call("memory", {"tracemalloc_top": tracemalloc_top},
                          tracemalloc_top=tracemalloc_top)
-        return _memory_summary(raw, process_stats(self.pid) if process else None)
+        from .diagnostics import parse_memory_summary, process_stats
+
+        return parse_memory_summary(raw, process_stats(self.pid) if process else None)
 
     def shutdown(self) -> None:
         """Stop a resident agent (every session of it ends, its files go)."""
@@ -395,127 +386,3 @@ def _thread_stack(raw: dict[str, Any], pid: int) -> ThreadStack:
         frames=tuple(_frame_info(f, pid) for f in raw.get("frames", [])),
         frames_cut=bool(raw.get("frames_cut")),
     )
-
-
-# -- census, memory and tasks replies (payloads/census.py, payloads/tasks.py) --
-
-
-def _census(raw: dict[str, Any], taken_at: float) -> Census:
-    return Census(
-        entries=tuple(CensusEntry(str(e["type"]), int(e["count"]), int(e["size"]))
-                      for e in raw.get("types", [])),
-        total_objects=int(raw.get("total_objects", 0)),
-        total_size=int(raw.get("total_size", 0)),
-        distinct_types=int(raw.get("distinct_types", 0)),
-        generations=tuple(int(n) for n in raw.get("generations", ())),
-        frozen=int(raw.get("frozen") or 0),
-        duration=float(raw.get("duration") or 0.0),
-        list_pause=float(raw.get("list_pause") or 0.0),
-        max_hold=float(raw.get("max_hold") or 0.0),
-        complete=bool(raw.get("complete", True)),
-        stopped=raw.get("stopped"),
-        sort=str(raw.get("sort") or "count"),
-        taken_at=taken_at,
-    )
-
-
-def _optional_int(value: Any) -> int | None:
-    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _tracemalloc_summary(raw: dict[str, Any] | None) -> TracemallocSummary | None:
-    if raw is None:
-        return None
-    return TracemallocSummary(
-        tracing=raw.get("tracing"),
-        current=_optional_int(raw.get("current")),
-        peak=_optional_int(raw.get("peak")),
-        overhead=_optional_int(raw.get("overhead")),
-        traceback_limit=_optional_int(raw.get("traceback_limit")),
-        top=tuple(AllocationSite(str(t["file"]), int(t["line"]), int(t["size"]),
-                                 int(t["count"])) for t in raw.get("top") or ()),
-        sites=_optional_int(raw.get("sites")),
-        note=raw.get("note"),
-    )
-
-
-def _memory_summary(raw: dict[str, Any], process: ProcessStats | None) -> MemorySummary:
-    gc = raw.get("gc") or {}
-    return MemorySummary(
-        gc_enabled=bool(gc.get("enabled")),
-        gc_counts=tuple(int(n) for n in gc.get("counts", ())),
-        gc_thresholds=tuple(int(n) for n in gc.get("thresholds", ())),
-        generations=tuple(
-            GcGeneration(int(g["index"]), _optional_int(g.get("count")),
-                         _optional_int(g.get("threshold")), _optional_int(g.get("collections")),
-                         _optional_int(g.get("collected")),
-                         _optional_int(g.get("uncollectable")))
-            for g in gc.get("generations", ())),
-        garbage=_optional_int(gc.get("garbage")),
-        frozen=int(gc.get("frozen") or 0),
-        tracemalloc=_tracemalloc_summary(raw.get("tracemalloc")),
-        process=process,
-    )
-
-
-def _await_link(raw: dict[str, Any]) -> AwaitLink:
-    if raw.get("kind") in ("coroutine", "generator"):
-        return AwaitLink(kind=str(raw["kind"]), name=str(raw.get("qualname") or "?"),
-                         file=raw.get("file"), line=_optional_int(raw.get("line")),
-                         running=bool(raw.get("running")))
-    return AwaitLink(kind=str(raw.get("kind") or "awaitable"), name=str(raw.get("type") or ""))
-
-
-def _loop_info(raw: dict[str, Any]) -> LoopInfo:
-    return LoopInfo(id=int(raw["id"]), type=str(raw.get("type") or "?"),
-                    thread=_optional_int(raw.get("thread")), thread_name=raw.get("thread_name"),
-                    running=bool(raw.get("running")), closed=raw.get("closed"),
-                    current_task=_optional_int(raw.get("current_task")))
-
-
-def _tasks(raw: dict[str, Any]) -> list[TaskInfo]:
-    loops = {int(lp["id"]): _loop_info(lp) for lp in raw.get("loops", [])}
-    out = []
-    for t in raw.get("tasks", []):
-        waiter = t.get("waiter") or {}
-        loop_id = t.get("loop")
-        out.append(TaskInfo(
-            id=int(t["id"]), name=t.get("name"), type=str(t.get("type") or "?"),
-            state=str(t.get("state") or "?"),
-            loop=loops.get(loop_id) if loop_id is not None else None,
-            chain=tuple(_await_link(link) for link in t.get("chain", [])),
-            waiter=waiter.get("type"),
-            awaiting=tuple(int(i) for i in t.get("awaiting", [])),
-            current=bool(t.get("current")),
-            exception=t.get("exception"),
-        ))
-    out.sort(key=lambda task: (task.loop.id if task.loop else 0, _natural(task.label)))
-    return out
-
-
-def _natural(text: str) -> tuple[Any, ...]:
-    """'Task-10' after 'Task-9'."""
-    import re
-
-    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text))
-
-
-def process_stats(pid: int) -> ProcessStats | None:
-    """RSS, CPU time, threads and fds of `pid` from psutil (None if it is gone)."""
-    import psutil
-
-    try:
-        proc = psutil.Process(pid)
-        with proc.oneshot():
-            mem = proc.memory_info()
-            cpu = proc.cpu_times()
-            threads = proc.num_threads()
-            created = proc.create_time()
-            try:
-                fds: int | None = proc.num_fds()
-            except psutil.AccessDenied:
-                fds = None
-    except psutil.Error:
-        return None
-    return ProcessStats(rss=mem.rss, vms=mem.vms, cpu_user=cpu.user, cpu_system=cpu.system,
-                        num_threads=threads, num_fds=fds, uptime=max(0.0, time.time() - created))

@@ -19,9 +19,13 @@ import _thread
 import sys
 import time
 
-from . import census, frames, isolate, resident, tasks, wire
+from . import frames, wire
+
+# evaluator, census, tasks, isolate and resident are imported where they are
+# used: every module the agent loads is compiled in the target, so loading
+# only what a session needs keeps attaching quick (`inspector stack` never
+# compiles the evaluator).
 from .errors import AgentError, DeniedError, QueryError
-from .evaluator import EvalOptions, Scope, evaluate
 from .limits import Limits
 from .snapshot import navigate, snapshot, snapshot_namespace
 
@@ -43,6 +47,8 @@ def run(params, refusal):
         resident_spec = params.get("resident")
         resident_note = None
         if refusal is None and resident_spec:
+            from . import resident
+
             listener, resident_note = resident.open_listener(resident_spec)
             if listener is not None:
                 server = resident.ResidentServer(listener, resident_spec, params, Agent)
@@ -219,6 +225,8 @@ class Agent:
 
     def _scope(self, request):
         """The namespace a query or inspection runs in."""
+        from .evaluator import Scope
+
         thread = self._thread(request)
         module = request.get("module")
         if thread is not None:
@@ -298,6 +306,8 @@ class Agent:
         return out
 
     def op_eval(self, request):
+        from .evaluator import EvalOptions, evaluate
+
         expr = request.get("expr")
         if type(expr) is not str:
             raise QueryError("ValueError", "expr must be a string")
@@ -315,6 +325,8 @@ class Agent:
                     "--isolated to run the query in a disposable fork")
             return snapshot(evaluate(expr, scope, options), limits=limits, redact=redact)
 
+        from . import isolate
+
         def job():
             if allow_calls:
                 value = isolate.explore_eval(expr, scope)
@@ -330,6 +342,8 @@ class Agent:
 
     def op_inspect(self, request):
         """Snapshot of a value addressed by scope (+ optional expr) + path."""
+        from .evaluator import EvalOptions, evaluate
+
         limits = self._limits(request)
         redact = request.get("redact", True) is not False
         scope = self._scope(request)
@@ -350,15 +364,21 @@ class Agent:
 
     def op_census(self, request):
         """Objects by type: {"top": N (0 = all), "sort": "count"|"size", "limits": {...}}."""
+        from . import census
+
         return census.census(request.get("top", 20), request.get("limits"),
                              request.get("sort", "count"))
 
     def op_tasks(self, request):
         """asyncio loops and tasks, read without calling into any loop."""
+        from . import tasks
+
         return tasks.list_tasks(self.ident)
 
     def op_memory(self, request):
         """gc state, and tracemalloc's top sites if the target is already tracing."""
+        from . import census
+
         return census.memory_summary(request.get("tracemalloc_top", census.TRACEMALLOC_TOP))
 
 

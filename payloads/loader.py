@@ -21,7 +21,10 @@ target).
 import builtins
 import sys
 
-AGENT_THREAD_NAME = "inspector-agent"  # also the Linux thread name (15 chars max)
+AGENT_THREAD_NAME = "inspector-agent"
+# `from __future__ import annotations` for every chunk after the first
+# (CO_FUTURE_ANNOTATIONS, the same value on 3.7-3.13).
+_FUTURE_ANNOTATIONS = 0x1000000  # also the Linux thread name (15 chars max)
 # From a literal: `type(len)` would be the type of whatever the target put
 # in builtins as `len` (a Python function, if it monkeypatched it).
 _BUILTIN_FUNCTION = type([].append)
@@ -254,9 +257,15 @@ class _PrivateImporter:
         module.__package__ = self.package
         module.__builtins__ = self.builtins
         self.modules[short] = module  # before exec: tolerates import cycles
-        code = compile(self.sources[short], "<inspector-agent:%s>" % short, "exec",
-                       dont_inherit=True)
-        exec(code, module.__dict__)
+        filename = "<inspector-agent:%s>" % short
+        # The client cut each module into chunks of whole top-level statements:
+        # compile() holds the GIL for its whole run (25 ms for the evaluator in
+        # one piece), and between two chunks the interpreter can hand the GIL
+        # to the target's threads. Leading newlines keep the line numbers.
+        for first_line, text in self.sources[short]:
+            code = compile("\n" * (first_line - 1) + text, filename, "exec",
+                           _FUTURE_ANNOTATIONS, dont_inherit=True)
+            exec(code, module.__dict__)
         setattr(self._package_object(), short, module)
         return module
 

@@ -478,7 +478,17 @@ class _Snapshotter:
         """The items to show: the first N, or N after `offset` at the top level."""
         n_items = self.limits.max_snapshot_items
         skip = self.offset if depth == 0 else 0
+        if skip >= self.limits.max_scan_items:
+            raise BudgetError("max_scan_items", "offset %d is beyond the scan budget (%d); "
+                              "only lists and tuples page further"
+                              % (skip, self.limits.max_scan_items))
         return _first(iterator, skip + n_items)[skip:]
+
+    def _sliced(self, base, value, depth: int) -> list:
+        """Lists and tuples page by slicing (one C call, any offset)."""
+        skip = self.offset if depth == 0 else 0
+        window = slice(skip, skip + self.limits.max_snapshot_items)
+        return base.__dict__["__getitem__"](value, window)
 
     def _paged(self, node: dict, depth: int, shown: int) -> dict:
         skip = self.offset if depth == 0 else 0
@@ -493,7 +503,10 @@ class _Snapshotter:
         seq_base = static.builtin_base(value, _SEQ_BASES + ((deque,) if deque else ()))
         if seq_base is not None:
             length = seq_base.__dict__["__len__"](value)
-            items = self._window(seq_base.__dict__["__iter__"](value), depth)
+            if seq_base is LIST or seq_base is TUPLE:
+                items = list(self._sliced(seq_base, value, depth))
+            else:
+                items = self._window(seq_base.__dict__["__iter__"](value), depth)
             return self._paged({"type": tname, "kind": "seq", "len": length, "id": id(value),
                                 "items": [self.node(x, depth + 1) for x in items]},
                                depth, len(items))
@@ -574,9 +587,6 @@ def snapshot(value, *, limits: Limits | None = None, redact: bool = True, offset
     lim = limits if limits is not None else Limits()
     if type(offset) is not INT or offset < 0:
         raise QueryError("ValueError", "offset must be a non-negative integer")
-    if offset >= lim.max_scan_items:
-        raise BudgetError("max_scan_items", "offset %d is beyond the scan budget (%d)"
-                          % (offset, lim.max_scan_items))
     return _Snapshotter(lim, redact, offset).node(value, 0)
 
 
@@ -614,6 +624,11 @@ def item_at(value, index, *, redact: bool = True, limits: Limits | None = None):
     if type(index) is not INT or index < 0:
         raise QueryError("TypeError", "path item index must be an int >= 0, not %r"
                          % (index,) if type(index) is INT else "path item index must be an int")
+    direct = static.builtin_base(value, (LIST, TUPLE))
+    if direct is not None:  # O(1) indexing through the C method: no scan budget needed
+        if index >= direct.__dict__["__len__"](value):
+            raise QueryError("IndexError", "item %d out of range" % index)
+        return direct.__dict__["__getitem__"](value, index)
     if index >= lim.max_scan_items:
         raise BudgetError("max_scan_items", "item %d is beyond the scan budget (%d)"
                           % (index, lim.max_scan_items))

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from inspector.diagnostics import Census, TaskInfo
 from inspector.metrics import ProcessSample
-from inspector.models import Census, ModuleInfo, TaskInfo, ThreadInfo, ThreadStack, Value
+from inspector.models import ModuleInfo, ThreadInfo, ThreadStack, Value
 from inspector.procs import PythonProcess
 
 

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
+from inspector.diagnostics import Census, TaskInfo
 from inspector.metrics import ProcessSample
-from inspector.models import Census, ModuleInfo, TaskInfo, ThreadInfo, ThreadStack, Value
+from inspector.models import ModuleInfo, ThreadInfo, ThreadStack, Value
 from inspector.procs import PythonProcess
 
 from .api import SessionAPI

@@ -126,12 +126,13 @@ class GdbInjector:
         if platform.machine() != "x86_64":
             raise AttachError("the gdb injector supports x86-64 only (this is %s); use "
                               "--injector pyrasite" % platform.machine())
-        addresses = resolve_addresses(target)
         text = stage1.encode("ascii")
         started = time.monotonic()
+        # gdb takes ~60 ms to start: let it, while we read the ELF symbol tables.
         mi = GdbMI(self.gdb_path)
         stopped_at = None
         try:
+            addresses = resolve_addresses(target)
             for setting in ("confirm off", "auto-load off", "auto-solib-add off",
                             "sysroot /nonexistent-inspector",
                             "libthread-db-search-path /nonexistent-inspector",
@@ -159,6 +160,7 @@ class GdbInjector:
             report = self._inject_stopped(mi, target, threads, addresses, text)
             mi.command("-target-detach", COMMAND_TIMEOUT)
             detached_at = time.monotonic()
+            mi.release()
             return InjectionReport(
                 backend=self.name, path=report[0], thread=report[1],
                 stopped_ms=(detached_at - stopped_at) * 1000.0,

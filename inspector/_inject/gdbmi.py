@@ -17,6 +17,7 @@ import re
 import select
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -129,6 +130,22 @@ class GdbMI:
         with contextlib.suppress(OSError):
             if self.proc.stdin:
                 self.proc.stdin.close()
+
+    def release(self) -> None:
+        """gdb has detached: let it quit without waiting for it (its exit takes
+        tens of ms of cleanup we need not sit through); a daemon thread reaps it."""
+        self.abandoned = True
+        with contextlib.suppress(OSError):
+            if self.proc.stdin:
+                self.proc.stdin.close()
+        threading.Thread(target=self._reap, name="inspector-gdb-reaper", daemon=True).start()
+
+    def _reap(self) -> None:
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            self.proc.wait(30)
+        with contextlib.suppress(OSError):
+            if self.proc.stdout:
+                self.proc.stdout.close()
 
     def close(self, timeout: float = 5.0) -> None:
         """Quit gdb (it detaches); escalate only if it does not go."""

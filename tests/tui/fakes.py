@@ -13,20 +13,10 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from inspector.diagnostics import AwaitLink, Census, CensusEntry, LoopInfo, TaskInfo
 from inspector.errors import BudgetExceeded, Denied, EvalError, TargetLost
 from inspector.metrics import ProcessSample
-from inspector.models import (
-    AwaitLink,
-    Census,
-    CensusEntry,
-    FrameInfo,
-    LoopInfo,
-    ModuleInfo,
-    TaskInfo,
-    ThreadInfo,
-    ThreadStack,
-    Value,
-)
+from inspector.models import FrameInfo, ModuleInfo, ThreadInfo, ThreadStack, Value
 from inspector.procs import PythonProcess
 
 MAX_ITEMS = 100  # items per container node, as the agent sends

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from inspector.census import census_diff, growth_rate
-from inspector.models import Census, CensusEntry
+from inspector.diagnostics import Census, CensusEntry
+from inspector.diagnostics import parse_census as _census
+from inspector.diagnostics import parse_memory_summary as _memory_summary
 from inspector.render import census_rows, render_census, render_census_diff
-from inspector.session import _census, _memory_summary
 from payloads import census
 from payloads.errors import QueryError
 from tests.pythons import interpreters

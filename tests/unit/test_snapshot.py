@@ -179,4 +179,26 @@ def test_offset_is_validated():
     with pytest.raises(QueryError):
         snap([1], offset=-1)
     with pytest.raises(BudgetError):
-        snap([1], offset=10**9)
+        snap({1: 2}, offset=10**9)  # dicts are scanned: the budget bounds the scan
+    assert snap([1], offset=10**9)["items"] == []  # lists slice: nothing there
+
+
+def test_lists_page_and_index_beyond_the_scan_budget():
+    from payloads.limits import Limits
+    from payloads.snapshot import item_at, navigate
+    from payloads.snapshot import snapshot as snap
+
+    lim = Limits(max_snapshot_items=2, max_scan_items=100)
+    big = list(range(1000))
+    node = snap(big, limits=lim, offset=500)
+    assert [i["value"] for i in node["items"]] == [500, 501] and node["offset"] == 500
+    assert item_at(big, 999, limits=lim) == 999
+    assert navigate(big, [["item", 750]], limits=lim) == 750
+    import pytest
+
+    from payloads.errors import BudgetError, QueryError
+
+    with pytest.raises(QueryError):
+        item_at(big, 1000, limits=lim)
+    with pytest.raises(BudgetError):  # a set has no O(1) index: the scan budget applies
+        snap(set(big), limits=lim, offset=500)

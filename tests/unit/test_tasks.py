@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from inspector.models import TaskInfo
+from inspector.diagnostics import TaskInfo
+from inspector.diagnostics import parse_tasks as _tasks
 from inspector.render import render_tasks, task_tree, task_tree_lines
-from inspector.session import _tasks
 from payloads import tasks as payload_tasks
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -78,3 +78,21 @@ def test_frame_limits():
         wire.decode_body(b"[1, 2]")
     with pytest.raises(wire.ProtocolError):
         wire.decode_body(b'{"a": 1} trailing')
+
+
+@given(json_values)
+@settings(max_examples=200, deadline=None)
+def test_client_decoder_agrees_with_the_wire_codec(value):
+    from inspector._channel import decode_body
+
+    message = {"value": value}
+    assert decode_body(wire.dumps(message)) == wire.decode_body(wire.dumps(message))
+
+
+@pytest.mark.parametrize("body", [b"[1]", b'{"a": NaN}', b'{"a": Infinity}', b"\xff",
+                                  b"[" * 100000 + b"]" * 100000, b'{"a": 1} x'])
+def test_client_decoder_refuses_what_the_protocol_forbids(body):
+    from inspector._channel import decode_body
+
+    with pytest.raises(wire.ProtocolError):
+        decode_body(body)

@@ -24,8 +24,9 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
+from inspector.diagnostics import Census, TaskInfo
 from inspector.metrics import ProcessSample
-from inspector.models import Census, ModuleInfo, TaskInfo, ThreadInfo, ThreadStack, Value
+from inspector.models import ModuleInfo, ThreadInfo, ThreadStack, Value
 
 from ..messages import Failure, FrameHighlighted, TasksRequested, WatchPinned, WatchUnpinned
 from ..values import Address

@@ -17,7 +17,7 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
 from inspector.census import census_diff
-from inspector.models import Census
+from inspector.diagnostics import Census
 
 from ..fmt import clock_time, human_bytes
 from ..messages import CensusRequested

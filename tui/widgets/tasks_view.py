@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from inspector.models import TaskInfo
+from inspector.diagnostics import TaskInfo
 
 from ..fmt import short_path
 from ..messages import Failure
