@@ -79,9 +79,9 @@ def test_attach_in_every_target_state(python, spawn, mode):
         assert session.injection is not None and session.injection.path == "thread"
 
 
-def test_gil_held_in_long_c_call_is_refused_in_bounded_time(edge_python, spawn):
+def test_gil_held_in_long_c_call_is_refused_in_bounded_time(python, spawn):
     # Given a thread holding the GIL in a long C call while main waits for it
-    target = spawn(edge_python, "gilhog")
+    target = spawn(python, "gilhog")
     time.sleep(0.3)
     # When we attach with a short timeout
     started = time.monotonic()
@@ -111,8 +111,8 @@ def test_stopped_process_is_refused_and_left_stopped(python, spawn):
     assert target.alive()
 
 
-def test_already_traced_process_is_refused(edge_python, spawn):
-    target = spawn(edge_python, "sleep")
+def test_already_traced_process_is_refused(python, spawn):
+    target = spawn(python, "sleep")
     tracer = subprocess.Popen(["gdb", "-batch", "-nx", "-p", str(target.pid), "-ex",
                                "shell sleep 20"], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)

@@ -288,7 +288,13 @@ def test_signal_to_another_thread_during_an_injection_call(edge_python, spawn, m
         else:
             # When a SIGUSR1 lands in a worker thread during our first call
             with inspector.attach(target.pid, timeout=5.0) as session:
-                # Then the attach works and the signal reached the target's handler
+                # Then the attach works and the signal reaches the target's handler
+                # (Python runs it in the main thread, which may have been ours for
+                # the injection and is back in its 50 ms sleep: allow it to wake)
+                deadline = time.monotonic() + 2.0
+                while session.eval("len(got)").to_python() == 0 and \
+                        time.monotonic() < deadline:
+                    time.sleep(0.05)
                 assert session.eval("len(got)").to_python() == 1
         assert sent
     finally:
