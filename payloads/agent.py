@@ -20,14 +20,14 @@ import sys
 import time
 
 from . import frames, wire
+from .errors import AgentError, DeniedError, QueryError, safe_error_text
+from .limits import Limits
+from .snapshot import navigate, snapshot, snapshot_namespace
 
 # evaluator, census, tasks, isolate and resident are imported where they are
 # used: every module the agent loads is compiled in the target, so loading
 # only what a session needs keeps attaching quick (`inspector stack` never
 # compiles the evaluator).
-from .errors import AgentError, DeniedError, QueryError
-from .limits import Limits
-from .snapshot import navigate, snapshot, snapshot_namespace
 
 MAX_AGENTS = 4  # concurrent sessions per target; more are refused, not piled up
 CONNECT_TIMEOUT = 5.0  # seconds
@@ -87,16 +87,6 @@ def _server_trusted(sock, params):
     import posix
 
     return uid in (0, posix.geteuid(), params.get("client_uid"))
-
-
-def safe_error_text(exc):
-    """Describe an exception without calling str()/repr() on target objects."""
-    args = getattr(exc, "args", ())
-    parts = [a for a in args if type(a) is str]
-    text = type(exc).__name__
-    if parts:
-        text += ": " + "; ".join(parts)[:500]
-    return text
 
 
 class Agent:

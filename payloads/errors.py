@@ -42,3 +42,13 @@ class QueryError(AgentError):
     def __init__(self, error_type: str, message: str) -> None:
         super().__init__("%s: %s" % (error_type, message) if message else error_type)
         self.error_type = error_type
+
+
+def safe_error_text(exc):
+    """Describe an exception without calling str()/repr() on target objects:
+    its type name and only those args that are exact str."""
+    parts = [a for a in getattr(exc, "args", ()) if type(a) is str]
+    text = type(exc).__name__
+    if parts:
+        text += ": " + "; ".join(parts)[:500]
+    return text

@@ -40,7 +40,7 @@ import sys
 import time
 
 from . import wire
-from .errors import AgentError, DeniedError, QueryError
+from .errors import AgentError, DeniedError, QueryError, safe_error_text
 
 MAX_RSS_BYTES = 1024 ** 3  # refuse to fork bigger targets: ~25 ms stall at 1 GiB (README)
 CHILD_CPU_SECONDS = 10
@@ -387,21 +387,15 @@ def _child(native, sock, job, timeout):
         except AgentError as e:
             reply = {"ok": False, "error": {"kind": e.kind, "message": e.message}}
         except BaseException as e:
-            reply = {"ok": False, "error": {"kind": "eval", "message": _safe_text(e)}}
+            reply = {"ok": False, "error": {"kind": "eval", "message": safe_error_text(e)}}
         try:
             frame = wire.encode_frame(reply)
         except BaseException as e:
             frame = wire.encode_frame({"ok": False, "error": {
-                "kind": "internal", "message": "cannot encode the result: %s" % _safe_text(e)}})
+                "kind": "internal", "message": "cannot encode the result: %s" % safe_error_text(e)}})
         sock.sendall(frame)
     finally:
         posix._exit(0)  # no atexit handlers, no flushing of the target's buffers
-
-
-def _safe_text(exc):
-    parts = [a for a in getattr(exc, "args", ()) if type(a) is str]
-    text = type(exc).__name__
-    return text + (": " + "; ".join(parts)[:300] if parts else "")
 
 
 def _harden(native, keep_fd, timeout):
