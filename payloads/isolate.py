@@ -391,8 +391,9 @@ def _child(native, sock, job, timeout):
         try:
             frame = wire.encode_frame(reply)
         except BaseException as e:
-            frame = wire.encode_frame({"ok": False, "error": {
-                "kind": "internal", "message": "cannot encode the result: %s" % safe_error_text(e)}})
+            message = "cannot encode the result: %s" % safe_error_text(e)
+            frame = wire.encode_frame({"ok": False,
+                                       "error": {"kind": "internal", "message": message}})
         sock.sendall(frame)
     finally:
         posix._exit(0)  # no atexit handlers, no flushing of the target's buffers
