@@ -21,10 +21,10 @@ target).
 import builtins
 import sys
 
-AGENT_THREAD_NAME = "inspector-agent"
+AGENT_THREAD_NAME = "inspector-agent"  # also the Linux thread name (15 chars max)
 # `from __future__ import annotations` for every chunk after the first
 # (CO_FUTURE_ANNOTATIONS, the same value on 3.7-3.13).
-_FUTURE_ANNOTATIONS = 0x1000000  # also the Linux thread name (15 chars max)
+_FUTURE_ANNOTATIONS = 0x1000000
 # From a literal: `type(len)` would be the type of whatever the target put
 # in builtins as `len` (a Python function, if it monkeypatched it).
 _BUILTIN_FUNCTION = type([].append)
@@ -70,7 +70,9 @@ def _forget_loader():
 
 
 def _safe_text(exc):
-    """An exception's str args only: never str()/repr() of target objects."""
+    """An exception's str args only: never str()/repr() of target objects.
+    (errors.safe_error_text's twin: the loader runs before any payload
+    module exists, so it cannot import it.)"""
     return "; ".join(a for a in getattr(exc, "args", ()) if type(a) is str)[:300]
 
 
