@@ -146,6 +146,11 @@ class GdbInjector:
             except GdbError as e:
                 raise AttachError(_attach_failure(target.pid, str(e))) from None
             stopped_at = time.monotonic()
+            # In MI, -target-attach answers before gdb has stopped every
+            # thread; -thread-info (inside _thread_states) waits for that, and
+            # only then is gdb's own SIGSTOP for the main thread consumed and
+            # a pending stop in the main thread's queue really the user's.
+            threads = self._thread_states(mi, target.pid)
             stop = pending_stop(target.pid)
             if stop is not None:
                 # Stopped between our preflight and gdb's attach, or while gdb
@@ -156,7 +161,6 @@ class GdbInjector:
                     "process %d was stopped (%s) while inspector attached; nothing was "
                     "injected and it is left stopped; resume it with `kill -CONT %d` and "
                     "retry" % (target.pid, stop, target.pid))
-            threads = self._thread_states(mi, target.pid)
             report = self._inject_stopped(mi, target, threads, addresses, text)
             mi.command("-target-detach", COMMAND_TIMEOUT)
             detached_at = time.monotonic()
