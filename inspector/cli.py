@@ -311,6 +311,12 @@ class TuiCommand(Command):
         parser.add_argument("--no-redact", action="store_true")
 
     def run(self, args: argparse.Namespace) -> int:
+        if args.pid is not None:
+            # A bad PID on the command line is refused like everywhere else
+            # (exit 5, one line), before the full-screen app starts.
+            from ._preflight import check
+
+            check(args.pid)
         try:
             from tui.app import run_app
         except ImportError as e:

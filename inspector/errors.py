@@ -74,6 +74,7 @@ class ProtocolError(TargetLost):
 
 _BY_KIND: dict[str, type[InspectorError]] = {
     "eval": EvalError,
+    "usage": UsageError,
     "denied": Denied,
     "budget": BudgetExceeded,
     "lost": TargetLost,

@@ -4,6 +4,7 @@ AgentError
  +-- DeniedError   the sandbox policy refused a construct (exit code 3)
  +-- BudgetError   a budget would be exceeded (exit code 4)
  +-- QueryError    the query itself failed inside the sandbox (exit code 1)
+ +-- MalformedQueryError  the query is not valid Python syntax (exit code 2)
 """
 from __future__ import annotations
 
@@ -32,6 +33,13 @@ class BudgetError(AgentError):
     def __init__(self, budget: str, message: str) -> None:
         super().__init__(message)
         self.budget = budget
+
+
+class MalformedQueryError(AgentError):
+    """The query is not one valid Python expression (exit code 2, like any
+    other malformed argument)."""
+
+    kind = "usage"
 
 
 class QueryError(AgentError):

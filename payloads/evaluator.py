@@ -34,7 +34,7 @@ import builtins
 import time
 
 from . import policy, static
-from .errors import AgentError, BudgetError, DeniedError, QueryError
+from .errors import AgentError, BudgetError, DeniedError, MalformedQueryError, QueryError
 from .limits import Limits
 from .policy import (
     ATOMIC_IDS,
@@ -470,7 +470,10 @@ def parse(source, limits: Limits):
         tree = compile(source, "<query>", "eval", PYCF_ONLY_AST)
     except SyntaxError as exc:
         _refuse_statement(source)
-        raise QueryError("SyntaxError", _exc_message(exc) or "invalid syntax") from None
+        where = " at column %d" % exc.offset if type(exc.offset) is int else ""
+        raise MalformedQueryError(
+            "malformed query: %s%s; a query is one Python expression, e.g. len(orders)"
+            % (_exc_message(exc) or "invalid syntax", where)) from None
     except (ValueError, MemoryError, RecursionError) as exc:
         raise BudgetError("max_nesting", "the parser refused the query: %s: %s"
                           % (type_name_of(exc), _exc_message(exc))) from None

@@ -18,7 +18,7 @@ HEADER_SIZE = 4  # big-endian unsigned length (no `struct`: it may not be loaded
 
 # Error kinds carried in replies; the client maps them to exceptions and
 # exit codes (see shared DESIGN.md, "Contracts").
-ERROR_KINDS = ("denied", "budget", "eval", "protocol", "internal", "lost")
+ERROR_KINDS = ("denied", "budget", "eval", "usage", "protocol", "internal", "lost")
 
 
 class ProtocolError(Exception):

@@ -357,7 +357,7 @@ LEGIT = [
     ("queue.queue", ("kind", "seq")),
     ("defaults", ("kind", "map")),
     ("１ + 1", "denied"),        # non-ASCII outside strings: refused before parsing
-    ("1 +", "eval"),            # a syntax error: reported as such (exit 1)
+    ("1 +", "usage"),           # a syntax error: a malformed argument (exit 2)
     ("undefined_name", "eval"),
     ("registry['nope']", "eval"),
     ("defaults['absent']", "eval"),        # KeyError: a defaultdict lookup never inserts

@@ -21,7 +21,7 @@ from tests.targets.process import TargetProcess
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 CASES_TARGET = Path(__file__).resolve().parents[1] / "targets" / "cases_target.py"
 _KIND = {inspector.Denied: "denied", inspector.BudgetExceeded: "budget",
-         inspector.EvalError: "eval"}
+         inspector.EvalError: "eval", inspector.UsageError: "usage"}
 
 
 def _outcome(session: inspector.Session, case: tuple) -> dict:
@@ -55,6 +55,7 @@ def test_every_case_against_a_real_target(edge_python, needs_gdb):
 
 
 @pytest.mark.parametrize("query, code", [
+    ("len(orders) +", 2),
     ("().__class__.__bases__[0].__subclasses__()", 3),
     ("'a' * 10**10", 4),
     ("orders[99]", 1),

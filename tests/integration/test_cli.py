@@ -149,3 +149,9 @@ def test_json_error_document(edge_python):
     assert out.returncode == 5
     doc = json.loads(out.stdout)
     assert doc == {"ok": False, "error": {"kind": "attach", "message": doc["error"]["message"]}}
+
+
+def test_tui_with_a_bad_pid_fails_like_every_command():
+    out = run_cli("tui", "999999999")
+    assert out.returncode == 5
+    assert "no process with pid" in out.stderr and len(out.stderr.strip().splitlines()) == 1

@@ -30,7 +30,8 @@ from .value_tree import NodeData, ValueTree
 
 HISTORY_SIZE = 200
 FAILURE_TITLES = {"denied": "⊘ refused by the sandbox", "budget": "◔ over budget",
-                  "eval": "✖ raised", "lost": "✖ session lost", "moved": "✖ frame gone"}
+                  "eval": "✖ raised", "usage": "✖ malformed query", "lost": "✖ session lost",
+                  "moved": "✖ frame gone"}
 
 
 class Transcript(ValueTree):
