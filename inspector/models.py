@@ -78,6 +78,9 @@ class FrameInfo:
     first_line: int
     source: str | None = None  # the source line, read by the client from disk
     locals: Value | None = None
+    # Names this very call while it runs (pass it as frame_id= to locals/eval/
+    # inspect): a busy thread's frame #N is another function a moment later.
+    frame_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -228,9 +228,13 @@ class Session:
                          redact=self._redact(redact))
         return [_thread_stack(t, self.pid) for t in raw]
 
-    def locals(self, thread: int | str, frame: int = 0, *, redact: bool | None = None) -> Value:
-        query = {"thread": thread, "frame": frame, "redact": self._redact(redact)}
-        return Value(self._call("locals", query, thread=thread, frame=frame,
+    def locals(self, thread: int | str, frame: int = 0, *, redact: bool | None = None,
+               frame_id: int | None = None) -> Value:
+        """A frame's locals; `frame_id` (FrameInfo.frame_id) names one call
+        exactly, and fails with EvalError once that call has returned."""
+        query = {"thread": thread, "frame": frame, "frame_id": frame_id,
+                 "redact": self._redact(redact)}
+        return Value(self._call("locals", query, thread=thread, frame=frame, frame_id=frame_id,
                                 redact=self._redact(redact)))
 
     def globals(self, module: str = "__main__", *, redact: bool | None = None) -> Value:
@@ -245,7 +249,7 @@ class Session:
              allow_properties: bool = False, redact: bool | None = None,
              module: str | None = None, limits: dict[str, Any] | None = None,
              isolated: bool = False, allow_calls: bool = False,
-             max_isolated_rss: int | None = None) -> Value:
+             max_isolated_rss: int | None = None, frame_id: int | None = None) -> Value:
         """Evaluate one sandboxed query; raises Denied/BudgetExceeded/EvalError.
 
         isolated: run it in a disposable fork of the target (the second wall);
@@ -256,10 +260,12 @@ class Session:
             raise UsageError("expr must be a string")
         if frame is not None and thread is None:
             raise UsageError("--frame needs --thread")
-        query = {"expr": expr, "thread": thread, "frame": frame, "module": module,
-                 "allow_properties": allow_properties, "redact": self._redact(redact),
-                 "isolated": isolated, "allow_calls": allow_calls}
+        query = {"expr": expr, "thread": thread, "frame": frame, "frame_id": frame_id,
+                 "module": module, "allow_properties": allow_properties,
+                 "redact": self._redact(redact), "isolated": isolated,
+                 "allow_calls": allow_calls}
         return Value(self._call("eval", query, expr=expr, thread=thread, frame=frame,
+                                frame_id=frame_id,
                                 module=module, allow_properties=allow_properties or None,
                                 redact=self._redact(redact), limits=limits,
                                 isolated=isolated or None, allow_calls=allow_calls or None,
@@ -268,11 +274,13 @@ class Session:
     def inspect(self, path: list[list[Any]] | None = None, *, expr: str | None = None,
                 thread: int | str | None = None, frame: int | None = None,
                 module: str | None = None, offset: int = 0,
-                redact: bool | None = None) -> Value:
+                redact: bool | None = None, frame_id: int | None = None) -> Value:
         """Snapshot of the value at `path` under a scope (lazy expansion, paging)."""
-        query = {"expr": expr, "thread": thread, "frame": frame, "module": module,
-                 "path": path or [], "offset": offset, "redact": self._redact(redact)}
+        query = {"expr": expr, "thread": thread, "frame": frame, "frame_id": frame_id,
+                 "module": module, "path": path or [], "offset": offset,
+                 "redact": self._redact(redact)}
         return Value(self._call("inspect", query, expr=expr, thread=thread, frame=frame,
+                                frame_id=frame_id,
                                 module=module, path=path or [], offset=offset,
                                 redact=self._redact(redact)))
 
@@ -360,6 +368,7 @@ def _frame_info(raw: dict[str, Any], pid: int) -> FrameInfo:
         first_line=int(raw.get("first_line") or 0),
         source=_source.source_line(pid, str(raw["file"]), int(raw.get("line") or 0)),
         locals=Value(locals_node) if locals_node is not None else None,
+        frame_id=raw.get("frame_id") if isinstance(raw.get("frame_id"), int) else None,
     )
 
 

@@ -132,7 +132,17 @@ def describe_frame(frame, index):
         "file": filename if type(filename) is str else "?",
         "line": frame.f_lineno,
         "first_line": code.co_firstlineno,
+        "frame_id": frame_id(frame),
     }
+
+
+def frame_id(frame):
+    """Names one running call: stable while it runs (3.11+ keeps the frame
+    object it made for a running frame), so a client can address *this*
+    call rather than "frame #N", which is another function a moment later in
+    a busy thread. The code object's id is part of it: a later call that
+    reuses the frame's memory is the same only if it runs the same code."""
+    return (id(frame) << 64) | id(frame.f_code)
 
 
 def frame_chain(frame, limit=MAX_FRAMES):
@@ -167,11 +177,25 @@ def find_thread(selector, agent_ident):
         del frames
 
 
-def get_frame(thread_ident, index):
+FRAME_GONE = "FrameGone"  # QueryError type of a frame that has returned
+
+
+def get_frame(thread_ident, index, wanted=None):
+    """A thread's frame by index (0 = innermost), or - with `wanted`, a
+    frame_id from an earlier stack read - that very call, wherever it is on
+    the stack now."""
     frame = sys._current_frames().get(thread_ident)
     if frame is None:
         raise QueryError("LookupError", "thread %r has no Python frames now" % (thread_ident,))
     chain, _cut = frame_chain(frame)
+    if wanted is not None:  # a frame_id from an earlier stack read
+        if type(wanted) is not int:
+            raise QueryError("ValueError", "frame_id must be an integer")
+        for candidate in chain:
+            if frame_id(candidate) == wanted:
+                return candidate
+        raise QueryError(FRAME_GONE, "that call has returned: it is no longer on thread %r's "
+                         "stack (read the stack again)" % (thread_ident,))
     if type(index) is not int or not 0 <= index < len(chain):
         raise QueryError("LookupError", "thread %r has %d frames; frame %r does not exist"
                          % (thread_ident, len(chain), index))

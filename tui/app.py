@@ -33,6 +33,7 @@ from textual.worker import get_current_worker
 import inspector
 from inspector.errors import InspectorError, TargetLost
 from inspector.metrics import ProcessSampler
+from inspector.models import Value
 from inspector.procs import list_python_processes
 
 from .api import AttachFn, ProcessLister, SamplerAPI, SamplerFactory, SessionAPI
@@ -86,6 +87,10 @@ class Timings:
     metrics: float | None = 1.0  # CPU/RSS samples (psutil, from outside)
     watches: float | None = WATCH_INTERVAL  # pinned queries
     heartbeat: float | None = 5.0  # the thread list; notices a dead agent
+
+
+# How the agent reports a frame_id whose call has returned (payloads/frames.py).
+FRAME_GONE_PREFIX = "FrameGone:"
 
 
 class InspectorApp(App[int]):
@@ -226,6 +231,8 @@ class InspectorApp(App[int]):
                 self.post_message(SessionLost(e.message))
                 return None, Failure("lost", e.message)
             except InspectorError as e:
+                if e.message.startswith(FRAME_GONE_PREFIX):  # the agent: that call returned
+                    return None, Failure("moved", e.message[len(FRAME_GONE_PREFIX):].strip())
                 return None, Failure(e.kind, e.message)
             except FrameGoneError as e:
                 return None, Failure("moved", str(e))
@@ -415,8 +422,13 @@ class InspectorApp(App[int]):
     def _locals_worker(self, request: int, message: LocalsRequested) -> None:
         try:
             scope = message.scope
-            out = self._call(request, lambda s: s.locals(
-                scope.thread or 0, _where(s, scope)["frame"]))
+
+            def load(s: SessionAPI) -> Value:
+                where = _where(s, scope)
+                return s.locals(scope.thread or 0, where["frame"],
+                                frame_id=where.get("frame_id"))
+
+            out = self._call(request, load)
             if out is not None:
                 self.post_message(LocalsLoaded(request, message.tree, message.token, *out))
         finally:
@@ -805,7 +817,8 @@ def _where(session: SessionAPI, scope: Scope) -> dict[str, Any]:
     Costs one stack read per request in a frame: the stack moves on between
     requests, and frame #1 of a busy worker is soon another function.
     """
-    if not scope.is_frame or scope.qualname is None or scope.thread is None:
+    if not scope.is_frame or scope.qualname is None or scope.thread is None \
+            or scope.frame_id is not None:  # the agent finds that very call itself
         return scope.call_args()
     stacks = session.stack(scope.thread)
     frames = stacks[0].frames if stacks else ()

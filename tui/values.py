@@ -34,9 +34,11 @@ class Scope:
 
     A live thread's stack moves on between two requests, so frame #1 now may
     be another function than frame #1 a second ago. A frame scope therefore
-    also remembers which function it is (qualname, file) and its depth counted
-    from the outermost frame, which stays put while inner calls come and go;
-    `find_frame` turns that back into the current index before each request.
+    names the call itself (`frame_id`, from the stack read): the agent finds
+    exactly that call wherever it is on the stack now, or says it returned.
+    Without a frame_id (an older agent), it remembers which function it is
+    (qualname, file) and its depth from the outermost frame, and `find_frame`
+    turns that back into the current index before each request.
     """
 
     thread: int | None = None
@@ -46,11 +48,13 @@ class Scope:
     qualname: str | None = None
     file: str | None = None
     depth: int | None = None  # from the outermost frame (0 = the thread's first frame)
+    frame_id: int | None = None  # FrameInfo.frame_id: this very call
 
     @classmethod
     def of_frame(cls, thread: int, frame: FrameInfo, stack_size: int, label: str) -> Scope:
         return cls(thread=thread, frame=frame.index, label=label, qualname=frame.qualname,
-                   file=frame.file, depth=stack_size - 1 - frame.index)
+                   file=frame.file, depth=stack_size - 1 - frame.index,
+                   frame_id=frame.frame_id)
 
     @property
     def is_frame(self) -> bool:
@@ -59,8 +63,11 @@ class Scope:
     def call_args(self, frame: int | None = None) -> dict[str, Any]:
         """Keyword arguments for Session.eval / Session.inspect."""
         if self.thread is not None:
-            return {"thread": self.thread, "frame": frame if frame is not None else
-                    self.frame or 0}
+            args: dict[str, Any] = {"thread": self.thread,
+                                    "frame": frame if frame is not None else self.frame or 0}
+            if self.frame_id is not None:
+                args["frame_id"] = self.frame_id
+            return args
         return {"module": self.module} if self.module else {}
 
 

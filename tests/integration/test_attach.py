@@ -215,3 +215,27 @@ def test_malformed_frame_ends_the_session_cleanly(edge_python, spawn, garbage):
     assert target.alive() and target.stderr_text() == ""
     with pytest.raises(TargetLost):
         session.threads()
+
+
+def test_frame_id_names_one_call_while_the_stack_moves(edge_python, needs_gdb):
+    # Given a busy worker thread whose frame #N keeps changing function
+    from tests.targets.process import TargetProcess
+
+    target = TargetProcess.example(edge_python, "threaded_service.py")
+    try:
+        with inspector.attach(target.pid) as session:
+            run = next(f for f in session.stack("worker-1")[0].frames if f.function == "run")
+            assert run.frame_id is not None
+            # When we keep addressing that call by its frame_id
+            for _ in range(50):
+                names = [k["text"] for k, _v in session.locals(
+                    "worker-1", frame_id=run.frame_id).node["items"]]
+                # Then it is always Worker.run's frame (self, job), whatever runs above it
+                assert "self" in names and "job" in names
+                assert session.eval("len(orders)", "worker-1", frame_id=run.frame_id) \
+                    .to_python() == 200
+            # And a call that is not on the stack is reported as returned
+            with pytest.raises(inspector.EvalError, match="FrameGone"):
+                session.locals("worker-1", frame_id=run.frame_id + 1)
+    finally:
+        target.kill()

@@ -584,7 +584,7 @@ def test_fuzz_agent_with_random_requests(fuzz_target):
         if not reply["ok"]:
             kind = reply["error"]["kind"]
             # "internal" would mean an exception the agent did not expect
-            assert kind in ("denied", "budget", "eval", "protocol"), (request, reply)
+            assert kind in ("denied", "budget", "eval", "usage", "protocol"), (request, reply)
             assert isinstance(reply["error"]["message"], str)
             kinds_seen.add(kind)
 
@@ -665,7 +665,7 @@ def test_fuzz_evaluator_with_random_source():
             snapshot(value, redact=redact)
             outcomes.add("ok")
         except AgentError as e:  # DeniedError, BudgetError, QueryError
-            assert e.kind in ("denied", "budget", "eval"), e
+            assert e.kind in ("denied", "budget", "eval", "usage"), e
             outcomes.add(e.kind)
         assert time.monotonic() - started < _EVAL_TIME_LIMIT, source
         assert payload_cases.CANARY == [], (source, payload_cases.CANARY)

@@ -195,7 +195,8 @@ class FakeSession:
             return {**names, **local}
         return names
 
-    def locals(self, thread: int | str, frame: int = 0) -> Value:
+    def locals(self, thread: int | str, frame: int = 0, *,
+               frame_id: int | None = None) -> Value:
         self._enter("locals", (thread, frame))
         scope = self._scope(thread, frame)
         local = {k: v for k, v in scope.items() if k in ("self", "job", "key")}
@@ -208,7 +209,8 @@ class FakeSession:
                 ModuleInfo("sys", None, None), ModuleInfo("threading", THREADING, None)]
 
     def eval(self, expr: str, thread: int | str | None = None, frame: int | None = None, *,
-             module: str | None = None, isolated: bool = False) -> Value:
+             module: str | None = None, isolated: bool = False,
+             frame_id: int | None = None) -> Value:
         self._enter("eval", expr)
         self.isolated_queries.append(isolated)
         if self.gate is not None:
@@ -230,7 +232,8 @@ class FakeSession:
 
     def inspect(self, path: list[list[Any]] | None = None, *, expr: str | None = None,
                 thread: int | str | None = None, frame: int | None = None,
-                module: str | None = None, offset: int = 0) -> Value:
+                module: str | None = None, offset: int = 0,
+                frame_id: int | None = None) -> Value:
         self._enter("inspect", (expr, path, offset))
         if expr == "cache.hits":
             self.ticks += 1
