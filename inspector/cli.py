@@ -506,6 +506,8 @@ class ShowCommand(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("file", metavar="DUMP", help="the dump file ('-' for stdin)")
+        parser.add_argument("--tui", action="store_true",
+                            help="browse it in the terminal UI (read-only, no target)")
 
     def run(self, args: argparse.Namespace) -> int:
         from .dump import load_dump
@@ -520,6 +522,12 @@ class ShowCommand(Command):
         except OSError as e:
             raise UsageError("cannot read %s: %s" % (args.file, e.strerror)) from None
         dump = load_dump(data, args.file)
+        if args.tui:
+            try:
+                from tui.offline import run_dump_viewer
+            except ImportError as e:
+                raise UsageError("the TUI is not available: %s" % e) from None
+            return run_dump_viewer(dump)
         print(render_dump(dump, _width()))
         return EXIT_OK
 

@@ -160,3 +160,58 @@ def test_target_exiting_shows_the_banner_and_keeps_the_last_stack(
 
     asyncio.run(flow())
 
+
+
+def test_a_dump_browses_offline_read_only(service: TargetProcess, tmp_path) -> None:
+    """Given a dump of the service (with locals and a census), when it is opened
+    with `inspector show --tui`'s viewer after the service has exited, then its
+    threads, frames and dumped locals browse as live ones, the census shows,
+    and a query is refused with the reason: nothing to ask offline."""
+    import subprocess
+
+    from inspector.dump import load_dump
+    from tui.offline import DumpSampler, DumpSession
+    from tui.widgets.census_view import CensusView
+
+    out = tmp_path / "dump.json"
+    written = subprocess.run([sys.executable, "-m", "inspector", "dump", str(service.pid),
+                              "--locals", "--census", "10", "-o", str(out)],
+                             capture_output=True, text=True, timeout=60)
+    assert written.returncode == 0, written.stderr
+    service.kill()
+    dump = load_dump(out.read_bytes(), str(out))
+
+    async def flow() -> None:
+        app = InspectorApp(dump.target.pid, attach=lambda pid: DumpSession(dump),
+                           sampler=DumpSampler(dump), timings=FAST)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, InspectScreen)
+                           and app.screen.query(StackTree), what="the dump view")
+            screen = app.screen
+            assert isinstance(screen, InspectScreen)
+            table = screen.query_one(ThreadsTable)
+            await wait_for(pilot, lambda: len(table.threads) >= 5, what="the thread list")
+            table.select_ident(next(t.ident for t in table.threads if t.name == "worker-1"))
+            tree = screen.query_one(StackTree)
+            await wait_for(pilot, lambda: any("Worker.run" in line for line in labels(tree)),
+                           what="worker-1's dumped stack")
+            frame = next(n for n in tree.root.children if "Worker.run" in str(n.label))
+            tree.focus()
+            tree.move_cursor(frame)
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: any(str(c.label).startswith("self = ")
+                                              for c in frame.children), what="dumped locals")
+            await pilot.press("e")
+            transcript = screen.query_one(Transcript)
+            await pilot.press(*"len(orders)", "enter")
+            await wait_for(pilot, lambda: any("offline" in line
+                                              for line in labels(transcript)),
+                           what="the offline refusal in %s" % labels(transcript))
+            screen.action_show_tab("tab-objects")
+            view = screen.query_one(CensusView)
+            view.action_take_census()
+            await wait_for(pilot, lambda: view.census is not None, what="the dumped census")
+            assert view.census == dump.census
+            await app.action_quit()
+
+    asyncio.run(flow())
