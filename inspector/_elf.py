@@ -24,6 +24,8 @@ _ET_EXEC = 2
 _PT_LOAD = 1
 _STT_FUNC = 2
 _STT_GNU_IFUNC = 10
+_SYM_SIZE = 24  # sizeof(Elf64_Sym)
+_PF_X = 1
 
 
 class ElfError(Exception):
@@ -86,15 +88,19 @@ def dynamic_symbols(data: bytes | mmap.mmap, wanted: Iterable[str]) -> dict[str,
         sh_entsize, = struct.unpack_from("<Q", data, sh + 0x38)
         strtab = e_shoff + sh_link * e_shentsize
         str_off, = struct.unpack_from("<Q", data, strtab + 0x18)
-        for j in range(sh_size // (sh_entsize or 24)):
-            st = sh_offset + j * 24
+        if sh_entsize < _SYM_SIZE:
+            raise ElfError("malformed .dynsym (entry size %d)" % sh_entsize)
+        for j in range(sh_size // sh_entsize):
+            st = sh_offset + j * sh_entsize
             st_name, st_info, _other, st_shndx, st_value = struct.unpack_from("<IBBHQ", data, st)
             if st_shndx == 0 or st_value == 0:
                 continue  # undefined (imported) symbol
             end = data.find(b"\0", str_off + st_name)
             name = data[str_off + st_name:end]
             # glibc versions default symbols as name@@VER; .dynsym holds the bare name.
-            if name in want and (st_info & 0xF) in (_STT_FUNC, _STT_GNU_IFUNC, 0, 1):
+            # An IFUNC's address is its resolver, not the function: calling it
+            # would run the resolver, so such a symbol counts as missing.
+            if name in want and (st_info & 0xF) in (_STT_FUNC, 0, 1):
                 found.setdefault(name.decode("ascii"), st_value)
     return found
 
@@ -154,3 +160,37 @@ def find_libpython(maps: list[Mapping]) -> str | None:
 
 def exe_path(pid: int) -> str:
     return os.readlink("/proc/%d/exe" % pid)
+
+
+def _exec_segments(data: bytes | mmap.mmap) -> list[tuple[int, int, int]]:
+    """(file offset, size, vaddr) of each executable PT_LOAD segment."""
+    (e_phoff,) = struct.unpack_from("<Q", data, 0x20)
+    e_phentsize, e_phnum = struct.unpack_from("<HH", data, 0x36)
+    out = []
+    for i in range(e_phnum):
+        ph = e_phoff + i * e_phentsize
+        p_type, p_flags = struct.unpack_from("<II", data, ph)
+        if p_type == _PT_LOAD and p_flags & _PF_X:
+            p_offset, p_vaddr, _paddr, p_filesz = struct.unpack_from("<QQQQ", data, ph + 8)
+            out.append((p_offset, p_filesz, p_vaddr))
+    return out
+
+
+def find_in_text(pid: int, path: str, maps: list[Mapping],
+                 patterns: Iterable[bytes]) -> dict[bytes, int | None]:
+    """The address of the first occurrence of each byte pattern in the
+    executable segments of the mapped file `path` (None when absent)."""
+    with _open_mapped(pid, path) as data:
+        if data[:4] != _ELF_MAGIC:
+            raise ElfError("%s is not an ELF file" % path)
+        base = load_base(maps, path, data)
+        segments = _exec_segments(data)
+        found: dict[bytes, int | None] = {}
+        for pattern in patterns:
+            found[pattern] = None
+            for offset, size, vaddr in segments:
+                at = data.find(pattern, offset, offset + size)
+                if at >= 0:
+                    found[pattern] = base + vaddr + (at - offset)
+                    break
+        return found

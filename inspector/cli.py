@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any, NoReturn
 
+from ._inject import BACKENDS, DEFAULT_INJECTOR
 from .errors import Denied, InspectorError, UsageError
 
 EXIT_OK = 0
@@ -76,8 +77,8 @@ class Command:
 
 def _attach_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pid", type=_pid, metavar="PID", help="target process id")
-    parser.add_argument("--injector", choices=("gdb", "pyrasite"), default="gdb",
-                        help="injection backend (default: gdb)")
+    parser.add_argument("--injector", choices=BACKENDS, default=DEFAULT_INJECTOR,
+                        help="injection backend (default: native, no gdb needed)")
     parser.add_argument("--timeout", type=float, default=10.0, metavar="S",
                         help="seconds to wait for the agent (default: 10)")
     parser.add_argument("--no-redact", action="store_true",
@@ -270,7 +271,7 @@ class ProbeCommand(Command):
                             help="seconds for attaching and for each check (default: 10)")
         parser.add_argument("--keep", action="store_true",
                             help="leave a resident agent for the next probe (no re-injection)")
-        parser.add_argument("--injector", choices=("gdb", "pyrasite"), default="gdb")
+        parser.add_argument("--injector", choices=BACKENDS, default=DEFAULT_INJECTOR)
         output = parser.add_mutually_exclusive_group()
         output.add_argument("--json", action="store_true", help="one JSON document")
         output.add_argument("--prometheus", action="store_true",
@@ -307,7 +308,7 @@ class TuiCommand(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("pid", type=_pid, nargs="?", metavar="PID")
-        parser.add_argument("--injector", choices=("gdb", "pyrasite"), default="gdb")
+        parser.add_argument("--injector", choices=BACKENDS, default=DEFAULT_INJECTOR)
         parser.add_argument("--no-redact", action="store_true")
 
     def run(self, args: argparse.Namespace) -> int:

@@ -201,7 +201,7 @@ def run_checks(session: Any, checks: Iterable[Check]) -> list[CheckResult]:
 
 
 def probe(pid: int, checks: Sequence[Check], *, attach: Any, timeout: float,
-          keep: bool = False, injector: str = "gdb") -> ProbeResult:
+          keep: bool = False, injector: str = "native") -> ProbeResult:
     """Attach (or reuse a resident agent), run the checks, detach."""
     started = time.monotonic()
     extra: dict[str, Any] = {}

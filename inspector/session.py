@@ -42,7 +42,7 @@ MAX_CENSUS_SECONDS = 120.0  # payloads/census.py MAX_SECONDS_CAP
 def attach(
     pid: int,
     *,
-    injector: str = "gdb",
+    injector: str = "native",
     timeout: float = DEFAULT_ATTACH_TIMEOUT,
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
     redact: bool = True,

@@ -1,4 +1,4 @@
-"""Injection backends: one module per backend (gdb, pyrasite).
+"""Injection backends: one module per backend (native, gdb, pyrasite).
 
 A new backend (CPython 3.14's ``sys.remote_exec``) is a new module with a
 class that has ``name`` and ``inject(target, stage1)``, registered below.
@@ -11,9 +11,11 @@ import shutil
 from ..errors import AttachError
 from .base import InjectionReport, Injector, Target
 
-BACKENDS = ("gdb", "pyrasite")
+BACKENDS = ("native", "gdb", "pyrasite")
+DEFAULT_INJECTOR = "native"
 
-__all__ = ["BACKENDS", "InjectionReport", "Injector", "Target", "make_injector"]
+__all__ = ["BACKENDS", "DEFAULT_INJECTOR", "InjectionReport", "Injector", "Target",
+           "make_injector"]
 
 
 def find_gdb() -> str:
@@ -25,12 +27,20 @@ def find_gdb() -> str:
 
 
 def make_injector(name: str) -> Injector:
-    if name == "gdb":
-        from .gdb import GdbInjector
+    if name == "native":
+        from .native import NativeInjector
 
-        return GdbInjector(find_gdb())
-    if name == "pyrasite":
+        return NativeInjector()
+    if name in ("gdb", "pyrasite"):
+        from .gdbcheck import require_working_gdb
+
+        gdb = find_gdb()
+        require_working_gdb(gdb, name)
+        if name == "gdb":
+            from .gdb import GdbInjector
+
+            return GdbInjector(gdb)
         from .pyrasite import PyrasiteInjector
 
-        return PyrasiteInjector(find_gdb())
+        return PyrasiteInjector(gdb)
     raise AttachError("unknown injector %r; choose one of: %s" % (name, ", ".join(BACKENDS)))

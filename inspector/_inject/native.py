@@ -1,0 +1,662 @@
+"""The default injector: ptrace one parked thread, never the whole process.
+
+No gdb. The sequence (docs/DESIGN.md "The native injector" has the why and
+the measurements):
+
+1. Choose a thread *without stopping anything*: ``/proc/PID/task/TID/syscall``
+   names the system call each sleeping thread is blocked in. A thread parked
+   in a blocking call (futex, sleeps, poll/select/epoll, accept/recv/read...)
+   holds no malloc lock and no GIL: a safe place to call ``pthread_create``.
+   With no parked thread (a busy target) we borrow the main thread wherever it
+   is and only queue a pending call (``Py_AddPendingCall``), which allocates
+   nothing.
+2. ``PTRACE_SEIZE`` + ``PTRACE_INTERRUPT`` that one thread; check that it is
+   still where we saw it. Save its registers and its whole extended (XSAVE)
+   state at the size the kernel reports, and write the state straight back
+   once: a kernel that refuses it has been given nothing to refuse later.
+3. Write a signal frame (``rt_sigframe``) below the thread's red zone that
+   holds the saved registers - set up to restart the interrupted system call,
+   as the kernel would - its blocked-signal mask and its FPU state. From now
+   on every register state we give the thread ends in glibc's signal-return
+   trampoline (``__restore_rt``) with ``rsp`` on that frame: if we die at any
+   instant, the kernel detaches, the thread runs on and ``rt_sigreturn`` puts
+   it back exactly where it was.
+4. Two system calls on the thread through a ``syscall; ret`` gadget in libc
+   whose ``ret`` lands in the trampoline: ``mmap`` a small mapping, write it
+   through ``/proc/PID/mem``, ``mprotect`` its code read+exec.
+5. Point the thread at page A's routine (`arch_x86_64`): it calls
+   ``pthread_create`` (or ``Py_AddPendingCall``), then tail-jumps into
+   ``munmap(page A)``, which returns into the trampoline. We follow it by
+   system-call stops, read the result at the ``munmap``, and after
+   ``rt_sigreturn`` write the saved XSAVE state back once more (exact even
+   where the kernel only restores the legacy part from a frame), then detach.
+   The new thread takes the GIL normally, runs stage 1 and unmaps its page.
+
+Every other thread of the target keeps running throughout. The tracer is a
+short-lived thread of ours: when it ends, the kernel detaches whatever it
+still traced.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import platform
+import socket
+import struct
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from .. import _elf
+from .._diagnose import pending_stop
+from ..errors import AttachError
+from . import arch_x86_64 as arch
+from . import ptrace
+from . import stub_x86_64 as stub
+from .base import FileDrop, InjectionReport, Target
+
+log = logging.getLogger(__name__)
+
+PYTHON_SYMBOLS = ("Py_IsInitialized", "PyGILState_Ensure", "PyGILState_Release",
+                  "PyRun_SimpleString", "Py_AddPendingCall")
+LIBC_SYMBOLS = ("munmap", "pthread_create", "pthread_self", "pthread_detach",
+                "__errno_location")
+STACK_HEADROOM = 64 * 1024  # free stack the routine may use below the frame
+MAX_TRIES = 5  # threads that moved, exited or took a signal before we could borrow them
+STOP_WAIT = 2.0  # seconds for one expected stop of the borrowed thread
+LOCK_POLL = 0.01
+
+# Preferred order when several threads are parked: calls the kernel restarts
+# exactly (or that return EINTR, which CPython retries) first; futex last,
+# since a futex waiter may be waiting inside a lock of the C library.
+_PREFERENCE = ("clock_nanosleep", "nanosleep", "pselect6", "select", "epoll_wait",
+               "epoll_pwait", "epoll_pwait2", "poll", "ppoll", "pause", "accept", "accept4",
+               "recvfrom", "recvmsg", "read", "futex")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    tid: int
+    syscall: int  # -1 for the pending path (wherever the thread is)
+    sp: int  # its stack pointer while blocked (0: unknown)
+
+
+@dataclass(frozen=True)
+class Addresses:
+    symbols: dict[str, int]
+    syscall_ret: int  # a `syscall; ret` in libc's text
+    restorer: int  # glibc's __restore_rt
+
+
+class _Retry(Exception):
+    """The chosen thread moved, exited or took a signal: choose again."""
+
+
+class _Stopped(Exception):
+    """A stop signal (SIGSTOP, ^Z) arrived: leave the process stopped."""
+
+
+# -- before touching anything ------------------------------------------------
+
+def resolve_addresses(target: Target) -> Addresses:
+    maps = _elf.read_maps(target.pid)
+    try:
+        symbols = _elf.resolve(target.pid, target.python_binary, PYTHON_SYMBOLS, maps)
+        libc = _elf.find_libc(maps)
+        if libc is None:
+            raise AttachError("process %d has no glibc mapped; only glibc-based Linux targets "
+                              "are supported" % target.pid)
+        symbols.update(_elf.resolve(target.pid, libc, LIBC_SYMBOLS, maps))
+        gadgets = _elf.find_in_text(target.pid, libc, maps,
+                                    (arch.GADGET_SYSCALL_RET, arch.GADGET_RESTORER))
+    except (_elf.ElfError, OSError) as e:
+        raise AttachError("cannot read the symbols of process %d: %s" % (target.pid, e)) from None
+    missing = [s for s in PYTHON_SYMBOLS + LIBC_SYMBOLS if s not in symbols]
+    if missing:
+        raise AttachError("process %d does not export %s; is it a CPython 3.8-3.13 process "
+                          "with glibc?" % (target.pid, ", ".join(missing)))
+    if None in gadgets.values():
+        raise AttachError("process %d's C library has no signal-return trampoline we know "
+                          "(not glibc on x86-64?); use --injector gdb" % target.pid)
+    return Addresses(symbols, gadgets[arch.GADGET_SYSCALL_RET] or 0,
+                     gadgets[arch.GADGET_RESTORER] or 0)
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+def thread_state(pid: int, tid: int) -> tuple[str, Candidate | None]:
+    """(state letter, parked candidate or None) from /proc, stopping nothing."""
+    try:
+        stat = _read("/proc/%d/task/%d/stat" % (pid, tid))
+        fields = _read("/proc/%d/task/%d/syscall" % (pid, tid)).split()
+    except OSError:
+        return "?", None
+    state = stat.rsplit(")", 1)[1].split()[0]
+    if state != "S" or len(fields) < 9 or not fields[0].isdigit():
+        return state, None
+    nr = int(fields[0])
+    if nr not in arch.PARKING_SYSCALLS:
+        return state, None
+    return state, Candidate(tid, nr, int(fields[7], 16))
+
+
+def parked_threads(pid: int) -> list[Candidate]:
+    try:
+        tids = sorted(int(t) for t in os.listdir("/proc/%d/task" % pid))
+    except OSError:
+        return []
+    found = [c for c in (thread_state(pid, tid)[1] for tid in tids) if c is not None]
+
+    def rank(c: Candidate) -> tuple[int, bool]:
+        name = arch.PARKING_SYSCALLS[c.syscall]
+        order = _PREFERENCE.index(name) if name in _PREFERENCE else len(_PREFERENCE)
+        return order, c.tid != pid
+
+    return sorted(found, key=rank)
+
+
+def _stack_mapping(pid: int, address: int) -> tuple[int, int, str] | None:
+    with open("/proc/%d/maps" % pid) as f:
+        for line in f:
+            parts = line.split(None, 5)
+            lo, hi = (int(x, 16) for x in parts[0].split("-"))
+            if lo <= address < hi:
+                return lo, hi, (parts[5].strip() if len(parts) > 5 else "")
+    return None
+
+
+def _blocked_signals(pid: int, tid: int) -> int:
+    for line in _read("/proc/%d/task/%d/status" % (pid, tid)).splitlines():
+        if line.startswith("SigBlk:"):
+            return int(line.split()[1], 16)
+    return 0
+
+
+def _start_time(pid: int) -> int:
+    try:
+        return int(_read("/proc/%d/stat" % pid).rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _command(pid: int) -> str:
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            raw = f.read(4096)
+    except OSError:
+        return "?"
+    text = raw.replace(b"\0", b" ").decode("utf-8", "replace").strip()
+    return "".join(ch if ch.isprintable() else "?" for ch in text)[:120] or "?"
+
+
+def _tracer_of(pid: int, tid: int) -> int:
+    try:
+        for line in _read("/proc/%d/task/%d/status" % (pid, tid)).splitlines():
+            if line.startswith("TracerPid:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def seize_refusal(pid: int, tid: int, err: int) -> str:
+    """Why PTRACE_SEIZE failed, diagnosed rather than guessed."""
+    tracer = _tracer_of(pid, tid)
+    if tracer:
+        command = _command(tracer)
+        if "inspector" in command:
+            return ("another inspector (pid %d) is attaching to process %d; retry in a moment"
+                    % (tracer, pid))
+        return ("thread %d of process %d is being traced by pid %d (%s); detach that debugger "
+                "first" % (tid, pid, tracer, command))
+    if os.geteuid() == 0:
+        return ("the kernel refused ptrace on process %d (%s) although inspector runs as "
+                "root: a security module (AppArmor, SELinux) or the process's user namespace "
+                "forbids it" % (pid, os.strerror(err)))
+    return ("ptrace is not permitted on process %d (%s); run as the process owner or root, or "
+            "allow ptrace (kernel.yama.ptrace_scope=0, CAP_SYS_PTRACE in containers)"
+            % (pid, os.strerror(err)))
+
+
+@contextmanager
+def attach_lock(pid: int, deadline: float) -> Iterator[None]:
+    """One injection at a time per target, across inspector processes.
+
+    An abstract Unix socket name is the lock: no file to leave behind, and the
+    kernel frees it when its holder dies. A holder that is neither root nor
+    us (a bystander squatting the name) is ignored, so no one else can block
+    an attach; concurrent attaches are harmless anyway, this only makes them
+    take turns.
+    """
+    name = b"\0inspector-attach-%d-%d" % (pid, _start_time(pid))
+    lock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        while True:
+            try:
+                lock.bind(name)
+                lock.listen(16)
+                break
+            except OSError as e:
+                if e.errno != errno.EADDRINUSE:
+                    raise
+            holder = _lock_holder(name)
+            if holder is None:
+                continue  # released in between
+            holder_pid, holder_uid = holder
+            if holder_uid not in (0, os.geteuid()):
+                log.info("ignoring attach lock of pid %d (uid %d)", holder_pid, holder_uid)
+                break
+            if time.monotonic() >= deadline:
+                raise AttachError("another inspector (pid %d) is attaching to process %d; retry "
+                                  "in a moment" % (holder_pid, pid))
+            time.sleep(LOCK_POLL)
+        yield
+    finally:
+        lock.close()
+
+
+def _lock_holder(name: bytes) -> tuple[int, int] | None:
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        probe.connect(name)
+        creds = probe.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        holder_pid, uid, _gid = struct.unpack("3i", creds)
+        return holder_pid, uid
+    except OSError:
+        return None
+    finally:
+        probe.close()
+
+
+# -- the injector ------------------------------------------------------------
+
+class NativeInjector:
+    name = "native"
+
+    def inject(self, target: Target, stage1: str, files: FileDrop) -> InjectionReport:
+        if platform.machine() != arch.MACHINE:
+            raise AttachError("the native injector supports x86-64 only (this is %s); use "
+                              "--injector gdb" % platform.machine())
+        _refuse_shadow_stack(target.pid)
+        started = time.monotonic()
+        text = stage1.encode("ascii")
+        addresses = resolve_addresses(target)
+        deadline = started + 10.0
+        with attach_lock(target.pid, deadline):
+            outcome = _run_in_tracer_thread(target, addresses, text, deadline)
+        return InjectionReport(backend=self.name, path=outcome.path, thread=outcome.tid,
+                               stopped_ms=outcome.stopped_ms,
+                               total_ms=(time.monotonic() - started) * 1000.0)
+
+
+def _refuse_shadow_stack(pid: int) -> None:
+    try:
+        status = _read("/proc/%d/status" % pid)
+    except OSError:
+        return
+    for line in status.splitlines():
+        if line.startswith("x86_Thread_features:") and "shstk" in line.split(":", 1)[1]:
+            raise AttachError("process %d uses x86 shadow stacks, which the native injector's "
+                              "return path cannot satisfy; use --injector gdb" % pid)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    path: str
+    tid: int
+    stopped_ms: float
+
+
+def _run_in_tracer_thread(target: Target, addresses: Addresses, text: bytes,
+                          deadline: float) -> _Outcome:
+    """Borrow a thread from a dedicated thread of ours: it is the tracer, and
+    its exit detaches anything a failure left traced."""
+    box: dict[str, object] = {}
+
+    def work() -> None:
+        try:
+            box["outcome"] = _borrow_some_thread(target, addresses, text, deadline)
+        except BaseException as e:  # handed to the caller
+            box["error"] = e
+
+    worker = threading.Thread(target=work, name="inspector-tracer", daemon=True)
+    worker.start()
+    worker.join(max(0.0, deadline - time.monotonic()) + 2 * STOP_WAIT)
+    if worker.is_alive():
+        raise AttachError("the native injector did not finish with process %d in time; the "
+                          "borrowed thread is left to return on its own" % target.pid)
+    error = box.get("error")
+    if isinstance(error, BaseException):
+        raise error
+    outcome = box["outcome"]
+    assert isinstance(outcome, _Outcome)
+    return outcome
+
+
+def _borrow_some_thread(target: Target, addresses: Addresses, text: bytes,
+                        deadline: float) -> _Outcome:
+    pid = target.pid
+    tried: set[int] = set()
+    for _ in range(MAX_TRIES):
+        candidates = [c for c in parked_threads(pid) if c.tid not in tried]
+        candidate = candidates[0] if candidates else Candidate(pid, -1, 0)
+        tried.add(candidate.tid)
+        try:
+            return _Borrow(target, candidate, addresses, text, deadline).run()
+        except _Retry as e:
+            log.debug("thread %d: %s; choosing again", candidate.tid, e)
+            if time.monotonic() >= deadline:
+                break
+    raise AttachError("could not borrow a thread of process %d: its threads kept moving or "
+                      "taking signals; retry" % pid)
+
+
+class _Borrow:
+    """One attempt on one thread. Runs on the tracer thread only."""
+
+    def __init__(self, target: Target, candidate: Candidate, addresses: Addresses, text: bytes,
+                 deadline: float) -> None:
+        self.pid = target.pid
+        self.tid = candidate.tid
+        self.candidate = candidate
+        self.addresses = addresses
+        self.text = text
+        self.deadline = deadline
+        self.seized = False
+        self.stopped_at = 0.0
+        self.page = -1
+        self.result: int | None = None
+
+    @property
+    def path(self) -> str:
+        return "pending" if self.candidate.syscall < 0 else "thread"
+
+    def run(self) -> _Outcome:
+        try:
+            self.memory = ptrace.Memory(self.pid)
+        except OSError as e:
+            raise AttachError("cannot open the memory of process %d: %s" % (self.pid, e)) from None
+        try:
+            return self._run()
+        finally:
+            self.memory.close()
+
+    # -- stops -----------------------------------------------------------
+
+    def _wait(self) -> ptrace.Stop:
+        try:
+            stop = ptrace.wait_stop(self.tid, min(self.deadline, time.monotonic() + STOP_WAIT))
+        except ptrace.StopTimeout:
+            raise AttachError("thread %d of process %d did not stop for inspector within "
+                              "%.0f s (is it in uninterruptible sleep, state D?)"
+                              % (self.tid, self.pid, STOP_WAIT)) from None
+        if stop.exited:
+            self.seized = False
+            raise _Retry("exited")
+        return stop
+
+    def _seize(self) -> None:
+        try:
+            ptrace.seize(self.tid)
+        except ptrace.PtraceError as e:
+            if e.errno == errno.ESRCH:
+                raise _Retry("gone") from None
+            raise AttachError(seize_refusal(self.pid, self.tid, e.errno or 0)) from None
+        self.seized = True
+        ptrace.interrupt(self.tid)
+        stop = self._wait()
+        self.stopped_at = time.monotonic()
+        if stop.is_interrupt:
+            return
+        if stop.is_group_stop:
+            self._detach()
+            raise _Stopped()
+        signal = stop.delivers_signal
+        self._detach(signal)  # a signal that was on its way: delivered, not swallowed
+        raise _Retry("signal %d arrived" % signal)
+
+    def _detach(self, signal: int = 0) -> None:
+        if self.seized:
+            self.seized = False
+            try:
+                ptrace.detach(self.tid, signal)
+            except ptrace.PtraceError as e:
+                log.warning("detach from thread %d failed: %s", self.tid, e)
+
+    def _resume(self) -> ptrace.Stop:
+        """Run to the next system-call stop; pass signals on; a stop signal
+        raises _Stopped (the thread is always self-restoring by then)."""
+        signal = 0
+        while True:
+            ptrace.resume_to_syscall(self.tid, signal)
+            stop = self._wait()
+            if stop.is_syscall:
+                return stop
+            if stop.is_group_stop:
+                raise _Stopped()
+            signal = stop.delivers_signal  # 0 for our own interrupt's late stop
+
+    # -- the sequence ------------------------------------------------------
+
+    def _run(self) -> _Outcome:
+        try:
+            self._prefetch()
+        except OSError:
+            raise _Retry("gone") from None
+        stop = pending_stop(self.pid)
+        if stop is not None:
+            raise AttachError("process %d is being stopped (%s); nothing was injected and it is "
+                              "left stopped; resume it with `kill -CONT %d` and retry"
+                              % (self.pid, stop, self.pid))
+        try:
+            self._seize()
+        except _Stopped:
+            raise AttachError(_stopped_message(self.pid)) from None
+        try:
+            regs = self._checked_registers()
+            xstate = self._checked_xstate()
+            frame = self._write_frame(regs, xstate)
+        except BaseException:
+            self._detach()  # nothing changed yet
+            raise
+        try:
+            self._inject(regs, frame)
+            self._return_home(frame, xstate, expect_result=True)
+        except _Stopped:
+            self._detach()
+            raise AttachError(_stopped_message(self.pid)) from None
+        except BaseException:
+            self._give_back(frame, xstate)
+            raise
+        stopped_ms = (time.monotonic() - self.stopped_at) * 1000.0
+        self._check_result()
+        return _Outcome(self.path, self.tid, stopped_ms)
+
+    def _checked_registers(self) -> list[int]:
+        regs = ptrace.get_regs(self.tid, arch.NREGS)
+        if self.candidate.syscall >= 0:
+            sysno = arch.signed(regs[arch.SYSNO])
+            insn = self.memory.read(regs[arch.IP] - arch.SYSCALL_INSN_LENGTH,
+                                    arch.SYSCALL_INSN_LENGTH)
+            if sysno != self.candidate.syscall or insn != arch.SYSCALL_INSN:
+                raise _Retry("left its system call")
+        return regs
+
+    def _checked_xstate(self) -> bytes:
+        try:
+            xstate = ptrace.get_regset(self.tid, arch.NT_X86_XSTATE, arch.XSTATE_MAX)
+            if not arch.xstate_is_standard(xstate):
+                raise AttachError("thread %d of process %d has an extended register state "
+                                  "inspector cannot read back; nothing was changed" %
+                                  (self.tid, self.pid))
+            # Give it straight back once: if the kernel refuses (as it does
+            # gdb's short buffer on some hosts), we have changed nothing.
+            ptrace.set_regset(self.tid, arch.NT_X86_XSTATE, xstate)
+        except ptrace.PtraceError as e:
+            raise AttachError("the kernel would not let inspector read and restore the extended "
+                              "register state of thread %d of process %d (%s); nothing was "
+                              "changed" % (self.tid, self.pid, os.strerror(e.errno or 0))) from None
+        return xstate
+
+    def _prefetch(self) -> None:
+        """What /proc can tell before the stop (a parked thread cannot change
+        its own signal mask or stack): less work while it is stopped."""
+        self.sigmask = _blocked_signals(self.pid, self.tid)
+        self.mapping = _stack_mapping(self.pid, self.candidate.sp) if self.candidate.sp else None
+
+    def _write_frame(self, regs: list[int], xstate: bytes) -> arch.RestoreFrame:
+        frame = arch.build_restore_frame(regs, xstate, self.sigmask)
+        mapping = self.mapping
+        if mapping is None or not mapping[0] <= regs[arch.SP] < mapping[1]:
+            mapping = _stack_mapping(self.pid, regs[arch.SP])
+        if mapping is None:
+            raise AttachError("thread %d of process %d has no stack we can find" %
+                              (self.tid, self.pid))
+        low, _high, name = mapping
+        if name != "[stack]" and frame.address - STACK_HEADROOM < low:
+            raise _Retry("too little free stack")
+        data = struct.pack("<Q", self.addresses.restorer) + frame.data[8:]
+        self.memory.write(frame.address, data)
+        return frame
+
+    def _syscall(self, regs: list[int], frame: arch.RestoreFrame, number: int,
+                 *args: int) -> int:
+        """One system call on the borrowed thread, through `syscall; ret`,
+        whose `ret` goes to the signal-return trampoline."""
+        call = list(regs)
+        call[arch.IP] = self.addresses.syscall_ret
+        call[arch.SP] = frame.frame
+        call[arch.RET] = number
+        call[arch.SYSNO] = -1
+        for index, value in zip(arch.ARGS[:len(args)], args, strict=True):
+            call[index] = value
+        ptrace.set_regs(self.tid, call)
+        self._resume()
+        if ptrace.syscall_stop_kind(self.tid) != ptrace.SYSCALL_ENTRY or \
+                arch.signed(ptrace.get_regs(self.tid, arch.NREGS)[arch.SYSNO]) != number:
+            raise AttachError("thread %d of process %d did not make the expected system call"
+                              % (self.tid, self.pid))
+        self._resume()
+        return arch.signed(ptrace.get_regs(self.tid, arch.NREGS)[arch.RET])
+
+    def _inject(self, regs: list[int], frame: arch.RestoreFrame) -> None:
+        symbols = self.addresses.symbols
+        length = arch.PAGE_SIZE + stub.page_length(self.text)
+        page = self._syscall(regs, frame, arch.SYS_MMAP, 0, length,
+                             arch.PROT_READ | arch.PROT_WRITE, arch.MAP_PRIVATE_ANONYMOUS,
+                             -1, 0)
+        if page < 0:
+            self._go_home(regs, frame)
+            raise AttachError("mmap failed in process %d (%s: out of memory or address space?)"
+                              % (self.pid, os.strerror(-page)))
+        self.page, self.length = page, length
+        b_page = page + arch.PAGE_SIZE
+        blob = stub.build_page(b_page, symbols, self.text)
+        if self.candidate.syscall >= 0:
+            fn, fn_args = symbols["pthread_create"], (b_page + stub.TID_SLOT, 0,
+                                                      b_page + stub.THREAD_ENTRY,
+                                                      b_page + stub.DATA)
+        else:
+            fn, fn_args = symbols["Py_AddPendingCall"], (b_page + stub.PENDING_ENTRY,
+                                                         b_page + stub.DATA, 0, 0)
+        page_a = arch.build_borrow_page({
+            "__errno_location": symbols["__errno_location"],
+            "Py_IsInitialized": symbols["Py_IsInitialized"], "fn": fn,
+            "a0": fn_args[0], "a1": fn_args[1], "a2": fn_args[2], "a3": fn_args[3],
+            "page": page, "length": arch.PAGE_SIZE, "frame": frame.frame,
+            "restorer": self.addresses.restorer, "munmap": symbols["munmap"]})
+        self.memory.write(page, page_a + blob)  # one write: cheap through /proc/PID/mem
+        rc = self._syscall(regs, frame, arch.SYS_MPROTECT, page, 2 * arch.PAGE_SIZE,
+                           arch.PROT_READ | arch.PROT_EXEC)
+        if rc != 0:
+            self._go_home(regs, frame, unmap=(page, length))
+            raise AttachError("process %d may not map executable memory (mprotect failed: %s; "
+                              "SELinux execmem or a W^X policy?); use --injector pyrasite"
+                              % (self.pid, os.strerror(-rc)))
+        routine = list(regs)
+        routine[arch.IP] = page
+        routine[arch.SP] = frame.frame + 8
+        routine[arch.SYSNO] = -1
+        ptrace.set_regs(self.tid, routine)
+
+    def _go_home(self, regs: list[int], frame: arch.RestoreFrame,
+                 unmap: tuple[int, int] | None = None) -> None:
+        """Point the thread at the trampoline (after unmapping our pages)."""
+        home = list(regs)
+        home[arch.SYSNO] = -1
+        if unmap is not None:
+            home[arch.IP] = self.addresses.syscall_ret
+            home[arch.SP] = frame.frame
+            home[arch.RET] = arch.SYS_MUNMAP
+            home[arch.ARGS[0]], home[arch.ARGS[1]] = unmap
+        else:
+            home[arch.IP] = self.addresses.restorer
+            home[arch.SP] = frame.frame + 8
+        ptrace.set_regs(self.tid, home)
+
+    def _return_home(self, frame: arch.RestoreFrame, xstate: bytes,
+                     expect_result: bool) -> None:
+        """Follow the thread by system-call stops until rt_sigreturn has put
+        it back, write its extended state back exactly, and detach."""
+        returning = False  # rt_sigreturn entered: its exit stop is next
+        while True:
+            self._resume()
+            regs = ptrace.get_regs(self.tid, arch.NREGS)
+            entry = ptrace.syscall_stop_kind(self.tid) == ptrace.SYSCALL_ENTRY
+            if not entry:
+                if returning:
+                    break  # (rt_sigreturn leaves orig_rax at -1: recognise it by order)
+                continue
+            number = arch.signed(regs[arch.SYSNO])
+            if number == arch.SYS_MUNMAP and expect_result and regs[arch.ARGS[0]] == self.page:
+                self.result = arch.signed(regs[arch.CALL_RESULT_KEPT])
+            # ours, not the return of a target's signal handler that ran meanwhile
+            returning = number == arch.SYS_RT_SIGRETURN and regs[arch.SP] == frame.frame + 8
+        if regs[arch.IP] != frame.resumed[arch.IP] or regs[arch.SP] != frame.resumed[arch.SP]:
+            log.warning("thread %d returned to %#x/%#x, expected %#x/%#x", self.tid,
+                        regs[arch.IP], regs[arch.SP], frame.resumed[arch.IP],
+                        frame.resumed[arch.SP])
+        try:
+            ptrace.set_regset(self.tid, arch.NT_X86_XSTATE, xstate)
+        except ptrace.PtraceError as e:
+            log.warning("could not write back the extended state of %d: %s", self.tid, e)
+        self._detach()
+
+    def _give_back(self, frame: arch.RestoreFrame, xstate: bytes) -> None:
+        """After a failure: the thread's registers always lead home; follow
+        them there if we still can, else just let go."""
+        if not self.seized:
+            return
+        try:
+            self._return_home(frame, xstate, expect_result=False)
+        except BaseException as e:
+            log.warning("left thread %d to return on its own: %s", self.tid, e)
+            self._detach()
+
+    def _check_result(self) -> None:
+        result = self.result
+        if result is None:
+            raise AttachError("the borrowed thread %d of process %d did not run the injection "
+                              "routine" % (self.tid, self.pid))
+        if result == arch.NOT_INITIALIZED:
+            raise AttachError("process %d has not finished starting Python (or is shutting "
+                              "down); retry in a moment" % self.pid)
+        if result != 0:
+            if self.path == "thread":
+                raise AttachError("pthread_create failed in process %d (%s: thread limit "
+                                  "reached?)" % (self.pid, os.strerror(result)))
+            raise AttachError("CPython's pending-call queue of process %d is full; retry"
+                              % self.pid)
+
+
+def _stopped_message(pid: int) -> str:
+    return ("process %d was stopped (SIGSTOP or ^Z) while inspector attached; it is left "
+            "stopped and the agent, if it starts, leaves on its own; resume it with "
+            "`kill -CONT %d` and retry" % (pid, pid))
