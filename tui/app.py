@@ -108,7 +108,7 @@ class InspectorApp(App[int]):
         Binding("f1", "help", "Help", show=False),
     ]
 
-    def __init__(self, pid: int | None = None, *, injector: str = "gdb", redact: bool = True,
+    def __init__(self, pid: int | None = None, *, injector: str = "native", redact: bool = True,
                  attach: AttachFn | None = None, list_processes: ProcessLister | None = None,
                  sampler: SamplerFactory | None = None, clock: Callable[[], float] = time.time,
                  timings: Timings | None = None) -> None:
@@ -843,7 +843,7 @@ def _injection_text(session: SessionAPI) -> str:
     return str(backend)
 
 
-def run_app(pid: int | None, *, injector: str = "gdb", redact: bool = True) -> int:
+def run_app(pid: int | None, *, injector: str = "native", redact: bool = True) -> int:
     """Run the TUI (called by `inspector tui [PID]`); returns the exit code."""
     app = InspectorApp(pid, injector=injector, redact=redact)
     try:

@@ -16,7 +16,8 @@ at it, with ``rsp`` at the restore frame + 8 (16-byte aligned)::
         rc = fn(a0, a1, a2, a3)   # pthread_create(...) or Py_AddPendingCall(...)
     *errno_ptr = saved                           # the thread's errno, untouched
     rsp = frame; *frame = __restore_rt           # the signal-return trampoline
-    tail-jump munmap(page A)   # returns into __restore_rt: rt_sigreturn(frame)
+    tail-jump munmap(page A, 4096 if rc == 0 else whole mapping)
+                               # returns into __restore_rt: rt_sigreturn(frame)
 
 ``rc`` stays in r12, where the tracer reads it at the ``munmap`` system call.
 No instruction of page A runs after ``munmap``, and ``rt_sigreturn`` restores
@@ -104,22 +105,26 @@ borrow_entry:
 1:
     mov   dword ptr [r13], r14d      # errno as it was
     mov   rdi, [rbx + 0x38]          # page A
-    mov   rsi, [rbx + 0x40]          # its length
+    mov   rsi, [rbx + 0x40]          # page A alone: what fn started unmaps the rest
+    test  r12, r12
+    jz    2f
+    mov   rsi, [rbx + 0x60]          # nothing started: the whole mapping
+2:
     mov   rsp, [rbx + 0x48]          # the restore frame
     mov   rax, [rbx + 0x50]          # __restore_rt
     mov   [rsp], rax                 # munmap returns there
     mov   rax, [rbx + 0x58]
-    jmp   rax                        # munmap(page A)
+    jmp   rax                        # munmap(page A, length)
     .org 0x800
 data:
 """
 BORROW_CODE = bytes.fromhex(
     "488d1df9070000ff134989c5448b3049c7c418fcffffff530885c07416488b7b18488b7320"
-    "488b5328488b4b30ff53104c63e0458975 00488b7b38488b7340488b6348488b4350"
-    "48890424488b4358ffe0".replace(" ", ""))
+    "488b5328488b4b30ff53104c63e045897500488b7b38488b73404d85e47404488b7360488b"
+    "6348488b435048890424488b4358ffe0")
 BORROW_DATA = 0x800
 BORROW_FIELDS = ("__errno_location", "Py_IsInitialized", "fn", "a0", "a1", "a2", "a3",
-                 "page", "length", "frame", "restorer", "munmap")
+                 "page", "length", "frame", "restorer", "munmap", "total_length")
 NOT_INITIALIZED = -1000
 
 
@@ -148,6 +153,8 @@ _SIGCONTEXT_REGS = ("r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rdi",
                     "rbx", "rdx", "rax", "rcx", "rsp", "rip", "eflags")
 _UCONTEXT_SIZE = 8 + 8 + 24 + 256 + 8  # flags, link, stack_t, sigcontext, sigset
 _RT_SIGFRAME_SIZE = 8 + _UCONTEXT_SIZE + 128  # pretcode, ucontext, siginfo
+# rt_sigreturn never reads the siginfo part: scratch room above the routine's stack
+FRAME_SCRATCH = 8 + _UCONTEXT_SIZE
 SS_INVALID = 3  # not 0/SS_ONSTACK/SS_DISABLE: rt_sigreturn leaves the altstack alone (EINVAL)
 
 

@@ -69,6 +69,9 @@ STACK_HEADROOM = 64 * 1024  # free stack the routine may use below the frame
 MAX_TRIES = 5  # threads that moved, exited or took a signal before we could borrow them
 STOP_WAIT = 2.0  # seconds for one expected stop of the borrowed thread
 LOCK_POLL = 0.01
+MAX_FOREIGN_SYSCALLS = 10000  # system calls of signal handlers we let through
+PARK_SAMPLES = 5  # looks at the threads before settling for a pending call
+PARK_SAMPLE_GAP = 0.005
 
 # Preferred order when several threads are parked: calls the kernel restarts
 # exactly (or that return EINTR, which CPython retries) first; futex last,
@@ -98,6 +101,10 @@ class _Retry(Exception):
 
 class _Stopped(Exception):
     """A stop signal (SIGSTOP, ^Z) arrived: leave the process stopped."""
+
+    def __init__(self, signal: int) -> None:
+        super().__init__(signal)
+        self.signal = signal
 
 
 # -- before touching anything ------------------------------------------------
@@ -340,12 +347,25 @@ def _run_in_tracer_thread(target: Target, addresses: Addresses, text: bytes,
     return outcome
 
 
+def _parked_soon(pid: int, tried: set[int]) -> list[Candidate]:
+    """Parked threads, sampled a few times: a thread that is about to block
+    (a server between two requests) is a better choice than a pending call,
+    which waits for the main thread to run bytecode."""
+    for attempt in range(PARK_SAMPLES):
+        found = [c for c in parked_threads(pid) if c.tid not in tried]
+        if found:
+            return found
+        if attempt + 1 < PARK_SAMPLES:
+            time.sleep(PARK_SAMPLE_GAP)
+    return []
+
+
 def _borrow_some_thread(target: Target, addresses: Addresses, text: bytes,
                         deadline: float) -> _Outcome:
     pid = target.pid
     tried: set[int] = set()
     for _ in range(MAX_TRIES):
-        candidates = [c for c in parked_threads(pid) if c.tid not in tried]
+        candidates = _parked_soon(pid, tried)
         candidate = candidates[0] if candidates else Candidate(pid, -1, 0)
         tried.add(candidate.tid)
         try:
@@ -417,7 +437,7 @@ class _Borrow:
             return
         if stop.is_group_stop:
             self._detach()
-            raise _Stopped()
+            raise _Stopped(stop.signal)
         signal = stop.delivers_signal
         self._detach(signal)  # a signal that was on its way: delivered, not swallowed
         raise _Retry("signal %d arrived" % signal)
@@ -440,7 +460,7 @@ class _Borrow:
             if stop.is_syscall:
                 return stop
             if stop.is_group_stop:
-                raise _Stopped()
+                raise _Stopped(stop.signal)
             signal = stop.delivers_signal  # 0 for our own interrupt's late stop
 
     # -- the sequence ------------------------------------------------------
@@ -457,8 +477,8 @@ class _Borrow:
                               % (self.pid, stop, self.pid))
         try:
             self._seize()
-        except _Stopped:
-            raise AttachError(_stopped_message(self.pid)) from None
+        except _Stopped as e:
+            raise AttachError(_stopped_message(self.pid, e.signal, injected=False)) from None
         try:
             regs = self._checked_registers()
             xstate = self._checked_xstate()
@@ -469,9 +489,9 @@ class _Borrow:
         try:
             self._inject(regs, frame)
             self._return_home(frame, xstate, expect_result=True)
-        except _Stopped:
+        except _Stopped as e:
             self._detach()
-            raise AttachError(_stopped_message(self.pid)) from None
+            raise AttachError(_stopped_message(self.pid, e.signal, injected=True)) from None
         except BaseException:
             self._give_back(frame, xstate)
             raise
@@ -538,29 +558,43 @@ class _Borrow:
         for index, value in zip(arch.ARGS[:len(args)], args, strict=True):
             call[index] = value
         ptrace.set_regs(self.tid, call)
-        self._resume()
-        if ptrace.syscall_stop_kind(self.tid) != ptrace.SYSCALL_ENTRY or \
-                arch.signed(ptrace.get_regs(self.tid, arch.NREGS)[arch.SYSNO]) != number:
+        ours = self.addresses.syscall_ret + arch.SYSCALL_INSN_LENGTH
+        for _ in range(MAX_FOREIGN_SYSCALLS):
+            # A signal passed on runs the target's handler first: its system
+            # calls (and its rt_sigreturn) stop here too and go through.
+            self._resume()
+            now = ptrace.get_regs(self.tid, arch.NREGS)
+            if ptrace.syscall_stop_kind(self.tid) == ptrace.SYSCALL_ENTRY and \
+                    now[arch.IP] == ours and arch.signed(now[arch.SYSNO]) == number:
+                break
+        else:
             raise AttachError("thread %d of process %d did not make the expected system call"
                               % (self.tid, self.pid))
-        self._resume()
+        self._resume()  # its exit: nothing runs between a call's entry and exit
         return arch.signed(ptrace.get_regs(self.tid, arch.NREGS)[arch.RET])
 
     def _inject(self, regs: list[int], frame: arch.RestoreFrame) -> None:
         symbols = self.addresses.symbols
         length = arch.PAGE_SIZE + stub.page_length(self.text)
+        # Read+exec from birth, written through /proc/PID/mem (as debuggers
+        # write breakpoints): never writable and executable, and no mprotect
+        # step during which a dead client would leak the mapping.
         page = self._syscall(regs, frame, arch.SYS_MMAP, 0, length,
-                             arch.PROT_READ | arch.PROT_WRITE, arch.MAP_PRIVATE_ANONYMOUS,
-                             -1, 0)
+                             arch.PROT_READ | arch.PROT_EXEC, arch.MAP_PRIVATE_ANONYMOUS, -1, 0)
         if page < 0:
             self._go_home(regs, frame)
-            raise AttachError("mmap failed in process %d (%s: out of memory or address space?)"
+            raise AttachError("mmap failed in process %d (%s: out of memory or address space, "
+                              "or a policy against executable memory?)"
                               % (self.pid, os.strerror(-page)))
-        self.page, self.length = page, length
+        self.page = page
+        # From here until the routine starts, a dead client's thread unmaps it.
+        self._go_home(regs, frame, unmap=(page, length))
         b_page = page + arch.PAGE_SIZE
         blob = stub.build_page(b_page, symbols, self.text)
         if self.candidate.syscall >= 0:
-            fn, fn_args = symbols["pthread_create"], (b_page + stub.TID_SLOT, 0,
+            # pthread_t lands in the frame's unused siginfo room: the mapping
+            # stays read-only, the new thread detaches itself.
+            fn, fn_args = symbols["pthread_create"], (frame.frame + arch.FRAME_SCRATCH, 0,
                                                       b_page + stub.THREAD_ENTRY,
                                                       b_page + stub.DATA)
         else:
@@ -570,16 +604,15 @@ class _Borrow:
             "__errno_location": symbols["__errno_location"],
             "Py_IsInitialized": symbols["Py_IsInitialized"], "fn": fn,
             "a0": fn_args[0], "a1": fn_args[1], "a2": fn_args[2], "a3": fn_args[3],
-            "page": page, "length": arch.PAGE_SIZE, "frame": frame.frame,
-            "restorer": self.addresses.restorer, "munmap": symbols["munmap"]})
-        self.memory.write(page, page_a + blob)  # one write: cheap through /proc/PID/mem
-        rc = self._syscall(regs, frame, arch.SYS_MPROTECT, page, 2 * arch.PAGE_SIZE,
-                           arch.PROT_READ | arch.PROT_EXEC)
-        if rc != 0:
-            self._go_home(regs, frame, unmap=(page, length))
-            raise AttachError("process %d may not map executable memory (mprotect failed: %s; "
-                              "SELinux execmem or a W^X policy?); use --injector pyrasite"
-                              % (self.pid, os.strerror(-rc)))
+            "page": page, "length": arch.PAGE_SIZE, "total_length": length,
+            "frame": frame.frame, "restorer": self.addresses.restorer,
+            "munmap": symbols["munmap"]})
+        try:
+            self.memory.write(page, page_a + blob)
+        except OSError as e:
+            raise AttachError("this kernel does not let inspector write its code into process "
+                              "%d (%s; proc_mem.force_override=never?); nothing is left behind; "
+                              "use --injector gdb" % (self.pid, e.strerror)) from None
         routine = list(regs)
         routine[arch.IP] = page
         routine[arch.SP] = frame.frame + 8
@@ -656,7 +689,9 @@ class _Borrow:
                               % self.pid)
 
 
-def _stopped_message(pid: int) -> str:
-    return ("process %d was stopped (SIGSTOP or ^Z) while inspector attached; it is left "
-            "stopped and the agent, if it starts, leaves on its own; resume it with "
-            "`kill -CONT %d` and retry" % (pid, pid))
+def _stopped_message(pid: int, signal: int, injected: bool) -> str:
+    name = {19: "SIGSTOP", 20: "SIGTSTP", 21: "SIGTTIN", 22: "SIGTTOU"}.get(signal, "a stop")
+    what = ("nothing was injected and it is left stopped" if not injected else
+            "it is left stopped, and an agent that starts when it resumes leaves on its own")
+    return ("process %d was stopped (%s) while inspector attached; %s; resume it with "
+            "`kill -CONT %d` and retry" % (pid, name, what, pid))

@@ -1,4 +1,7 @@
-"""Two tiny x86-64 routines that let gdb inject without ever blocking.
+"""Two tiny x86-64 routines that start the agent without ever blocking.
+
+Both injectors use them: gdb calls ``pthread_create``/``Py_AddPendingCall``
+with them, the native injector's borrow routine (`arch_x86_64`) does.
 
 Why machine code: the safe way to run Python in a target is on a thread that
 takes the GIL *normally*, waiting as long as it must (memray starts such a
@@ -51,6 +54,43 @@ _FIELDS = (
     "pthread_self",        # +0x38
     "pthread_detach",      # +0x40
 )
+
+# The source of the bytes below (GNU as, Intel syntax); tests/unit/
+# test_machine_code.py assembles it and compares.
+ROUTINES_ASM = """\
+    .intel_syntax noprefix
+    .text
+thread_entry:                    # void *thread_entry(struct data *d)
+    push  rbx
+    mov   rbx, rdi
+    call  [rbx + 0x38]           # pthread_self()
+    mov   rdi, rax
+    call  [rbx + 0x40]           # pthread_detach(self)
+    call  [rbx]                  # state = PyGILState_Ensure()
+    push  rax
+    sub   rsp, 8
+    mov   rdi, [rbx + 0x18]
+    call  [rbx + 0x08]           # PyRun_SimpleString(text)
+    add   rsp, 8
+    pop   rdi
+    call  [rbx + 0x10]           # PyGILState_Release(state)
+    mov   rdi, [rbx + 0x28]
+    mov   rsi, [rbx + 0x30]
+    mov   rax, [rbx + 0x20]
+    pop   rbx
+    jmp   rax                    # munmap(page, length)
+    .org 0x80
+pending_entry:                   # int pending_entry(struct data *d)
+    push  rbx
+    mov   rbx, rdi
+    mov   rdi, [rbx + 0x18]
+    call  [rbx + 0x08]           # PyRun_SimpleString(text)
+    mov   rdi, [rbx + 0x28]
+    mov   rsi, [rbx + 0x30]
+    mov   rax, [rbx + 0x20]
+    pop   rbx
+    jmp   rax                    # munmap(page, length) == 0
+"""
 
 # void *thread_entry(struct data *d)
 _THREAD_CODE = bytes.fromhex(

@@ -160,7 +160,7 @@ def test_idle_timeout_ends_the_agent(edge_python, spawn):
         session.threads()
 
 
-def test_pyrasite_backend(python, spawn):
+def test_pyrasite_backend(python, spawn, needs_working_gdb):
     # Given the compatibility backend (pyrasite-ng's gdb recipe)
     target = spawn(python, "sleep", control=True)
     before = target.state()

@@ -96,11 +96,19 @@ def test_not_python_process_is_refused():
         sleeper.wait()
 
 
-def test_gdb_missing_is_refused(edge_python, spawn, tmp_path):
+def test_without_gdb_the_default_injector_attaches_and_gdb_backends_refuse(
+        edge_python, spawn, tmp_path):
     target = spawn(edge_python, "sleep")
-    out = run_cli("stack", str(target.pid), env={"PATH": str(tmp_path)})
-    assert out.returncode == 5
-    assert "gdb is not installed" in out.stderr and "apt-get install gdb" in out.stderr
+    no_gdb = {"PATH": str(tmp_path)}
+    # The default (native) injector needs no gdb
+    out = run_cli("stack", str(target.pid), env=no_gdb)
+    assert out.returncode == 0, out.stderr
+    assert "time.sleep(3600)" in out.stdout
+    # The gdb-based backends say what is missing and how to get it
+    for backend in ("gdb", "pyrasite"):
+        out = run_cli("stack", str(target.pid), "--injector", backend, env=no_gdb)
+        assert out.returncode == 5
+        assert "gdb is not installed" in out.stderr and "apt-get install gdb" in out.stderr
     assert target.alive()
 
 

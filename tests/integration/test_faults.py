@@ -26,7 +26,7 @@ import pytest
 
 import inspector
 from inspector import _diagnose, _preflight, cli
-from inspector._inject.gdb import GdbInjector
+from inspector._inject import ptrace as native_ptrace
 from inspector.errors import AttachError
 from payloads.limits import MAX_SECONDS
 from tests.integration.test_attach import _same_state
@@ -246,13 +246,13 @@ while True:
 """
 
 
+@pytest.mark.parametrize("whom", ["another thread", "the borrowed thread"])
 @pytest.mark.parametrize("signame", ["SIGSTOP", "SIGUSR1"])
-def test_signal_to_another_thread_during_an_injection_call(edge_python, spawn, monkeypatch,
-                                                           request, signame):
-    """While gdb runs one of our calls every thread runs. By default gdb stops
-    for SIGSTOP, SIGUSR1, SIGINT ...; landing in another thread, such a signal
-    made gdb abandon the call with the calling thread still inside it, and
-    after detach that thread returned into gdb's dummy frame: SIGSEGV."""
+def test_signal_during_an_injection(edge_python, spawn, monkeypatch, request, signame, whom):
+    """The native injector borrows one thread and follows it by system-call
+    stops. A signal that arrives meanwhile - for that thread or another - is
+    delivered, not swallowed; a SIGSTOP leaves the process stopped and the
+    attach is refused."""
     # Given a target with parked threads (for SIGUSR1: one that handles it)
     sig = getattr(signal, signame)
     if sig == signal.SIGUSR1:
@@ -261,36 +261,35 @@ def test_signal_to_another_thread_during_an_injection_call(edge_python, spawn, m
     else:
         target = spawn(edge_python, "threads")
     baseline = target.os_thread_count()
-    real_call = GdbInjector._call
+    real_resume = native_ptrace.resume_to_syscall
     sent = []
 
-    def call_with_signal(mi, thread, expression):
-        if not sent:  # queued now; delivered as gdb resumes the threads for this call
+    def resume_with_signal(tid, signal_number=0):
+        if not sent:  # the first time the borrowed thread is let run (our mmap)
             other = next(int(t) for t in os.listdir("/proc/%d/task" % target.pid)
-                         if int(t) != thread.lwp)
-            _tgkill(target.pid, other, sig)
-            sent.append(other)
-        return real_call(mi, thread, expression)
+                         if int(t) != tid)
+            receiver = tid if whom == "the borrowed thread" else other
+            _tgkill(target.pid, receiver, sig)
+            sent.append(receiver)
+        return real_resume(tid, signal_number)
 
-    monkeypatch.setattr(GdbInjector, "_call", staticmethod(call_with_signal))
+    monkeypatch.setattr(native_ptrace, "resume_to_syscall", resume_with_signal)
     try:
         if sig == signal.SIGSTOP:
-            # When the user's SIGSTOP lands in a worker thread during our first call
+            # When the user's SIGSTOP lands during the injection
             with pytest.raises(AttachError) as err:
                 inspector.attach(target.pid, timeout=2.0)
-            # Then the calls completed, and the stopped target could not start the
-            # agent: a one-line refusal naming the stop ...
-            assert "is stopped" in _one_line(err.value.message)
+            # Then a one-line refusal naming the stop ...
+            assert "stopped" in _one_line(err.value.message)
             # ... and the stop survived: still stopped after we let go
             assert _wait_stopped(target, 2.0)
             time.sleep(0.3)
             assert target.proc_state() == "T"
         else:
-            # When a SIGUSR1 lands in a worker thread during our first call
+            # When a SIGUSR1 lands during the injection
             with inspector.attach(target.pid, timeout=5.0) as session:
                 # Then the attach works and the signal reaches the target's handler
-                # (Python runs it in the main thread, which may have been ours for
-                # the injection and is back in its 50 ms sleep: allow it to wake)
+                # (Python runs it in the main thread: allow it to wake)
                 deadline = time.monotonic() + 2.0
                 while session.eval("len(got)").to_python() == 0 and \
                         time.monotonic() < deadline:
@@ -299,11 +298,22 @@ def test_signal_to_another_thread_during_an_injection_call(edge_python, spawn, m
         assert sent
     finally:
         os.kill(target.pid, signal.SIGCONT)
-    # And the target survives (no SIGSEGV from an abandoned call), agent gone
+    # And the target survives, with the agent gone and no tracer left
     time.sleep(0.5)
     assert target.alive(), target.stderr_text()
     assert target.wait_threads(baseline, timeout=5) == baseline
     assert target.stderr_text() == ""
+    assert _tracers(target.pid) == set()
+
+
+def _tracers(pid):
+    found = set()
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+            for line in f:
+                if line.startswith("TracerPid:") and int(line.split()[1]):
+                    found.add(int(line.split()[1]))
+    return found
 
 
 # -- fork, fd limit, full disk ------------------------------------------------------

@@ -31,7 +31,7 @@ import inspector
 from inspector import _resident
 from inspector._bundle import BootParams, render_boot_file, render_stage1
 from inspector._channel import BOOT_NAME, SOCKET_NAME, Listener
-from inspector._inject.gdb import GdbInjector
+from inspector._inject.native import NativeInjector
 from inspector.session import connect_resident
 from payloads import wire
 from payloads.errors import AgentError
@@ -169,7 +169,7 @@ def test_one_shot_channel_is_private_and_rejects_an_impostor(edge_python, spawn,
     target = spawn(edge_python, "sleep", control=True)
     before = target.state()
     baseline = target.os_thread_count()
-    real_inject = GdbInjector.inject
+    real_inject = NativeInjector.inject
     seen: dict[str, Any] = {}
 
     def inject(self, tgt, stage1, files):
@@ -189,7 +189,7 @@ def test_one_shot_channel_is_private_and_rejects_an_impostor(edge_python, spawn,
         read_fd, write_fd = os.pipe()
         impostor = os.fork()
         if impostor == 0:  # pragma: no cover - runs in the child
-            # Keep none of our descriptors (gdb's pipes, the listener): gdb must
+            # Keep none of our descriptors (the listener, the attach lock): the client must
             # see EOF when we let it go
             os.closerange(3, write_fd)
             os.closerange(write_fd + 1, 1 << 16)
@@ -200,7 +200,7 @@ def test_one_shot_channel_is_private_and_rejects_an_impostor(edge_python, spawn,
         time.sleep(0.2)  # its connection waits in the backlog, ahead of the agent's
         return real_inject(self, tgt, stage1, files)
 
-    monkeypatch.setattr(GdbInjector, "inject", inject)
+    monkeypatch.setattr(NativeInjector, "inject", inject)
     caplog.set_level(logging.WARNING, logger="inspector._channel")
     # When we attach
     with inspector.attach(target.pid, reuse=False) as session:
@@ -304,7 +304,7 @@ def test_root_attaches_to_an_unprivileged_users_process(spawn, monkeypatch):
     with open("/proc/%d/status" % target.pid) as f:
         assert "Uid:\t%d" % NOBODY in f.read()
     # When root attaches one-shot (looking at the channel during the injection)
-    real_inject = GdbInjector.inject
+    real_inject = NativeInjector.inject
     seen: dict[str, os.stat_result] = {}
 
     def inject(self, tgt, stage1, files):
@@ -313,7 +313,7 @@ def test_root_attaches_to_an_unprivileged_users_process(spawn, monkeypatch):
         seen["socket"] = os.lstat(os.path.join(files.host_dir, SOCKET_NAME))
         return real_inject(self, tgt, stage1, files)
 
-    monkeypatch.setattr(GdbInjector, "inject", inject)
+    monkeypatch.setattr(NativeInjector, "inject", inject)
     with inspector.attach(target.pid, reuse=False) as session:
         assert session.eval("len(orders)").to_python() == 10
     # Then it worked, through files handed to the target's user and nobody else

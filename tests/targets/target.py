@@ -204,6 +204,8 @@ def main():
         for i in range(20):
             threading.Thread(target=threading.Event().wait, name="parked-%d" % i,
                              daemon=True).start()
+    if mode == "asyncio":
+        import asyncio  # before "ready": importing it keeps the main thread busy
     print("ready %d" % os.getpid(), flush=True)
     if mode == "gilhog":
         # From here on no other thread gets the GIL: sum() never releases it.
@@ -221,7 +223,6 @@ def main():
         while True:
             signal.pause()
     elif mode == "asyncio":
-        import asyncio
         asyncio.run(asyncio.sleep(3600))
     elif mode == "deep":
         recurse(200)
