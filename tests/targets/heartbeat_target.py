@@ -46,12 +46,16 @@ def sleeper():
     time.sleep(0.003)
 
 
-def waiter(event=threading.Event()):
-    event.wait(0.004)
+EVENT = threading.Event()
+PAIR = socket.socketpair()
 
 
-def reader(pair=socket.socketpair()):
-    select.select([pair[0]], [], [], 0.005)
+def waiter():
+    EVENT.wait(0.004)
+
+
+def reader():
+    select.select([PAIR[0]], [], [], 0.005)
 
 
 def fpu():
