@@ -42,7 +42,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import platform
 import socket
 import struct
 import threading
@@ -54,7 +53,8 @@ from dataclasses import dataclass
 from .. import _elf
 from .._diagnose import pending_stop
 from ..errors import AttachError
-from . import arch_x86_64 as arch
+from . import arch as arch_select
+from . import arch_x86_64 as arch  # the names every arch module has; see arch.current()
 from . import ptrace
 from . import stub_x86_64 as stub
 from .base import FileDrop, InjectionReport, Target
@@ -288,9 +288,7 @@ class NativeInjector:
     name = "native"
 
     def inject(self, target: Target, stage1: str, files: FileDrop) -> InjectionReport:
-        if platform.machine() != arch.MACHINE:
-            raise AttachError("the native injector supports x86-64 only (this is %s); use "
-                              "--injector gdb" % platform.machine())
+        arch_select.current()  # refuses other machines
         _refuse_shadow_stack(target.pid)
         started = time.monotonic()
         text = stage1.encode("ascii")

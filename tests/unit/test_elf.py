@@ -36,3 +36,24 @@ def test_not_an_elf_is_an_error(tmp_path):
 
     with pytest.raises(_elf.ElfError):
         _elf.dynamic_symbols(b"#!/bin/sh\n", ["x"])
+
+
+def test_ifunc_symbols_count_as_missing(tmp_path):
+    """Calling an IFUNC symbol's address runs its resolver, not the function."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    if shutil.which("cc") is None:
+        pytest.skip("no C compiler")
+    src = tmp_path / "lib.c"
+    src.write_text(
+        "int plain(void) { return 1; }\n"
+        "static int impl(void) { return 2; }\n"
+        "static int (*resolve(void))(void) { return impl; }\n"
+        "int chosen(void) __attribute__((ifunc(\"resolve\")));\n")
+    lib = tmp_path / "lib.so"
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(lib), str(src)], check=True)
+    found = _elf.dynamic_symbols(lib.read_bytes(), ["plain", "chosen"])
+    assert "plain" in found and "chosen" not in found
