@@ -86,14 +86,14 @@ def connect_resident(pid: int, *, timeout: float = 5.0, redact: bool = True) -> 
 def _inject(target: Target, *, injector: str, timeout: float, idle_timeout: float,
             redact: bool, keep: bool, audit: AuditLog | None) -> Session:
     pid = target.pid
-    backend = make_injector(injector)
+    deadline = time.monotonic() + timeout  # --timeout bounds the whole attach
+    backend = make_injector(injector, deadline)
     resident = None
     if keep:
         spec, key = _resident.prepare(pid, target.uid)
         resident = _resident.boot_spec(spec, key)
     listener = Listener(pid, target.uid)
     try:
-        deadline = time.monotonic() + timeout
         params = BootParams(
             token=listener.token,
             socket_path=listener.socket_path,
@@ -105,7 +105,7 @@ def _inject(target: Target, *, injector: str, timeout: float, idle_timeout: floa
             resident=resident,
         )
         listener.write_file(BOOT_NAME, render_boot_file(params))
-        report = backend.inject(target, render_stage1(params), listener)
+        report = backend.inject(target, render_stage1(params), listener, deadline)
         log.debug("injected: %s", report)
         try:
             conn = listener.accept(deadline)

@@ -26,7 +26,9 @@ def find_gdb() -> str:
     return gdb
 
 
-def make_injector(name: str) -> Injector:
+def make_injector(name: str, deadline: float | None = None) -> Injector:
+    """The backend `name`; gdb-based ones are first checked on a throwaway
+    process, within `deadline` (time.monotonic())."""
     if name == "native":
         from .native import NativeInjector
 
@@ -35,7 +37,7 @@ def make_injector(name: str) -> Injector:
         from .gdbcheck import require_working_gdb
 
         gdb = find_gdb()
-        require_working_gdb(gdb, name)
+        require_working_gdb(gdb, name, deadline)
         if name == "gdb":
             from .gdb import GdbInjector
 

@@ -42,6 +42,9 @@ class FileDrop(Protocol):
 class Injector(Protocol):
     name: str
 
-    def inject(self, target: Target, stage1: str, files: FileDrop) -> InjectionReport:
-        """Make the target run `stage1` (Python source) once, or raise AttachError."""
+    def inject(self, target: Target, stage1: str, files: FileDrop,
+               deadline: float) -> InjectionReport:
+        """Make the target run `stage1` (Python source) once, or raise AttachError.
+        `deadline` (time.monotonic()) bounds the whole injection: the
+        command's --timeout."""
         ...

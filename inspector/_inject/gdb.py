@@ -122,7 +122,13 @@ class GdbInjector:
     def __init__(self, gdb_path: str) -> None:
         self.gdb_path = gdb_path
 
-    def inject(self, target: Target, stage1: str, files: FileDrop) -> InjectionReport:
+    def _budget(self, limit: float) -> float:
+        """A command's timeout: its own limit, within the command's deadline."""
+        return max(0.05, min(limit, self.deadline - time.monotonic()))
+
+    def inject(self, target: Target, stage1: str, files: FileDrop,
+               deadline: float) -> InjectionReport:
+        self.deadline = deadline
         if platform.machine() != "x86_64":
             raise AttachError("the gdb injector supports x86-64 only (this is %s); use "
                               "--injector pyrasite" % platform.machine())
@@ -138,11 +144,11 @@ class GdbInjector:
                             "libthread-db-search-path /nonexistent-inspector",
                             "unwindonsignal on", "print thread-events off",
                             "breakpoint pending off"):
-                mi.command("-gdb-set " + setting, COMMAND_TIMEOUT)
+                mi.command("-gdb-set " + setting, self._budget(COMMAND_TIMEOUT))
             for handling in SIGNAL_HANDLING:
-                mi.console(handling, COMMAND_TIMEOUT)
+                mi.console(handling, self._budget(COMMAND_TIMEOUT))
             try:
-                mi.command("-target-attach %d" % target.pid, ATTACH_TIMEOUT)
+                mi.command("-target-attach %d" % target.pid, self._budget(ATTACH_TIMEOUT))
             except GdbError as e:
                 raise AttachError(_attach_failure(target.pid, str(e))) from None
             stopped_at = time.monotonic()
@@ -156,13 +162,13 @@ class GdbInjector:
                 # Stopped between our preflight and gdb's attach, or while gdb
                 # attached. No call: the stop stays queued and detaching
                 # delivers it, so the process stays stopped as the user left it.
-                mi.command("-target-detach", COMMAND_TIMEOUT)
+                mi.command("-target-detach", self._budget(COMMAND_TIMEOUT))
                 raise AttachError(
                     "process %d was stopped (%s) while inspector attached; nothing was "
                     "injected and it is left stopped; resume it with `kill -CONT %d` and "
                     "retry" % (target.pid, stop, target.pid))
             report = self._inject_stopped(mi, target, threads, addresses, text)
-            mi.command("-target-detach", COMMAND_TIMEOUT)
+            mi.command("-target-detach", self._budget(COMMAND_TIMEOUT))
             detached_at = time.monotonic()
             mi.release()
             return InjectionReport(
@@ -174,26 +180,24 @@ class GdbInjector:
             if e.in_call:
                 mi.abandon()
                 raise AttachError(
-                    "gdb did not return from a call in process %d within %.0f s; it was left "
-                    "to finish and detach on its own (never killed mid-call). Retry later"
-                    % (target.pid, CALL_TIMEOUT)) from None
-            raise AttachError("gdb did not answer %r within its timeout while attaching to %d;"
-                              " is the process stuck in the kernel (state D)?"
-                              % (e.command, target.pid)) from None
+                    "gdb did not return from a call in process %d within the timeout; it was "
+                    "left to finish and detach on its own (never killed mid-call). Retry later"
+                    % target.pid) from None
+            raise AttachError(_hung_gdb_message(target.pid, e.command)) from None
         except GdbError as e:
             raise AttachError("gdb failed while injecting into %d: %s"
                               % (target.pid, one_line(str(e)))) from None
         finally:
-            mi.close()
+            mi.close(timeout=min(5.0, max(0.5, self.deadline - time.monotonic())))
 
     # -- looking at the stopped target --------------------------------------
 
     def _thread_states(self, mi: GdbMI, pid: int) -> list[ThreadState]:
-        info = mi.command("-thread-info", COMMAND_TIMEOUT)
+        info = mi.command("-thread-info", self._budget(COMMAND_TIMEOUT))
         lwps = {int(g): int(lwp) for g, lwp in _TARGET_ID.findall(info.fields)}
         lines = mi.console(
             'thread apply all -q -s printf "T %d %ld %ld %d\\n", $_thread, $orig_rax, $rax, '
-            "*(unsigned short *)($pc - 2)", COMMAND_TIMEOUT)
+            "*(unsigned short *)($pc - 2)", self._budget(COMMAND_TIMEOUT))
         states = []
         for line in "".join(lines).splitlines():
             m = _THREAD_LINE.match(line)
@@ -242,7 +246,7 @@ class GdbInjector:
             blob = stub.build_page(page, addresses, text)
             for offset, chunk in stub.nonzero_spans(blob):
                 mi.command("-data-write-memory-bytes %d %s" % (page + offset, chunk.hex()),
-                           COMMAND_TIMEOUT)
+                           self._budget(COMMAND_TIMEOUT))
             rc = self._call(mi, worker, "((int (*)(void *, unsigned long, int)) %d)"
                             "((void *) %d, %d, %d)" % (addresses["mprotect"], page,
                                                       stub.CODE_LENGTH, _PROT_READ_EXEC))
@@ -278,15 +282,30 @@ class GdbInjector:
                 log.warning("could not unmap the injection page in %d", target.pid)
             raise
 
-    @staticmethod
-    def _call(mi: GdbMI, thread: ThreadState, expression: str) -> int:
+    def _call(self, mi: GdbMI, thread: ThreadState, expression: str) -> int:
         result = mi.command('-data-evaluate-expression --thread %d "%s"'
-                            % (thread.gdb_id, expression), CALL_TIMEOUT, in_call=True)
+                            % (thread.gdb_id, expression), self._budget(CALL_TIMEOUT),
+                            in_call=True)
         value = result.get("value") or ""
         m = _VALUE.match(value)
         if not m:
             raise GdbError("unexpected value %r from %s" % (value, expression))
         return int(m.group(1), 0)
+
+
+def _hung_gdb_message(pid: int, command: str) -> str:
+    """Diagnose a gdb that stopped answering (not during one of our calls)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "process %d exited while gdb attached" % pid
+    if state == "D":
+        return ("gdb could not stop process %d within the timeout: it is in uninterruptible "
+                "sleep (state D, stuck in the kernel); retry when it is out" % pid)
+    return ("gdb stopped answering (%r) while attaching to process %d, which is in state %s; "
+            "gdb was stopped and the target was not touched by a call; retry, or use the "
+            "default injector" % (command.split()[0], pid, state))
 
 
 def one_line(text: str, limit: int = 300) -> str:

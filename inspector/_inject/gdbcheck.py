@@ -11,7 +11,6 @@ The result is kept for the life of the client process.
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import subprocess
@@ -25,32 +24,44 @@ PROBE_TIMEOUT = 10.0
 _RESULT = re.compile(r"^\$1 = (-?\d+)\s*$", re.MULTILINE)
 
 
-@functools.cache
-def gdb_call_problem(gdb: str) -> str | None:
+def gdb_call_problem(gdb: str, timeout: float = PROBE_TIMEOUT) -> str | None:
     """Why `gdb` cannot make an inferior call and restore the registers
-    (one line), or None when it can."""
+    (one line), or None when it can. A definite answer is kept for the life
+    of the process; a probe that ran out of time is not."""
+    if gdb in _ANSWERS:
+        return _ANSWERS[gdb]
+    problem, definite = _probe(gdb, timeout)
+    if definite:
+        _ANSWERS[gdb] = problem
+    return problem
+
+
+_ANSWERS: dict[str, str | None] = {}
+
+
+def _probe(gdb: str, timeout: float) -> tuple[str | None, bool]:
     child = subprocess.Popen([sys.executable, "-S", "-c", "import time; time.sleep(60)"],
                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
     try:
         address = _getpid_address(child.pid)
         if address is None:
-            return None  # cannot tell; the real attach will say what is wrong
+            return None, False  # cannot tell; the real attach will say what is wrong
         try:
             out = subprocess.run(
                 [gdb, "-batch", "-nx", "--readnever", "-p", str(child.pid),
                  "-ex", "call ((int (*)(void)) %d)()" % address],
                 stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                timeout=PROBE_TIMEOUT)
+                timeout=max(0.1, timeout))
         except subprocess.TimeoutExpired:
-            return "gdb did not finish a test call in a throwaway process within %.0f s" % (
-                PROBE_TIMEOUT)
+            return ("gdb did not finish a test call in a throwaway process within %.1f s"
+                    % timeout), False
         found = _RESULT.search(out.stdout)
         if found and int(found.group(1)) == child.pid and _still_healthy(child):
-            return None
+            return None, True
         lines = [ln.strip() for ln in (out.stderr + out.stdout).splitlines()
                  if "rror" in ln or "Couldn't" in ln or "annot" in ln]
-        return lines[-1] if lines else "the test call returned no result"
+        return (lines[-1] if lines else "the test call returned no result"), True
     finally:
         child.kill()
         child.wait()
@@ -82,8 +93,10 @@ def _still_healthy(child: subprocess.Popen[bytes]) -> bool:
     return state in ("S", "R")
 
 
-def require_working_gdb(gdb: str, backend: str) -> None:
-    problem = gdb_call_problem(os.path.realpath(gdb))
+def require_working_gdb(gdb: str, backend: str, deadline: float | None = None) -> None:
+    timeout = PROBE_TIMEOUT if deadline is None else min(PROBE_TIMEOUT,
+                                                         deadline - time.monotonic())
+    problem = gdb_call_problem(os.path.realpath(gdb), timeout)
     if problem:
         raise AttachError(
             "the %s injector is unsafe here: %s cannot restore a thread's registers after a "

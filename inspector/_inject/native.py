@@ -287,13 +287,13 @@ def _lock_holder(name: bytes) -> tuple[int, int] | None:
 class NativeInjector:
     name = "native"
 
-    def inject(self, target: Target, stage1: str, files: FileDrop) -> InjectionReport:
+    def inject(self, target: Target, stage1: str, files: FileDrop,
+               deadline: float) -> InjectionReport:
         arch_select.current()  # refuses other machines
         _refuse_shadow_stack(target.pid)
         started = time.monotonic()
         text = stage1.encode("ascii")
         addresses = resolve_addresses(target)
-        deadline = started + 10.0
         with attach_lock(target.pid, deadline):
             outcome = _run_in_tracer_thread(target, addresses, text, deadline)
         return InjectionReport(backend=self.name, path=outcome.path, thread=outcome.tid,

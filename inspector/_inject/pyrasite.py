@@ -58,7 +58,8 @@ class PyrasiteInjector:
     def __init__(self, gdb_path: str) -> None:
         self.gdb_path = gdb_path
 
-    def inject(self, target: Target, stage1: str, files: FileDrop) -> InjectionReport:
+    def inject(self, target: Target, stage1: str, files: FileDrop,
+               deadline: float) -> InjectionReport:
         """Write stage 1 to a file in the private directory and run pyrasite on it."""
         path = files.target_path("stage1.py")
         text = _sys_path_cleanup(path) + stage1
@@ -71,14 +72,15 @@ class PyrasiteInjector:
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, env=env,
         )
+        wait = max(0.1, min(TIMEOUT, deadline - time.monotonic()))
         try:
-            out, _ = proc.communicate(timeout=TIMEOUT)
+            out, _ = proc.communicate(timeout=wait)
         except subprocess.TimeoutExpired:
             # Never kill gdb inside PyGILState_Ensure: that crashes the target.
             raise AttachError(
-                "pyrasite's gdb did not finish within %.0f s on process %d (another thread "
-                "may hold the GIL); it was left to finish on its own. The gdb injector "
-                "does not block like this" % (TIMEOUT, target.pid)) from None
+                "pyrasite's gdb did not finish within %.1f s on process %d (another thread "
+                "may hold the GIL); it was left to finish on its own. The default injector "
+                "does not block like this" % (wait, target.pid)) from None
         elapsed = (time.monotonic() - started) * 1000.0
         text_out = out.decode("utf-8", "replace")
         if proc.returncode != 0 or "ptrace: Operation not permitted" in text_out:

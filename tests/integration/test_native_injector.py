@@ -344,3 +344,34 @@ def test_tracer_thread_exit_detaches(heartbeat):
     assert target.tracers() == set()
     time.sleep(0.2)
     assert target.health()["errors"] == []
+
+
+@pytest.mark.parametrize("hangs_in", ["the test call", "the attach"])
+def test_a_hanging_gdb_is_bounded_by_the_timeout(edge_python, heartbeat, tmp_path, hangs_in):
+    """--timeout bounds the whole command, whatever gdb does."""
+    real_gdb = shutil.which("gdb")
+    if real_gdb is None and hangs_in == "the attach":
+        pytest.skip("needs a real gdb for the throwaway test call")
+    target = heartbeat(edge_python, "idle")
+    before, threads, fds = target.health(), target.steady_threads(), target.fd_count()
+    fake = tmp_path / "gdb"
+    if hangs_in == "the test call":
+        fake.write_text("#!/bin/sh\nexec sleep 60\n")
+    else:  # answers the throwaway test call, then hangs in MI mode
+        fake.write_text('#!/bin/sh\ncase "$*" in *-batch*) exec %s "$@";; esac\n'
+                        "exec sleep 60\n" % real_gdb)
+    fake.chmod(0o755)
+    env = dict(os.environ, PATH="%s:%s" % (tmp_path, os.environ.get("PATH", "")))
+    started = time.monotonic()
+    out = subprocess.run([sys.executable, "-m", "inspector", "stack", str(target.pid),
+                          "--injector", "gdb", "--timeout", "3"], capture_output=True,
+                         text=True, cwd=str(REPO), env=env, timeout=60)
+    elapsed = time.monotonic() - started
+    assert out.returncode == 5, out.stderr
+    assert elapsed < 6, elapsed
+    assert len(out.stderr.strip().splitlines()) == 1
+    if hangs_in == "the test call":
+        assert "did not finish a test call" in out.stderr
+    else:
+        assert "gdb stopped answering" in out.stderr and "state D" not in out.stderr
+    _assert_unharmed(target, before, threads, fds)
