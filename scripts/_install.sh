@@ -15,6 +15,19 @@ if ! command -v gdb >/dev/null 2>&1; then
     fi
 fi
 
+# The tests assemble the injector's machine code (as, objcopy) and build two
+# small C helpers (cc): the LD_PRELOAD ptrace that plays an AMX host, and a
+# layout check of the kernel's signal frame.
+if ! command -v cc >/dev/null 2>&1 || ! command -v as >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing gcc and binutils (apt-get)..." >&2
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev binutils >/dev/null
+    else
+        echo "note: no C compiler/assembler: the machine-code tests will be skipped" >&2
+    fi
+fi
+
 if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
     echo "inspector needs Python >= 3.10 on the operator's side; set PYTHON=/path/to/python3.x" >&2
     exit 1
