@@ -14,6 +14,7 @@ from __future__ import annotations
 import mmap
 import os
 import re
+import stat
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -57,16 +58,31 @@ def read_maps(pid: int) -> list[Mapping]:
     return out
 
 
-def _open_mapped(pid: int, path: str) -> mmap.mmap:
-    """Map a file the target has mapped, seen from the target's mount namespace
-    when possible. Mapped, not read: we touch only the headers and .dynsym of
-    a libpython of several MB."""
-    for candidate in ("/proc/%d/root%s" % (pid, path), path):
+def _open_mapped(pid: int, path: str, maps: list[Mapping] | None = None) -> mmap.mmap:
+    """Map a file the target has mapped. Mapped, not read: we touch only the
+    headers, .dynsym and a text segment of a libpython of several MB.
+
+    First through /proc/PID/map_files/START-END: that is the very file the
+    process mapped, whatever mount namespace, chroot or bind mount it came
+    from, even deleted since - and no path the target controls is followed.
+    Then, where map_files is closed to us (it needs CAP_SYS_ADMIN on older
+    kernels), the path inside the target's root, then as seen from here."""
+    candidates = ["/proc/%d/map_files/%x-%x" % (pid, m.start, m.end)
+                  for m in (maps or []) if m.path == path][:1]
+    candidates += ["/proc/%d/root%s" % (pid, path), path]
+    for candidate in candidates:
         try:
-            with open(candidate, "rb") as f:
-                return mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+            fd = os.open(candidate, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                continue  # never a FIFO or a device a target named
+            return mmap.mmap(fd, 0, prot=mmap.PROT_READ)
         except (OSError, ValueError):
             continue
+        finally:
+            os.close(fd)
     raise ElfError("cannot read %s" % path)
 
 
@@ -134,7 +150,7 @@ def load_base(maps: list[Mapping], path: str, data: bytes | mmap.mmap) -> int:
 
 def resolve(pid: int, path: str, names: Iterable[str], maps: list[Mapping]) -> dict[str, int]:
     """Absolute addresses of `names` defined in the mapped file `path`."""
-    with _open_mapped(pid, path) as data:
+    with _open_mapped(pid, path, maps) as data:
         base = load_base(maps, path, data)
         return {name: base + value for name, value in dynamic_symbols(data, names).items()}
 
@@ -180,7 +196,7 @@ def find_in_text(pid: int, path: str, maps: list[Mapping],
                  patterns: Iterable[bytes]) -> dict[bytes, int | None]:
     """The address of the first occurrence of each byte pattern in the
     executable segments of the mapped file `path` (None when absent)."""
-    with _open_mapped(pid, path) as data:
+    with _open_mapped(pid, path, maps) as data:
         if data[:4] != _ELF_MAGIC:
             raise ElfError("%s is not an ELF file" % path)
         base = load_base(maps, path, data)
