@@ -226,8 +226,9 @@ class AttachCommand(Command):
         if report is None:
             print("process %d: reused the resident agent at %s" % (session.pid, session.resident))
         else:
-            print("process %d (Python %s): agent started via %s/%s; target stopped %.1f ms"
-                  % (session.pid, info["python"], report.backend, report.path, report.stopped_ms))
+            print("process %d (Python %s): agent started via %s/%s; %s"
+                  % (session.pid, info["python"], report.backend, report.path,
+                     report.pause_text()))
         if session.resident:
             print("resident agent listening at %s; it leaves after %.0f s idle or on "
                   "`inspector detach %d`" % (session.resident, session.agent_idle_timeout,

@@ -22,9 +22,16 @@ class Target:
 class InjectionReport:
     backend: str
     path: str  # "thread" (borrowed a parked thread), "pending" (pending call), "gil" (pyrasite)
-    thread: int  # LWP gdb made the calls on
-    stopped_ms: float  # how long every thread of the target was stopped
+    thread: int  # the thread (LWP) the calls were made on
+    stopped_ms: float  # native: how long that one thread was held; gdb/pyrasite: every thread
     total_ms: float
+
+    def pause_text(self) -> str:
+        """What the target felt, in words."""
+        if self.backend == "native":
+            return ("thread %d held %.1f ms, every other thread kept running"
+                    % (self.thread, self.stopped_ms))
+        return "every thread stopped %.1f ms" % self.stopped_ms
 
 
 class FileDrop(Protocol):
