@@ -1,33 +1,38 @@
 """Two tiny x86-64 routines that start the agent without ever blocking.
 
 Both injectors use them: gdb calls ``pthread_create``/``Py_AddPendingCall``
-with them, the native injector's borrow routine (`arch_x86_64`) does.
+with them; the native injector's borrow routine (`arch_x86_64`) does.
 
 Why machine code: the safe way to run Python in a target is on a thread that
 takes the GIL *normally*, waiting as long as it must (memray starts such a
 thread from a dlopen'ed library). Calling ``PyGILState_Ensure`` from gdb
 instead blocks gdb inside an inferior call while another thread holds the
-GIL, and killing gdb then crashes the target. So gdb only calls
-``pthread_create`` with the routine below and detaches at once; the new
-thread waits for the GIL on its own, runs the stage-1 text, releases the GIL
-and unmaps the page it lives in. Nothing is left behind, not even the page.
+GIL, and killing gdb then crashes the target. So the injector only starts a
+thread on THREAD_ENTRY; it waits for the GIL on its own, runs the stage-1
+text, releases the GIL and unmaps the page it lives in.
 
-The mapping (gdb calls ``mmap`` read+write, writes it through ptrace, then
-``mprotect``s the first page to read+exec: no page is ever writable and
-executable at once) is laid out as::
+PENDING_ENTRY is the busy-target path: CPython's main thread calls it at a
+bytecode boundary with the GIL held - not inside malloc - so there it may
+call ``pthread_create`` on THREAD_ENTRY itself. Either way stage 1 runs on a
+native thread of ours, never on a target thread, and never needs the
+target's ``_thread`` module (which gevent replaces).
+
+The layout (the native injector maps it read+exec and writes it through
+/proc/PID/mem; gdb maps it read+write, writes it and ``mprotect``s page 0)::
 
     page 0, read+exec
     0x0000  THREAD_ENTRY   void *entry(struct data *d)    (pthread start routine)
     0x0080  PENDING_ENTRY  int   entry(struct data *d)    (Py_AddPendingCall callback)
-    page 1.., read+write
-    0x1000  pthread_t slot written by pthread_create
+    page 1..
+    0x1000  pthread_t slot (gdb's thread path; the others keep it elsewhere)
     0x1010  struct data    the addresses below, filled in by the client
     0x1100  stage-1 text   NUL-terminated, run by PyRun_SimpleString
 
 Both routines keep the System V stack alignment (rsp % 16 == 0 at each call).
-They end with a tail jump to ``munmap(page, len)``: ``munmap`` returns 0
-straight to our caller (glibc's thread start, or CPython's pending-call loop,
-where 0 means success), so no instruction of the unmapped page runs after it.
+THREAD_ENTRY ends with a tail jump to ``munmap(page, len)``, which returns 0
+straight to glibc's thread start, so no instruction of the unmapped page runs
+after it; PENDING_ENTRY returns 0 (the thread owns the page now) or, when no
+thread could be started, tail-jumps into the same ``munmap``.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ _FIELDS = (
     "length",              # +0x30
     "pthread_self",        # +0x38
     "pthread_detach",      # +0x40
+    "pthread_create",      # +0x48  (the pending routine starts the same thread)
 )
 
 # The source of the bytes below (GNU as, Intel syntax); tests/unit/
@@ -80,16 +86,26 @@ thread_entry:                    # void *thread_entry(struct data *d)
     pop   rbx
     jmp   rax                    # munmap(page, length)
     .org 0x80
-pending_entry:                   # int pending_entry(struct data *d)
+pending_entry:                   # int pending_entry(struct data *d), main thread, GIL held
     push  rbx
     mov   rbx, rdi
-    mov   rdi, [rbx + 0x18]
-    call  [rbx + 0x08]           # PyRun_SimpleString(text)
+    sub   rsp, 16
+    mov   rdi, rsp               # pthread_t on our stack: the thread detaches itself
+    xor   esi, esi
+    lea   rdx, [rip + thread_entry]
+    mov   rcx, rbx
+    call  [rbx + 0x48]           # pthread_create(&tid, NULL, thread_entry, d)
+    add   rsp, 16
+    test  eax, eax
+    jnz   1f
+    pop   rbx
+    ret                          # 0: the new thread runs stage 1 and unmaps the page
+1:
     mov   rdi, [rbx + 0x28]
     mov   rsi, [rbx + 0x30]
     mov   rax, [rbx + 0x20]
     pop   rbx
-    jmp   rax                    # munmap(page, length) == 0
+    jmp   rax                    # no thread: munmap(page, length) == 0
 """
 
 # void *thread_entry(struct data *d)
@@ -114,18 +130,11 @@ _THREAD_CODE = bytes.fromhex(
     "ffe0"          # jmp  rax                ; munmap(page, length) returns to our caller
 )
 
-# int pending_entry(struct data *d)   -- called by the main thread, GIL held
+# int pending_entry(struct data *d)   -- called by the main thread at a bytecode
+# boundary, GIL held: not inside malloc, so it may start the thread itself.
 _PENDING_CODE = bytes.fromhex(
-    "53"            # push rbx
-    "4889fb"        # mov  rbx, rdi
-    "488b7b18"      # mov  rdi, [rbx+0x18]
-    "ff5308"        # call [rbx+0x08]         ; PyRun_SimpleString(text); stage 1 never raises
-    "488b7b28"      # mov  rdi, [rbx+0x28]
-    "488b7330"      # mov  rsi, [rbx+0x30]
-    "488b4320"      # mov  rax, [rbx+0x20]
-    "5b"            # pop  rbx
-    "ffe0"          # jmp  rax                ; munmap(...) == 0 -> "pending call succeeded"
-)
+    "534889fb4883ec104889e731f6488d156cffffff4889d9ff53484883c41085c075025bc3"
+    "488b7b28488b7330488b43205bffe0")
 
 def page_length(text: bytes) -> int:
     size = TEXT + len(text) + 1

@@ -10,7 +10,7 @@ from inspector._inject import stub_x86_64 as stub
 
 ADDRESSES = {name: 0x1000 * (i + 1) for i, name in enumerate(
     ("PyGILState_Ensure", "PyRun_SimpleString", "PyGILState_Release", "munmap",
-     "pthread_self", "pthread_detach"))}
+     "pthread_self", "pthread_detach", "pthread_create"))}
 
 
 def test_layout():
@@ -20,7 +20,7 @@ def test_layout():
     assert len(blob) == stub.page_length(text) and len(blob) % stub.PAGE_SIZE == 0
     assert stub.PENDING_ENTRY + len(stub._PENDING_CODE) <= stub.CODE_LENGTH
     assert stub.THREAD_ENTRY + len(stub._THREAD_CODE) <= stub.PENDING_ENTRY
-    fields = struct.unpack_from("<9Q", blob, stub.DATA)
+    fields = struct.unpack_from("<10Q", blob, stub.DATA)
     assert fields[0] == ADDRESSES["PyGILState_Ensure"]
     assert fields[3] == page + stub.TEXT  # the text pointer
     assert fields[5] == page and fields[6] == len(blob)  # what munmap gets
@@ -28,6 +28,7 @@ def test_layout():
     # both routines end in `jmp rax` (tail call into munmap)
     assert stub._THREAD_CODE.endswith(b"\xff\xe0")
     assert stub._PENDING_CODE.endswith(b"\xff\xe0")
+    assert fields[9] == ADDRESSES["pthread_create"]
 
 
 def test_refuses_nul_and_missing_addresses():
