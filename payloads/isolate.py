@@ -62,7 +62,9 @@ FORK_STUB_ASM = r"""
 #   [0x30] rlimits {resource, cur, max}[], [0x38] how many
 #   [0x40] struct sock_fprog *                    [0x48] &ob_size of the
 #   interpreter's after_in_child list (0: keep the callbacks)
-#   [0x50] PyOS_AfterFork_Child
+#   [0x50] PyOS_AfterFork_Child  [0x58] &interp's thread list head (0: we
+#   are the head)  [0x60] our PyThreadState (0: keep the other threads' states)
+#   [0x68] PyObject_CallObject   [0x70] gc.disable
 # Parent: returns the child's pid, or -errno. Child: raises the walls with
 # raw system calls, then calls PyOS_AfterFork_Child and returns 0; on any
 # failure it exit_group()s with a code from 120 (see _CHILD_EXIT_CODES).
@@ -244,9 +246,22 @@ limits_done:
 	jnz die_seccomp
 	mov rax, [rbx+0x48]         # empty the child's copy of the after_in_child
 	test rax, rax               # list: PyOS_AfterFork_Child then runs none
-	jz after_fork
+	jz keep_callbacks
 	mov qword ptr [rax], 0
-after_fork:
+keep_callbacks:
+	mov rcx, [rbx+0x60]         # unlink the other threads' states: the child
+	test rcx, rcx               # leaks them instead of clearing them, so no
+	jz keep_threads             # finalizer of what they hold runs
+	mov rax, [rbx+0x58]
+	test rax, rax               # 0: we are the head already
+	jz 3f
+	mov [rax], rcx              # interp's thread list head = our state
+3:	mov qword ptr [rcx], 0      # our prev = NULL
+	mov qword ptr [rcx+8], 0    # our next = NULL
+keep_threads:
+	mov rdi, [rbx+0x70]         # PyObject_CallObject(gc.disable, NULL): the
+	xor esi, esi                # child never runs the cyclic collector, whose
+	call [rbx+0x68]             # finalizers would be target code
 	call [rbx+0x50]             # PyOS_AfterFork_Child(): new GIL, dead threads dropped
 	xor eax, eax
 	pop r15
@@ -304,26 +319,27 @@ die:
 _FORK_STUB = bytes.fromhex(
     "5341544155415641574889fbb838000000bf1100000031f631d24531d24531c0"
     "0f054885c0740a415f415e415d415c5bc3b89d000000bf01000000be09000000"
-    "0f05b86e0000000f05483b030f8525020000b86d00000031ff31f60f054531e4"
-    "b821000000488b7b084489e60f054885c00f880702000041ffc44183fc0372e0"
+    "0f05b86e0000000f05483b030f8556020000b86d00000031ff31f60f054531e4"
+    "b821000000488b7b084489e60f054885c00f883802000041ffc44183fc0372e0"
     "4c8b63104983fc03761cb8b4010000bf03000000498d7424ff31d20f054885c0"
-    "0f85d8010000b8b4010000498d7c2401beffffffff31d20f054885c00f85bc01"
-    "0000b802000000488b7b18be0000080031d20f054885c00f88a80100004989c5"
-    "4c8b73204c8b7b284d85ff0f849401000031c04c89ef4c89f64c89fa0f054883"
-    "f8fc74e44885c00f887801000074084901c64929c7ebd1b8030000004c89ef0f"
-    "054c8b63204d39f47375b12de8140100004989c5b120e80a0100004989c7498d"
-    "4424044c39f00f873901000041807c240373753841807c240177753031d24180"
+    "0f8509020000b8b4010000498d7c2401beffffffff31d20f054885c00f85ed01"
+    "0000b802000000488b7b18be0000080031d20f054885c00f88d90100004989c5"
+    "4c8b73204c8b7b284d85ff0f84c501000031c04c89ef4c89f64c89fa0f054883"
+    "f8fc74e44885c00f88a901000074084901c64929c7ebd1b8030000004c89ef0f"
+    "054c8b63204d39f47375b12de8450100004989c5b120e83b0100004989c7498d"
+    "4424044c39f00f876a01000041807c240373753841807c240177753031d24180"
     "3c2472750383ca0141807c240278750383ca04b80a0000004c89ef4c89fe4c29"
-    "ee0f054885c00f85000100004d39f4730e410fb6042449ffc43c0a75efeb864c"
+    "ee0f054885c00f85310100004d39f4730e410fb6042449ffc43c0a75efeb864c"
     "8b63304c8b6b384d85ed7427b82e01000031ff498b3424498d5424084531d20f"
-    "054885c00f85c90000004983c41849ffcdebd4b89d000000bf0400000031f60f"
-    "054885c00f85b0000000b89d000000bf26000000be0100000031d24531d24531"
-    "c00f054885c00f858e000000b89d000000bf16000000be02000000488b53400f"
-    "054885c07574488b43484885c0740748c70000000000ff535031c0415f415e41"
-    "5d415c5bc331c04d39f47339410fb6142449ffc438ca741e83ea3083fa09760d"
-    "83ea2783fa0f771d83fa0a721848c1e0044809d0ebd1c3bf78000000eb21bf79"
-    "000000eb1abf7a000000eb13bf7b000000eb0cbf7c000000eb05bf7d000000b8"
-    "e70000000f05f4"
+    "054885c00f85fa0000004983c41849ffcdebd4b89d000000bf0400000031f60f"
+    "054885c00f85e1000000b89d000000bf26000000be0100000031d24531d24531"
+    "c00f054885c00f85bf000000b89d000000bf16000000be02000000488b53400f"
+    "054885c00f85a1000000488b43484885c0740748c70000000000488b4b604885"
+    "c9741b488b43584885c0740348890848c7010000000048c7410800000000488b"
+    "7b7031f6ff5368ff535031c0415f415e415d415c5bc331c04d39f47339410fb6"
+    "142449ffc438ca741e83ea3083fa09760d83ea2783fa0f771d83fa0a721848c1"
+    "e0044809d0ebd1c3bf78000000eb21bf79000000eb1abf7a000000eb13bf7b00"
+    "0000eb0cbf7c000000eb05bf7d000000b8e70000000f05f4"
 )
 
 # The routine's exit codes when a wall cannot be raised (the child never runs
@@ -546,6 +562,30 @@ def after_in_child_list():
     return holders[0]
 
 
+def _mapping_end(address):
+    """End of the readable mapping holding `address`, from /proc/self/maps."""
+    import posix
+
+    fd = posix.open("/proc/self/maps", posix.O_RDONLY | posix.O_CLOEXEC)
+    try:
+        chunks = []
+        while True:
+            chunk = posix.read(fd, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        posix.close(fd)
+    for line in b"".join(chunks).split(b"\n"):
+        fields = line.split()
+        if len(fields) < 2 or not fields[1].startswith(b"r"):
+            continue
+        start, _, end = fields[0].partition(b"-")
+        if int(start, 16) <= address < int(end, 16):
+            return int(end, 16)
+    return None
+
+
 class _Native:
     """ctypes handles, created on first use (importing ctypes is a cost)."""
 
@@ -555,7 +595,16 @@ class _Native:
         self.ctypes = ctypes
         self.libc = ctypes.CDLL(None, use_errno=True)
         vp = ctypes.c_void_p
-        self.after_fork_child = ctypes.cast(ctypes.pythonapi.PyOS_AfterFork_Child, vp).value
+        # our own handle: setting restype on ctypes.pythonapi's functions
+        # would change them for the target too
+        self.api = api = ctypes.PyDLL(None)
+        self.after_fork_child = ctypes.cast(api.PyOS_AfterFork_Child, vp).value
+        self.call_object = ctypes.cast(api.PyObject_CallObject, vp).value
+        for name, argtypes in (("PyThreadState_Get", ()), ("PyInterpreterState_Head", ()),
+                               ("PyInterpreterState_ThreadHead", (vp,)),
+                               ("PyThreadState_Next", (vp,))):
+            func = getattr(api, name)
+            func.restype, func.argtypes = vp, argtypes
         self.libc.mmap.restype = vp
         self.libc.mmap.argtypes = (vp, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
                                    ctypes.c_int, ctypes.c_long)
@@ -567,6 +616,47 @@ class _Native:
         if page in (None, self.ctypes.c_void_p(-1).value):
             raise QueryError("OSError", "mmap failed for the isolation helper")
         return page
+
+    def _word(self, address):
+        return self.ctypes.c_void_p.from_address(address).value or 0
+
+    def thread_links(self):
+        """(address of the interpreter's thread-list head field or 0 when we
+        are the head, our PyThreadState), or None when the layout is not the
+        one we know.
+
+        PyThreadState starts with prev, next, interp on 3.8-3.13; the head
+        field's offset in PyInterpreterState differs per version and build, so
+        it is found: the one word in the interpreter (within its mapping)
+        that holds the list's head, which is not itself a thread state. When
+        we are the head (the usual case: the agent's thread is the newest),
+        3.12+ also keep us as the GIL's last holder, and only our own next
+        link needs cutting."""
+        api = self.api
+        me = api.PyThreadState_Get()
+        interp = api.PyInterpreterState_Head()
+        if not me or not interp or self._word(me + 16) != interp:
+            return None
+        head = api.PyInterpreterState_ThreadHead(interp)
+        states, prev, ts = set(), 0, head
+        while ts:
+            if len(states) > 100000 or self._word(ts) != prev or self._word(ts + 16) != interp:
+                return None
+            nxt = api.PyThreadState_Next(ts) or 0
+            if self._word(ts + 8) != nxt:
+                return None
+            states.add(ts)
+            prev, ts = ts, nxt
+        if me not in states:
+            return None
+        if head == me:
+            return 0, me
+        end = _mapping_end(interp)
+        if end is None:
+            return None
+        found = [interp + off for off in range(0, min(8192, end - interp) - 7, 8)
+                 if interp + off not in states and self._word(interp + off) == head]
+        return (found[0], me) if len(found) == 1 else None
 
     def plan(self, devnull_fd, keep_fd, timeout, allow_calls):
         """The routine's ForkData words and the ctypes objects they point into
@@ -595,10 +685,19 @@ class _Native:
             *[code | jt << 16 | jf << 24 | k << 32 for code, jt, jf, k in prog])
         fprog = (ctypes.c_uint64 * 2)(len(prog), ctypes.addressof(filters))
         maps_path = ctypes.create_string_buffer(b"/proc/self/maps")
+        links = self.thread_links()
+        if links is None and not allow_calls:
+            raise DeniedError("isolated query refused: this interpreter's thread list is not "
+                              "laid out as expected, so the child could run finalizers of "
+                              "other threads' data; use an in-process query")
+        import gc
+
+        gc_disable = gc.disable
         words = [posix.getpid(), devnull_fd, keep_fd, ctypes.addressof(maps_path), 0, 0,
                  ctypes.addressof(rlimits), len(limits), ctypes.addressof(fprog),
-                 forkers_size, self.after_fork_child]
-        return words, (rlimits, filters, fprog, maps_path)
+                 forkers_size, self.after_fork_child, links[0] if links else 0,
+                 links[1] if links else 0, self.call_object, id(gc_disable)]
+        return words, (rlimits, filters, fprog, maps_path, gc_disable)
 
     def fork_isolated(self, words):
         """clone() through the routine; the child returns 0 behind its walls.

@@ -219,13 +219,16 @@ def test_shared_memory_and_other_channels_do_not_cross_the_wall(walled_target):
 
 def test_the_fork_runs_no_at_fork_callback(walled_target):
     """glibc's handlers never run (no glibc fork); Python's after_in_child ones
-    run only with --allow-calls, in the child, behind the walls."""
+    run only with --allow-calls, in the child, behind the walls; nor do the
+    finalizers CPython's fork hook would run when it drops dead threads."""
     target = walled_target
     before = target.state()
     with inspector.attach(target.pid) as session:
         assert session.eval("len(cache)", isolated=True).to_python() == 50
         # the child's copy of the flag: the callback did not run there either
         assert session.eval("forked_child_ran", isolated=True).to_python() is False
+        # nor did the finalizers of what only other threads' states held
+        assert session.eval("finalizer_ran", isolated=True).to_python() == []
         # explore mode: it ran in the child, where its file write was refused
         assert session.eval("forked_child_ran", isolated=True,
                             allow_calls=True).to_python() is True

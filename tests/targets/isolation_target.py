@@ -67,6 +67,27 @@ ctypes.memmove(sysv_addr, PATTERN, 4096)
 shm_addr = ctypes.addressof(ctypes.c_char.from_buffer(shm))
 
 
+finalizer_ran = []  # pids of the processes where a _Finalized object was finalized
+
+
+class _Finalized:
+    def __del__(self):
+        finalizer_ran.append(os.getpid())
+
+
+_thread_data = threading.local()
+
+
+def _holder():
+    """Holds objects only through its thread state: a thread-local and the
+    exception being handled. A fork's child drops dead threads' states."""
+    _thread_data.value = _Finalized()
+    try:
+        raise ValueError(_Finalized())
+    except ValueError:
+        threading.Event().wait()
+
+
 def _digest(data):
     return hashlib.sha256(bytes(data)).hexdigest()
 
@@ -123,6 +144,7 @@ def state():
         "mp_lock_free": _lock_free(),
         "markers": sorted(n for n in os.listdir(DIR) if n != "mapped.bin"),
         "forked_child_ran": forked_child_ran,
+        "finalizer_ran": list(finalizer_ran),
     }
 
 
@@ -152,7 +174,8 @@ def control():
         sys.stdout.flush()
 
 
-for fn, name in ((_read_peer, "peer"), (_beat, "heartbeat"), (control, "control")):
+for fn, name in ((_read_peer, "peer"), (_beat, "heartbeat"), (control, "control"),
+                 (_holder, "holder")):
     threading.Thread(target=fn, name=name, daemon=True).start()
 print("ready %d" % os.getpid(), flush=True)
 threading.Event().wait()
