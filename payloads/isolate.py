@@ -52,9 +52,14 @@ CHILD_MAX_FILES = 16
 WAIT_MARGIN = 2.0  # seconds beyond the query's wall budget before we kill the child
 MAPS_BUFFER_BYTES = 32 * 1024 ** 2  # /proc/self/maps of 65,530 mappings fits (~7 MB)
 
-# GNU as, Intel syntax. The source of truth for _FORK_STUB (tests/unit/test_isolate.py
-# assembles it and compares, and runs the routine in a scratch process).
-FORK_STUB_ASM = r"""
+# The fork routine's source, GNU as, Intel syntax: FORK_STUB_ASM below, the
+# source of truth for _FORK_STUB (tests/unit/test_isolate.py assembles it and
+# compares, and runs the routine in a scratch process). In three functions only
+# so that the loader's chunks stay small.
+
+
+def _asm_fork():
+    return r"""
 # long fork_isolated(const uint64_t *d); d = struct ForkData, one 8-byte
 # word per field:
 #   [0x00] parent pid      [0x08] /dev/null fd    [0x10] result socket fd
@@ -135,6 +140,11 @@ close_above:
 	syscall
 	test rax, rax
 	jnz die_fds
+"""
+
+
+def _asm_maps():
+    return r"""
 	mov eax, 2                  # open("/proc/self/maps", O_RDONLY|O_CLOEXEC)
 	mov rdi, [rbx+0x18]
 	mov esi, 0x80000
@@ -204,6 +214,11 @@ skip_line:
 	cmp al, 0x0a
 	jne skip_line
 	jmp next_line
+"""
+
+
+def _asm_walls():
+    return r"""
 lines_done:
 	mov r12, [rbx+0x30]
 	mov r13, [rbx+0x38]
@@ -315,6 +330,9 @@ die:
 	syscall
 	hlt
 """
+
+
+FORK_STUB_ASM = _asm_fork() + _asm_maps() + _asm_walls()
 
 _FORK_STUB = bytes.fromhex(
     "5341544155415641574889fbb838000000bf1100000031f631d24531d24531c0"
@@ -600,6 +618,7 @@ class _Native:
         self.api = api = ctypes.PyDLL(None)
         self.after_fork_child = ctypes.cast(api.PyOS_AfterFork_Child, vp).value
         self.call_object = ctypes.cast(api.PyObject_CallObject, vp).value
+        self.head_field = 0
         for name, argtypes in (("PyThreadState_Get", ()), ("PyInterpreterState_Head", ()),
                                ("PyInterpreterState_ThreadHead", (vp,)),
                                ("PyThreadState_Next", (vp,))):
@@ -651,12 +670,17 @@ class _Native:
             return None
         if head == me:
             return 0, me
+        if self.head_field and self._word(self.head_field) == head:
+            return self.head_field, me
         end = _mapping_end(interp)
         if end is None:
             return None
         found = [interp + off for off in range(0, min(8192, end - interp) - 7, 8)
                  if interp + off not in states and self._word(interp + off) == head]
-        return (found[0], me) if len(found) == 1 else None
+        if len(found) != 1:
+            return None
+        self.head_field = found[0]  # the interpreter lives as long as the process
+        return found[0], me
 
     def plan(self, devnull_fd, keep_fd, timeout, allow_calls):
         """The routine's ForkData words and the ctypes objects they point into
