@@ -70,7 +70,8 @@ def _asm_fork():
 #   [0x50] PyOS_AfterFork_Child  [0x58] &interp's thread list head (0: we
 #   are the head)  [0x60] our PyThreadState (0: keep the other threads' states)
 #   [0x68] PyObject_CallObject   [0x70] gc.disable
-# Parent: returns the child's pid, or -errno. Child: raises the walls with
+# Parent: returns the child's pid, or -errno, with its signal mask as it was.
+# Child: every signal blocked for good; raises the walls with
 # raw system calls, then calls PyOS_AfterFork_Child and returns 0; on any
 # failure it exit_group()s with a code from 120 (see _CHILD_EXIT_CODES).
 	.intel_syntax noprefix
@@ -81,8 +82,16 @@ fork_isolated:
 	push r12
 	push r13
 	push r14
-	push r15                    # 5 pushes: the stack is 16-byte aligned again
-	mov rbx, rdi
+	push r15
+	sub rsp, 16                 # [rsp] old signal mask, [rsp+8] all signals;
+	mov rbx, rdi                # 5 pushes + 16: 16-byte aligned again
+	mov qword ptr [rsp+8], -1
+	mov eax, 14                 # rt_sigprocmask(SIG_SETMASK, all, &old, 8): the
+	mov edi, 2                  # child starts, and stays, with every signal
+	lea rsi, [rsp+8]            # blocked (no handler of the target runs there,
+	mov rdx, rsp                # nothing reaches a signal wakeup descriptor)
+	mov r10d, 8
+	syscall
 	mov eax, 56                 # clone(SIGCHLD, 0, 0, 0, 0): a plain fork with
 	mov edi, 17                 # no glibc at-fork handlers, no malloc locks
 	xor esi, esi
@@ -92,7 +101,16 @@ fork_isolated:
 	syscall
 	test rax, rax
 	jz child
-	pop r15                     # parent: pid or -errno
+	mov r12, rax                # parent: pid or -errno
+	mov eax, 14                 # rt_sigprocmask(SIG_SETMASK, &old, NULL, 8)
+	mov edi, 2
+	mov rsi, rsp
+	xor edx, edx
+	mov r10d, 8
+	syscall
+	mov rax, r12
+	add rsp, 16
+	pop r15
 	pop r14
 	pop r13
 	pop r12
@@ -279,6 +297,7 @@ keep_threads:
 	call [rbx+0x68]             # finalizers would be target code
 	call [rbx+0x50]             # PyOS_AfterFork_Child(): new GIL, dead threads dropped
 	xor eax, eax
+	add rsp, 16
 	pop r15
 	pop r14
 	pop r13
@@ -335,29 +354,32 @@ die:
 FORK_STUB_ASM = _asm_fork() + _asm_maps() + _asm_walls()
 
 _FORK_STUB = bytes.fromhex(
-    "5341544155415641574889fbb838000000bf1100000031f631d24531d24531c0"
-    "0f054885c0740a415f415e415d415c5bc3b89d000000bf01000000be09000000"
-    "0f05b86e0000000f05483b030f8556020000b86d00000031ff31f60f054531e4"
-    "b821000000488b7b084489e60f054885c00f883802000041ffc44183fc0372e0"
-    "4c8b63104983fc03761cb8b4010000bf03000000498d7424ff31d20f054885c0"
-    "0f8509020000b8b4010000498d7c2401beffffffff31d20f054885c00f85ed01"
-    "0000b802000000488b7b18be0000080031d20f054885c00f88d90100004989c5"
-    "4c8b73204c8b7b284d85ff0f84c501000031c04c89ef4c89f64c89fa0f054883"
-    "f8fc74e44885c00f88a901000074084901c64929c7ebd1b8030000004c89ef0f"
-    "054c8b63204d39f47375b12de8450100004989c5b120e83b0100004989c7498d"
-    "4424044c39f00f876a01000041807c240373753841807c240177753031d24180"
-    "3c2472750383ca0141807c240278750383ca04b80a0000004c89ef4c89fe4c29"
-    "ee0f054885c00f85310100004d39f4730e410fb6042449ffc43c0a75efeb864c"
-    "8b63304c8b6b384d85ed7427b82e01000031ff498b3424498d5424084531d20f"
-    "054885c00f85fa0000004983c41849ffcdebd4b89d000000bf0400000031f60f"
-    "054885c00f85e1000000b89d000000bf26000000be0100000031d24531d24531"
-    "c00f054885c00f85bf000000b89d000000bf16000000be02000000488b53400f"
-    "054885c00f85a1000000488b43484885c0740748c70000000000488b4b604885"
-    "c9741b488b43584885c0740348890848c7010000000048c7410800000000488b"
-    "7b7031f6ff5368ff535031c0415f415e415d415c5bc331c04d39f47339410fb6"
-    "142449ffc438ca741e83ea3083fa09760d83ea2783fa0f771d83fa0a721848c1"
-    "e0044809d0ebd1c3bf78000000eb21bf79000000eb1abf7a000000eb13bf7b00"
-    "0000eb0cbf7c000000eb05bf7d000000b8e70000000f05f4"
+    "5341544155415641574883ec104889fb48c7442408ffffffffb80e000000bf02"
+    "000000488d7424084889e241ba080000000f05b838000000bf1100000031f631"
+    "d24531d24531c00f054885c0742b4989c4b80e000000bf020000004889e631d2"
+    "41ba080000000f054c89e04883c410415f415e415d415c5bc3b89d000000bf01"
+    "000000be090000000f05b86e0000000f05483b030f855a020000b86d00000031"
+    "ff31f60f054531e4b821000000488b7b084489e60f054885c00f883c02000041"
+    "ffc44183fc0372e04c8b63104983fc03761cb8b4010000bf03000000498d7424"
+    "ff31d20f054885c00f850d020000b8b4010000498d7c2401beffffffff31d20f"
+    "054885c00f85f1010000b802000000488b7b18be0000080031d20f054885c00f"
+    "88dd0100004989c54c8b73204c8b7b284d85ff0f84c901000031c04c89ef4c89"
+    "f64c89fa0f054883f8fc74e44885c00f88ad01000074084901c64929c7ebd1b8"
+    "030000004c89ef0f054c8b63204d39f47375b12de8490100004989c5b120e83f"
+    "0100004989c7498d4424044c39f00f876e01000041807c240373753841807c24"
+    "0177753031d241803c2472750383ca0141807c240278750383ca04b80a000000"
+    "4c89ef4c89fe4c29ee0f054885c00f85350100004d39f4730e410fb6042449ff"
+    "c43c0a75efeb864c8b63304c8b6b384d85ed7427b82e01000031ff498b342449"
+    "8d5424084531d20f054885c00f85fe0000004983c41849ffcdebd4b89d000000"
+    "bf0400000031f60f054885c00f85e5000000b89d000000bf26000000be010000"
+    "0031d24531d24531c00f054885c00f85c3000000b89d000000bf16000000be02"
+    "000000488b53400f054885c00f85a5000000488b43484885c0740748c7000000"
+    "0000488b4b604885c9741b488b43584885c0740348890848c7010000000048c7"
+    "410800000000488b7b7031f6ff5368ff535031c04883c410415f415e415d415c"
+    "5bc331c04d39f47339410fb6142449ffc438ca741e83ea3083fa09760d83ea27"
+    "83fa0f771d83fa0a721848c1e0044809d0ebd1c3bf78000000eb21bf79000000"
+    "eb1abf7a000000eb13bf7b000000eb0cbf7c000000eb05bf7d000000b8e70000"
+    "000f05f4"
 )
 
 # The routine's exit codes when a wall cannot be raised (the child never runs

@@ -230,9 +230,15 @@ def probes():
         "prctl": errno_of(157, 4, 1, 0, 0, 0),
     }
 
+import signal
 out = {}
+mask_before = sorted(signal.pthread_sigmask(signal.SIG_BLOCK, []))
 out["probes"] = isolate.run(probes, timeout=2)
 out["probes"].pop("isolated", None)
+out["child mask"] = isolate.run(
+    lambda: {"m": sorted(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, []))},
+    timeout=2)["m"]
+out["parent mask unchanged"] = sorted(signal.pthread_sigmask(signal.SIG_BLOCK, [])) == mask_before
 
 def write_shared():
     shm[:4] = b"fake"
@@ -283,4 +289,7 @@ def test_routine_and_filter_in_a_scratch_process(interp) -> None:  # type: ignor
     assert "could not read its memory map" in out["small buffer"]
     assert out["shm"] == "real"
     assert out["marks"] == []  # no at-fork callback ran, in the parent or the child
+    # the child blocks every signal (all but SIGKILL and SIGSTOP, which cannot be)
+    assert set(out["child mask"]) == set(range(1, 65)) - {9, 19}
+    assert out["parent mask unchanged"]
     assert out["children"] == ""
