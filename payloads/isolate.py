@@ -568,6 +568,17 @@ def check_possible(max_rss=MAX_RSS_BYTES):
                           "the child's exit would run its handler; use an in-process query")
 
 
+def _c_function(module, name):
+    """The C function module.name, even if the target replaced the attribute
+    or the module (census.builtin_module: no import hook runs)."""
+    from . import census
+
+    fn = census._genuine(census.builtin_module(module, name), name)
+    if fn is None:
+        raise DeniedError("isolated query refused: %s.%s is not CPython's own" % (module, name))
+    return fn
+
+
 _AFTER_IN_CHILD = []  # [the interpreter's after_in_child list], found once
 
 
@@ -577,14 +588,14 @@ def after_in_child_list():
     which list holds it; the marker is removed at once."""
     if _AFTER_IN_CHILD:
         return _AFTER_IN_CHILD[0]
-    import gc
-    import posix
+    register_at_fork = _c_function("posix", "register_at_fork")
+    get_referrers = _c_function("gc", "get_referrers")
 
     def marker():
         return None
 
-    posix.register_at_fork(after_in_child=marker)
-    found = [r for r in gc.get_referrers(marker) if type(r) is list]
+    register_at_fork(after_in_child=marker)
+    found = [r for r in get_referrers(marker) if type(r) is list]
     holders = []
     for lst in found:
         for i in range(len(lst) - 1, -1, -1):
@@ -736,9 +747,7 @@ class _Native:
             raise DeniedError("isolated query refused: this interpreter's thread list is not "
                               "laid out as expected, so the child could run finalizers of "
                               "other threads' data; use an in-process query")
-        import gc
-
-        gc_disable = gc.disable
+        gc_disable = _c_function("gc", "disable")
         words = [posix.getpid(), devnull_fd, keep_fd, ctypes.addressof(maps_path), 0, 0,
                  ctypes.addressof(rlimits), len(limits), ctypes.addressof(fprog),
                  forkers_size, self.after_fork_child, links[0] if links else 0,

@@ -293,3 +293,27 @@ def test_routine_and_filter_in_a_scratch_process(interp) -> None:  # type: ignor
     assert set(out["child mask"]) == set(range(1, 65)) - {9, 19}
     assert out["parent mask unchanged"]
     assert out["children"] == ""
+
+
+TAMPERED = r"""
+import gc, os, posix, sys, threading, time
+sys.path.insert(0, sys.argv[1])
+from payloads import isolate
+called = []
+gc.get_referrers = lambda *a: called.append("get_referrers") or []
+gc.disable = lambda: called.append("disable")
+posix.register_at_fork = os.register_at_fork = lambda **k: called.append("register_at_fork")
+threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
+isolate.run(dict, timeout=2)
+print(called)
+"""
+
+
+@pytest.mark.parametrize("interp", _ALL, ids=["py" + i.label for i in _ALL])
+def test_replaced_gc_and_posix_functions_are_not_called(interp) -> None:  # type: ignore[no-untyped-def]
+    if interp.path is None:
+        pytest.skip(interp.missing_reason)
+    proc = subprocess.run([interp.path, "-c", TAMPERED, str(ROOT)], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
