@@ -70,6 +70,7 @@ def _asm_fork():
 #   [0x50] PyOS_AfterFork_Child  [0x58] &interp's thread list head (0: we
 #   are the head)  [0x60] our PyThreadState (0: keep the other threads' states)
 #   [0x68] PyObject_CallObject   [0x70] gc.disable
+#   [0x78] "/proc/self/oom_score_adj"  [0x80] "1000", [0x88] its length
 # Parent: returns the child's pid, or -errno, with its signal mask as it was.
 # Child: every signal blocked for good; raises the walls with
 # raw system calls, then calls PyOS_AfterFork_Child and returns 0; on any
@@ -238,6 +239,23 @@ skip_line:
 def _asm_walls():
     return r"""
 lines_done:
+	mov eax, 2                  # open("/proc/self/oom_score_adj", O_WRONLY|O_CLOEXEC)
+	mov rdi, [rbx+0x78]         # and write "1000": under memory pressure the
+	mov esi, 0x80001            # kernel kills the child (whose copied pages are
+	xor edx, edx                # charged to it), not the target; best effort
+	syscall
+	test rax, rax
+	js oom_done
+	mov r13, rax
+	mov eax, 1
+	mov rdi, r13
+	mov rsi, [rbx+0x80]
+	mov rdx, [rbx+0x88]
+	syscall
+	mov eax, 3
+	mov rdi, r13
+	syscall
+oom_done:
 	mov r12, [rbx+0x30]
 	mov r13, [rbx+0x38]
 limit_next:                     # prlimit64(0, resource, &{cur, max}, NULL)
@@ -358,28 +376,29 @@ _FORK_STUB = bytes.fromhex(
     "000000488d7424084889e241ba080000000f05b838000000bf1100000031f631"
     "d24531d24531c00f054885c0742b4989c4b80e000000bf020000004889e631d2"
     "41ba080000000f054c89e04883c410415f415e415d415c5bc3b89d000000bf01"
-    "000000be090000000f05b86e0000000f05483b030f855a020000b86d00000031"
-    "ff31f60f054531e4b821000000488b7b084489e60f054885c00f883c02000041"
+    "000000be090000000f05b86e0000000f05483b030f8596020000b86d00000031"
+    "ff31f60f054531e4b821000000488b7b084489e60f054885c00f887802000041"
     "ffc44183fc0372e04c8b63104983fc03761cb8b4010000bf03000000498d7424"
-    "ff31d20f054885c00f850d020000b8b4010000498d7c2401beffffffff31d20f"
-    "054885c00f85f1010000b802000000488b7b18be0000080031d20f054885c00f"
-    "88dd0100004989c54c8b73204c8b7b284d85ff0f84c901000031c04c89ef4c89"
-    "f64c89fa0f054883f8fc74e44885c00f88ad01000074084901c64929c7ebd1b8"
-    "030000004c89ef0f054c8b63204d39f47375b12de8490100004989c5b120e83f"
-    "0100004989c7498d4424044c39f00f876e01000041807c240373753841807c24"
+    "ff31d20f054885c00f8549020000b8b4010000498d7c2401beffffffff31d20f"
+    "054885c00f852d020000b802000000488b7b18be0000080031d20f054885c00f"
+    "88190200004989c54c8b73204c8b7b284d85ff0f840502000031c04c89ef4c89"
+    "f64c89fa0f054883f8fc74e44885c00f88e901000074084901c64929c7ebd1b8"
+    "030000004c89ef0f054c8b63204d39f47375b12de8850100004989c5b120e87b"
+    "0100004989c7498d4424044c39f00f87aa01000041807c240373753841807c24"
     "0177753031d241803c2472750383ca0141807c240278750383ca04b80a000000"
-    "4c89ef4c89fe4c29ee0f054885c00f85350100004d39f4730e410fb6042449ff"
-    "c43c0a75efeb864c8b63304c8b6b384d85ed7427b82e01000031ff498b342449"
-    "8d5424084531d20f054885c00f85fe0000004983c41849ffcdebd4b89d000000"
-    "bf0400000031f60f054885c00f85e5000000b89d000000bf26000000be010000"
-    "0031d24531d24531c00f054885c00f85c3000000b89d000000bf16000000be02"
-    "000000488b53400f054885c00f85a5000000488b43484885c0740748c7000000"
-    "0000488b4b604885c9741b488b43584885c0740348890848c7010000000048c7"
-    "410800000000488b7b7031f6ff5368ff535031c04883c410415f415e415d415c"
-    "5bc331c04d39f47339410fb6142449ffc438ca741e83ea3083fa09760d83ea27"
-    "83fa0f771d83fa0a721848c1e0044809d0ebd1c3bf78000000eb21bf79000000"
-    "eb1abf7a000000eb13bf7b000000eb0cbf7c000000eb05bf7d000000b8e70000"
-    "000f05f4"
+    "4c89ef4c89fe4c29ee0f054885c00f85710100004d39f4730e410fb6042449ff"
+    "c43c0a75efeb86b802000000488b7b78be0100080031d20f054885c078254989"
+    "c5b8010000004c89ef488bb380000000488b93880000000f05b8030000004c89"
+    "ef0f054c8b63304c8b6b384d85ed7427b82e01000031ff498b3424498d542408"
+    "4531d20f054885c00f85fe0000004983c41849ffcdebd4b89d000000bf040000"
+    "0031f60f054885c00f85e5000000b89d000000bf26000000be0100000031d245"
+    "31d24531c00f054885c00f85c3000000b89d000000bf16000000be0200000048"
+    "8b53400f054885c00f85a5000000488b43484885c0740748c70000000000488b"
+    "4b604885c9741b488b43584885c0740348890848c7010000000048c741080000"
+    "0000488b7b7031f6ff5368ff535031c04883c410415f415e415d415c5bc331c0"
+    "4d39f47339410fb6142449ffc438ca741e83ea3083fa09760d83ea2783fa0f77"
+    "1d83fa0a721848c1e0044809d0ebd1c3bf78000000eb21bf79000000eb1abf7a"
+    "000000eb13bf7b000000eb0cbf7c000000eb05bf7d000000b8e70000000f05f4"
 )
 
 # The routine's exit codes when a wall cannot be raised (the child never runs
@@ -742,6 +761,8 @@ class _Native:
             *[code | jt << 16 | jf << 24 | k << 32 for code, jt, jf, k in prog])
         fprog = (ctypes.c_uint64 * 2)(len(prog), ctypes.addressof(filters))
         maps_path = ctypes.create_string_buffer(b"/proc/self/maps")
+        oom_path = ctypes.create_string_buffer(b"/proc/self/oom_score_adj")
+        oom_value = ctypes.create_string_buffer(b"1000")
         links = self.thread_links()
         if links is None and not allow_calls:
             raise DeniedError("isolated query refused: this interpreter's thread list is not "
@@ -751,8 +772,9 @@ class _Native:
         words = [posix.getpid(), devnull_fd, keep_fd, ctypes.addressof(maps_path), 0, 0,
                  ctypes.addressof(rlimits), len(limits), ctypes.addressof(fprog),
                  forkers_size, self.after_fork_child, links[0] if links else 0,
-                 links[1] if links else 0, self.call_object, id(gc_disable)]
-        return words, (rlimits, filters, fprog, maps_path, gc_disable)
+                 links[1] if links else 0, self.call_object, id(gc_disable),
+                 ctypes.addressof(oom_path), ctypes.addressof(oom_value), 4]
+        return words, (rlimits, filters, fprog, maps_path, gc_disable, oom_path, oom_value)
 
     def fork_isolated(self, words):
         """clone() through the routine; the child returns 0 behind its walls.

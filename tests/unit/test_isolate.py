@@ -239,6 +239,32 @@ out["child mask"] = isolate.run(
     lambda: {"m": sorted(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, []))},
     timeout=2)["m"]
 out["parent mask unchanged"] = sorted(signal.pthread_sigmask(signal.SIG_BLOCK, [])) == mask_before
+seen = []
+
+done = threading.Event()
+
+def watch():  # the child's oom_score_adj, read from outside while it runs
+    while not done.is_set():
+        for tid in os.listdir("/proc/self/task"):
+            for pid in open("/proc/self/task/%s/children" % tid).read().split():
+                try:
+                    seen.append(open("/proc/%s/oom_score_adj" % pid).read().strip())
+                except OSError:
+                    pass
+        time.sleep(0.01)
+
+watcher = threading.Thread(target=watch)
+watcher.start()
+def busy():  # time.sleep is select() on 3.8-3.10, which the filter refuses
+    end = time.monotonic() + 0.5
+    while time.monotonic() < end:
+        pass
+    return {}
+
+isolate.run(busy, timeout=2)
+done.set()
+watcher.join()
+out["child oom_score_adj"] = seen[-1:]
 
 def write_shared():
     shm[:4] = b"fake"
@@ -292,6 +318,7 @@ def test_routine_and_filter_in_a_scratch_process(interp) -> None:  # type: ignor
     # the child blocks every signal (all but SIGKILL and SIGSTOP, which cannot be)
     assert set(out["child mask"]) == set(range(1, 65)) - {9, 19}
     assert out["parent mask unchanged"]
+    assert out["child oom_score_adj"] == ["1000"]  # the OOM killer takes the child first
     assert out["children"] == ""
 
 
