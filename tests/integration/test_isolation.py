@@ -171,6 +171,7 @@ WALL_ATTACKS = [
     "ctypes.memset(shm_addr, 88, 64)]",
     "shm.madvise(__import__('mmap').MADV_REMOVE)",
     "shm.flush()",
+    "[shm.resize(8192), shm.seek(0), shm.write(b'X')]",  # mremap keeps it read-only
     # a file-backed shared mapping: writes would reach the file on disk
     "fmap.seek(0) or fmap.write(b'X')",
     "fmap.madvise(__import__('mmap').MADV_REMOVE)",
