@@ -677,7 +677,7 @@ class _Native:
         self.after_fork_child = ctypes.cast(api.PyOS_AfterFork_Child, vp).value
         self.call_object = ctypes.cast(api.PyObject_CallObject, vp).value
         self.head_field = 0
-        for name, argtypes in (("PyThreadState_Get", ()), ("PyInterpreterState_Head", ()),
+        for name, argtypes in (("PyThreadState_Get", ()), ("PyInterpreterState_Main", ()),
                                ("PyInterpreterState_ThreadHead", (vp,)),
                                ("PyThreadState_Next", (vp,))):
             func = getattr(api, name)
@@ -711,7 +711,7 @@ class _Native:
         link needs cutting."""
         api = self.api
         me = api.PyThreadState_Get()
-        interp = api.PyInterpreterState_Head()
+        interp = api.PyInterpreterState_Main()
         if not me or not interp or self._word(me + 16) != interp:
             return None
         head = api.PyInterpreterState_ThreadHead(interp)
