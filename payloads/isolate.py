@@ -900,12 +900,33 @@ def run(job, *, timeout, max_rss=MAX_RSS_BYTES, allow_calls=False):
 
 
 def _await_reply(sock, timeout):
-    sock.settimeout(timeout)
+    """The child's reply frame, or None. One deadline for the whole frame: a
+    child dripping a byte at a time cannot keep the agent waiting longer."""
+    deadline = time.monotonic() + timeout
     try:
-        length = wire.frame_length(wire.recv_exact(sock, wire.HEADER_SIZE))
-        return wire.decode_body(wire.recv_exact(sock, length))
+        header = _recv_by(sock, wire.HEADER_SIZE, deadline)
+        if header is None:
+            return None
+        body = _recv_by(sock, wire.frame_length(header), deadline)
+        return None if body is None else wire.decode_body(body)
     except (OSError, EOFError, wire.ProtocolError):
         return None
+
+
+def _recv_by(sock, n, deadline):
+    """Exactly n bytes before the deadline, or None."""
+    chunks = []
+    while n:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        sock.settimeout(remaining)
+        chunk = sock.recv(min(n, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
 
 
 def _reap(pid, patient):

@@ -346,3 +346,43 @@ def test_replaced_gc_and_posix_functions_are_not_called(interp) -> None:  # type
                           text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+DRIP = r"""
+import os, sys, time
+sys.path.insert(0, sys.argv[1])
+from payloads import isolate
+from payloads.errors import QueryError
+
+def drip():  # a reply header promising 100 bytes, then one byte every 0.2 s
+    for fd in range(3, 64):
+        try:
+            os.write(fd, b"\0\0\0\x64")
+            break
+        except OSError:
+            pass
+    while True:
+        time.sleep(0.2)
+        os.write(fd, b" ")
+
+started = time.monotonic()
+try:
+    isolate.run(drip, timeout=1)
+except QueryError as e:
+    print("%.1f %s" % (time.monotonic() - started, e.message))
+"""
+
+
+@pytest.mark.parametrize("interp", [i for i in _ALL if i.label in ("3.13", "system")],
+                         ids=lambda i: "py" + i.label)
+def test_a_dripping_child_is_cut_off_at_the_deadline(interp) -> None:  # type: ignore[no-untyped-def]
+    """(time.sleep is clock_nanosleep from 3.11 on: the child uses no CPU, so
+    only the parent's deadline ends it.)"""
+    if interp.path is None:
+        pytest.skip(interp.missing_reason)
+    proc = subprocess.run([interp.path, "-c", DRIP, str(ROOT)], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    seconds, message = proc.stdout.split(" ", 1)
+    assert float(seconds) < 4.0  # timeout 1 s + the 2 s margin
+    assert "SIGKILL" in message
