@@ -239,6 +239,9 @@ out["child mask"] = isolate.run(
     lambda: {"m": sorted(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, []))},
     timeout=2)["m"]
 out["parent mask unchanged"] = sorted(signal.pthread_sigmask(signal.SIG_BLOCK, [])) == mask_before
+import gc
+out["gc enabled in the child"] = isolate.run(lambda: {"on": gc.isenabled()}, timeout=2)["on"]
+out["gc enabled in the parent"] = gc.isenabled()
 seen = []
 
 done = threading.Event()
@@ -319,6 +322,7 @@ def test_routine_and_filter_in_a_scratch_process(interp) -> None:  # type: ignor
     # the child blocks every signal (all but SIGKILL and SIGSTOP, which cannot be)
     assert set(out["child mask"]) == set(range(1, 65)) - {9, 19}
     assert out["parent mask unchanged"]
+    assert out["gc enabled in the child"] is False and out["gc enabled in the parent"] is True
     # the OOM killer takes the child first; the target's threads run first
     assert out["child oom_score_adj, nice"] == [["1000", "19"]]
     assert out["children"] == ""
