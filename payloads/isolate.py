@@ -740,6 +740,13 @@ class _Native:
         self.head_field = found[0]  # the interpreter lives as long as the process
         return found[0], me
 
+    def _hard_limit(self, resource):
+        ctypes = self.ctypes
+        pair = (ctypes.c_uint64 * 2)()
+        if self.libc.getrlimit(resource, pair) != 0:
+            raise QueryError("OSError", "getrlimit(%d) failed" % resource)
+        return pair[1]
+
     def plan(self, devnull_fd, keep_fd, timeout, allow_calls):
         """The routine's ForkData words and the ctypes objects they point into
         (kept alive by the caller until the fork returned)."""
@@ -758,8 +765,11 @@ class _Native:
         address_space = (_vm_kilobytes(b"VmSize") * 1024 + MAPS_BUFFER_BYTES
                          + CHILD_EXTRA_ADDRESS_SPACE)
         files = max(CHILD_MAX_FILES, keep_fd + 1)
-        # RLIMIT_CPU=0, RLIMIT_FSIZE=1, RLIMIT_CORE=4, RLIMIT_NOFILE=7, RLIMIT_AS=9
-        limits = ((0, cpu), (1, 0), (4, 0), (7, files), (9, address_space))
+        # RLIMIT_CPU=0, RLIMIT_FSIZE=1, RLIMIT_CORE=4, RLIMIT_NOFILE=7, RLIMIT_AS=9;
+        # never above the target's hard limit (raising it needs privilege)
+        limits = tuple((resource, min(value, self._hard_limit(resource)))
+                       for resource, value in ((0, cpu), (1, 0), (4, 0), (7, files),
+                                               (9, address_space)))
         rlimits = (ctypes.c_uint64 * (3 * len(limits)))(
             *[v for resource, value in limits for v in (resource, value, value)])
         prog = seccomp_program(keep_fd)

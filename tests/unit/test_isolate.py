@@ -290,6 +290,11 @@ try:
     out["small buffer"] = "answered"
 except QueryError as e:
     out["small buffer"] = e.message
+isolate.MAPS_BUFFER_BYTES = 32 * 1024 ** 2
+import resource  # a target with low hard limits: the child's stay at or under them
+resource.setrlimit(resource.RLIMIT_AS, (3 * 1024 ** 3, 3 * 1024 ** 3))
+resource.setrlimit(resource.RLIMIT_CPU, (100, 100))
+out["low hard limits"] = sorted(isolate.run(lambda: {"ok": 1}, timeout=2))
 out["shm"] = shm[:4].decode()
 out["marks"] = marks
 out["children"] = open("/proc/self/task/%d/children" % ppid).read()
@@ -318,6 +323,7 @@ def test_routine_and_filter_in_a_scratch_process(interp) -> None:  # type: ignor
     assert "SIGSYS" in out["x32"]
     assert "could not read its memory map" in out["small buffer"]
     assert out["shm"] == "real"
+    assert out["low hard limits"] == ["isolated", "ok"]
     assert out["marks"] == []  # no at-fork callback ran, in the parent or the child
     # the child blocks every signal (all but SIGKILL and SIGSTOP, which cannot be)
     assert set(out["child mask"]) == set(range(1, 65)) - {9, 19}
