@@ -449,6 +449,7 @@ _ALLOWED_SYSCALLS = (
 )
 _NR_WRITE, _NR_SENDTO = 1, 44        # only on the result socket
 _NR_MMAP, _NR_MPROTECT, _NR_MADVISE, _NR_FUTEX = 9, 10, 28, 202
+_NR_SELECT, _NR_PSELECT6 = 23, 270  # only with no descriptor: time.sleep on 3.8-3.10
 _MAP_TYPE, _MAP_PRIVATE = 0x0F, 0x02
 _PROT_WRITE = 0x2
 # MADV_NORMAL, RANDOM, SEQUENTIAL, WILLNEED, DONTNEED, FREE, HUGEPAGE, NOHUGEPAGE:
@@ -490,7 +491,8 @@ def seccomp_source(keep_fd):
         src.append(("jeq", nr, "allow", None))
     for nr, label in ((_NR_MMAP, "mmap"), (_NR_MPROTECT, "mprotect"),
                       (_NR_MADVISE, "madvise"), (_NR_FUTEX, "futex"),
-                      (_NR_WRITE, "result_fd"), (_NR_SENDTO, "result_fd")):
+                      (_NR_WRITE, "result_fd"), (_NR_SENDTO, "result_fd"),
+                      (_NR_SELECT, "sleep"), (_NR_PSELECT6, "sleep")):
         src.append(("jeq", nr, label, None))
     src.append(("ret", _RET_EPERM))
     src += [
@@ -515,6 +517,9 @@ def seccomp_source(keep_fd):
     src += [("jeq", op, "allow", None) for op in _ALLOWED_FUTEX_OPS]
     src += [
         ("ret", _RET_EPERM),
+        ("sleep:",),                                 # (p)select(0, ...): a sleep
+        ("ld", _arg(0)),
+        ("jeq", 0, "allow", "deny"),
         ("result_fd:",),
         ("ld", _arg(0)),
         ("jeq", keep_fd, "allow", "deny"),
