@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import _socket
 import sys
-import time
 
 from . import wire
 from .errors import AgentError, DeniedError, QueryError, safe_error_text
@@ -598,15 +597,31 @@ def check_possible(max_rss=MAX_RSS_BYTES):
                           "the child's exit would run its handler; use an in-process query")
 
 
+_C_FUNCTIONS = {}
+
+
 def _c_function(module, name):
     """The C function module.name, even if the target replaced the attribute
     or the module (census.builtin_module: no import hook runs)."""
+    fn = _C_FUNCTIONS.get((module, name))
+    if fn is not None:
+        return fn
     from . import census
 
     fn = census._genuine(census.builtin_module(module, name), name)
-    if fn is None:
+    if fn is not None:
+        _C_FUNCTIONS[module, name] = fn
+    else:
         raise DeniedError("isolated query refused: %s.%s is not CPython's own" % (module, name))
     return fn
+
+
+def _monotonic():
+    return _c_function("time", "monotonic")()
+
+
+def _sleep(seconds):
+    _c_function("time", "sleep")(seconds)
 
 
 _AFTER_IN_CHILD = []  # [the interpreter's after_in_child list], found once
@@ -802,6 +817,7 @@ class _Native:
 
         Returns (pid or -errno, seconds the parent was stalled)."""
         ctypes = self.ctypes
+        pid = -1
         page = self._map(4096, 0x3, 0x22)  # RW, private anonymous
         try:
             # the child reads its memory map here; reserved, never touched by the parent
@@ -820,17 +836,17 @@ class _Native:
             # PYFUNCTYPE: the GIL stays held across the call, so no other
             # thread runs between the fork and our return in the parent.
             stub = ctypes.PYFUNCTYPE(ctypes.c_long, ctypes.c_void_p)(page)
-            import _imp
-
-            pid = -1
-            _imp.acquire_lock()
+            acquire, release = (_c_function("_imp", "acquire_lock"),
+                                _c_function("_imp", "release_lock"))
+            clock = _c_function("time", "monotonic")
+            acquire()
             try:
-                started = time.monotonic()
+                started = clock()
                 pid = stub(ctypes.addressof(data))
-                elapsed = time.monotonic() - started  # the parent's stall: page tables copied
+                elapsed = clock() - started  # the parent's stall: page tables copied
             finally:
                 if pid != 0:
-                    _imp.release_lock()
+                    release()
             return pid, (elapsed if pid != 0 else 0.0)
         finally:
             if pid != 0:
@@ -917,7 +933,7 @@ def run(job, *, timeout, max_rss=MAX_RSS_BYTES, allow_calls=False):
 def _await_reply(sock, timeout):
     """The child's reply frame, or None. One deadline for the whole frame: a
     child dripping a byte at a time cannot keep the agent waiting longer."""
-    deadline = time.monotonic() + timeout
+    deadline = _monotonic() + timeout
     try:
         header = _recv_by(sock, wire.HEADER_SIZE, deadline)
         if header is None:
@@ -932,7 +948,7 @@ def _recv_by(sock, n, deadline):
     """Exactly n bytes before the deadline, or None."""
     chunks = []
     while n:
-        remaining = deadline - time.monotonic()
+        remaining = deadline - _monotonic()
         if remaining <= 0:
             return None
         sock.settimeout(remaining)
@@ -949,7 +965,7 @@ def _reap(pid, patient):
     never answered). Returns the wait status, or None if it was reaped already."""
     import posix
 
-    deadline = time.monotonic() + (1.0 if patient else 0.0)
+    deadline = _monotonic() + (1.0 if patient else 0.0)
     while True:
         try:
             done, status = posix.waitpid(pid, posix.WNOHANG)
@@ -957,7 +973,7 @@ def _reap(pid, patient):
             return None  # SIGCHLD ignored by the target: reaped automatically
         if done:
             return status
-        if time.monotonic() >= deadline:
+        if _monotonic() >= deadline:
             for kill in (lambda: posix.killpg(pid, 9), lambda: posix.kill(pid, 9)):
                 try:
                     kill()
@@ -967,7 +983,7 @@ def _reap(pid, patient):
                 return posix.waitpid(pid, 0)[1]
             except ChildProcessError:
                 return None
-        time.sleep(0.005)
+        _sleep(0.005)
 
 
 def _describe_exit(status):

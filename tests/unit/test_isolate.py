@@ -336,21 +336,24 @@ def test_routine_and_filter_in_a_scratch_process(interp) -> None:  # type: ignor
 
 
 TAMPERED = r"""
-import gc, os, posix, sys, threading, time
+import _imp, ctypes, gc, os, posix, sys, threading, time  # (imports need the real _imp)
 sys.path.insert(0, sys.argv[1])
-from payloads import isolate
+from payloads import census, isolate, static
+threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
 called = []
+time.monotonic = lambda: called.append("monotonic") or 0.0  # freezegun does this
+time.sleep = lambda s: called.append("sleep")
+_imp.acquire_lock = lambda: called.append("acquire_lock")
 gc.get_referrers = lambda *a: called.append("get_referrers") or []
 gc.disable = lambda: called.append("disable")
 posix.register_at_fork = os.register_at_fork = lambda **k: called.append("register_at_fork")
-threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
 isolate.run(dict, timeout=2)
 print(called)
 """
 
 
 @pytest.mark.parametrize("interp", _ALL, ids=["py" + i.label for i in _ALL])
-def test_replaced_gc_and_posix_functions_are_not_called(interp) -> None:  # type: ignore[no-untyped-def]
+def test_replaced_gc_posix_time_and_imp_functions_are_not_called(interp) -> None:  # type: ignore[no-untyped-def]
     if interp.path is None:
         pytest.skip(interp.missing_reason)
     proc = subprocess.run([interp.path, "-c", TAMPERED, str(ROOT)], capture_output=True,
