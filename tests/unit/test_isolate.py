@@ -400,3 +400,31 @@ def test_a_dripping_child_is_cut_off_at_the_deadline(interp) -> None:  # type: i
     seconds, message = proc.stdout.split(" ", 1)
     assert float(seconds) < 4.0  # timeout 1 s + the 2 s margin
     assert "SIGKILL" in message
+
+
+FROZEN = r"""
+import gc, os, sys
+sys.path.insert(0, sys.argv[1])
+from payloads import isolate
+from payloads.errors import DeniedError
+os.register_at_fork(after_in_child=lambda: None)
+gc.freeze()  # a pre-fork server's habit: the at-fork list is frozen with the rest
+try:
+    isolate.run(dict, timeout=2)
+    print("answered")
+except DeniedError as e:
+    print("refused:", e.message)
+print(sorted(isolate.run(dict, timeout=2, allow_calls=True)))
+"""
+
+
+@pytest.mark.parametrize("interp", _ALL, ids=["py" + i.label for i in _ALL])
+def test_a_frozen_at_fork_list_is_refused_without_allow_calls(interp) -> None:  # type: ignore[no-untyped-def]
+    if interp.path is None:
+        pytest.skip(interp.missing_reason)
+    proc = subprocess.run([interp.path, "-c", FROZEN, str(ROOT)], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    refused, answered = proc.stdout.splitlines()
+    assert refused.startswith("refused: ") and "gc.freeze" in refused
+    assert answered == "['isolated']"
