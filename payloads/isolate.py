@@ -14,6 +14,8 @@ system call, so no glibc at-fork handler runs in the target and no Python
 instruction of Python or of the target runs, the same routine raises every
 wall with raw system calls:
 
+- every signal blocked (the parent's mask is restored at once), nice 19,
+  first in line for the OOM killer;
 - stdio on /dev/null, every other descriptor but the result socket closed;
 - every writable ``MAP_SHARED`` mapping (shared anonymous memory, file-backed
   ``mmap``, multiprocessing locks and values, SysV and POSIX shm, memfd) made
@@ -25,10 +27,12 @@ wall with raw system calls:
   to map shared memory, ``madvise`` advice that reaches shared pages or the
   hardware, and futexes that are not process-private.
 
-Only then does it call ``PyOS_AfterFork_Child`` (new GIL, dead threads'
-states dropped, import lock reset). Without ``--allow-calls`` the child's copy
-of the interpreter's ``after_in_child`` callback list is emptied first, so no
-callback runs at all; with it they run, inside the walls.
+Only then does it call ``PyOS_AfterFork_Child`` (new GIL, import lock reset).
+Before that call the other threads' states are unlinked (leaked, never
+cleared: no finalizer of theirs runs) and the cyclic collector is turned off;
+without ``--allow-calls`` the child's copy of the interpreter's
+``after_in_child`` callback list is emptied too, so no callback runs at all;
+with it they run, inside the walls.
 
 Costs and limits: importing ctypes loads ``ctypes``/``_ctypes``/``struct`` into
 the target (once); the fork copies page tables, stalling the target in
