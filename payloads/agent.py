@@ -328,7 +328,7 @@ class Agent:
         if max_rss is not None and (type(max_rss) is not int or max_rss <= 0):
             raise QueryError("ValueError", "max_isolated_rss must be a positive integer")
         return isolate.run(job, timeout=float(limits.max_seconds),
-                           max_rss=max_rss or isolate.MAX_RSS_BYTES)
+                           max_rss=max_rss or isolate.MAX_RSS_BYTES, allow_calls=allow_calls)
 
     def op_inspect(self, request):
         """Snapshot of a value addressed by scope (+ optional expr) + path."""

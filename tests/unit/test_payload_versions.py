@@ -34,7 +34,7 @@ FORBIDDEN_IMPORTS = {"inspect", "reprlib", "threading", "socket", "json", "loggi
                      "dataclasses", "typing", "ast", "unicodedata", "pickle", "ctypes"}
 # the evaluator's own modules are held to the strictest list
 EVALUATOR_IMPORTS = {"sys", "time", "builtins", "__future__"}
-# One documented exception: --isolated needs libc's fork and PyOS_AfterFork_Child
+# One documented exception: --isolated runs its fork routine and PyOS_AfterFork_Child
 # (README "Limits": ctypes is loaded into the target on first isolated query).
 EXCEPTIONS = {("isolate.py", "ctypes")}
 
