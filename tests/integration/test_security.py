@@ -172,7 +172,7 @@ def test_one_shot_channel_is_private_and_rejects_an_impostor(edge_python, spawn,
     real_inject = NativeInjector.inject
     seen: dict[str, Any] = {}
 
-    def inject(self, tgt, stage1, files):
+    def inject(self, tgt, stage1, files, deadline):
         boot = os.path.join(files.host_dir, BOOT_NAME)
         sock_path = os.path.join(files.host_dir, SOCKET_NAME)
         seen["dir"] = os.lstat(files.host_dir)
@@ -198,7 +198,7 @@ def test_one_shot_channel_is_private_and_rejects_an_impostor(edge_python, spawn,
         os.close(write_fd)
         seen["impostor"] = (impostor, read_fd)
         time.sleep(0.2)  # its connection waits in the backlog, ahead of the agent's
-        return real_inject(self, tgt, stage1, files)
+        return real_inject(self, tgt, stage1, files, deadline)
 
     monkeypatch.setattr(NativeInjector, "inject", inject)
     caplog.set_level(logging.WARNING, logger="inspector._channel")
@@ -307,11 +307,11 @@ def test_root_attaches_to_an_unprivileged_users_process(spawn, monkeypatch):
     real_inject = NativeInjector.inject
     seen: dict[str, os.stat_result] = {}
 
-    def inject(self, tgt, stage1, files):
+    def inject(self, tgt, stage1, files, deadline):
         seen["dir"] = os.lstat(files.host_dir)
         seen["boot"] = os.lstat(os.path.join(files.host_dir, BOOT_NAME))
         seen["socket"] = os.lstat(os.path.join(files.host_dir, SOCKET_NAME))
-        return real_inject(self, tgt, stage1, files)
+        return real_inject(self, tgt, stage1, files, deadline)
 
     monkeypatch.setattr(NativeInjector, "inject", inject)
     with inspector.attach(target.pid, reuse=False) as session:
