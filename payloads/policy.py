@@ -246,13 +246,23 @@ def _ids(*objs) -> frozenset:
 ATOMIC_TYPES = (NONE_TYPE, BOOL, INT, FLOAT, COMPLEX, STR, BYTES)
 ATOMIC_IDS = _ids(*ATOMIC_TYPES)
 NUMBER_IDS = _ids(BOOL, INT, FLOAT, COMPLEX)
-# Containers whose items the evaluator may read (exact types, plus builtin
-# subclasses through the base type's unbound C methods).
-SEQUENCE_TYPES = (LIST, TUPLE, STR, BYTES, BYTEARRAY, RANGE)
-HASHABLE_CONTAINER_IDS = _ids(TUPLE, FROZENSET)
+# Exact builtin containers: data when every item is data (datasafety.as_data).
+CONTAINER_IDS = _ids(LIST, TUPLE, DICT, SET, FROZENSET)
+PLAIN_IDS = ATOMIC_IDS | CONTAINER_IDS
+# What may be hashed (set elements, dict keys): scalars, tuples, frozensets.
+HASHABLE_IDS = ATOMIC_IDS | _ids(TUPLE, FROZENSET)
+# Sequences whose items are read through the base type's unbound C methods
+# (so builtin subclasses work without running their overrides).
+SEQ_BASES = (LIST, TUPLE, STR, BYTES, BYTEARRAY, RANGE)
 # Keys of these types compare by C code; a dict whose keys are all of these
 # types can be subscripted without running any target `__eq__`.
 SAFE_KEY_IDS = _ids(NONE_TYPE, BOOL, INT, FLOAT, COMPLEX, STR, BYTES, ELLIPSIS_TYPE)
+# `__eq__` implementations that compare by C code only: a stored dict key
+# whose type resolves `__eq__` to one of these cannot run target code on a
+# hash collision (enums, IntEnums, plain objects compare by identity or C).
+_CLASS_DICT = TYPE.__dict__["__dict__"].__get__
+C_EQ_IDS = frozenset(id(_CLASS_DICT(t)["__eq__"]) for t in (OBJECT, INT, STR, BYTES, FLOAT,
+                                                            COMPLEX))
 
 # Objects of these types are the interpreter's internals: only a few
 # attributes of them are readable (see INTERNAL_ATTRS).
@@ -266,22 +276,71 @@ OPAQUE_TYPE_IDS = INTERNAL_TYPE_IDS | _ids(MODULE, TYPE, MAPPINGPROXY, ELLIPSIS_
                                            MEMORYVIEW, SLICE)
 
 # ---------------------------------------------------------------------------
-# Builtin functions a query may call, by name -> handler name in evaluator.py.
-# The object itself is taken from the real `builtins` module and only kept if
-# it is the genuine C builtin (a monkeypatched one is not allowed).
+# Builtin functions a query may call: name -> its implementation in
+# callables.py (the C builtin itself is never called with query values; each
+# implementation checks its arguments are exact builtin data first). The
+# object is taken from the real `builtins` module and only allowed if it is
+# the genuine C builtin (a monkeypatched one is not allowed).
 # ---------------------------------------------------------------------------
-ALLOWED_BUILTIN_FUNCTIONS = (
-    "len", "abs", "min", "max", "sum", "sorted", "any", "all", "round",
-    "repr", "enumerate", "zip", "range", "reversed", "map", "filter",
-    "divmod", "pow", "hex", "oct", "bin", "chr", "ord", "format", "callable", "id",
-    # types used as conversions; each has a handler that accepts builtin data only
-    "str", "int", "float", "bool", "bytes", "list", "tuple", "dict", "set", "frozenset",
-    # resolved to the genuine objects (so `isinstance(x, type)` works) but calls
-    # go to the evaluator's static versions, never to the C builtins:
-    # type(x) is the real type (one argument only), isinstance() walks the real
-    # MRO (never reads a `__class__` property), vars() is a static copy.
-    "type", "isinstance", "vars",
-)
+BUILTIN_IMPLEMENTATIONS = {
+    "len": "builtin_len", "abs": "builtin_abs", "min": "builtin_minmax",
+    "max": "builtin_minmax", "sum": "builtin_sum", "sorted": "builtin_sorted",
+    "any": "builtin_any_all", "all": "builtin_any_all", "round": "builtin_round",
+    "repr": "builtin_repr", "enumerate": "builtin_enumerate", "zip": "builtin_zip",
+    "range": "builtin_range", "reversed": "builtin_reversed", "map": "builtin_map",
+    "filter": "builtin_filter", "divmod": "builtin_divmod", "pow": "builtin_pow",
+    "hex": "builtin_int_text", "oct": "builtin_int_text", "bin": "builtin_int_text",
+    "chr": "builtin_chr", "ord": "builtin_ord", "format": "builtin_format",
+    "callable": "builtin_callable", "id": "builtin_id",
+    # types used as conversions; each accepts exact builtin data only
+    "str": "builtin_str", "int": "builtin_int", "float": "builtin_float",
+    "bool": "builtin_bool", "bytes": "builtin_bytes", "list": "builtin_list",
+    "tuple": "builtin_tuple", "dict": "builtin_dict", "set": "builtin_set",
+    "frozenset": "builtin_set",
+    # resolved to the genuine objects (so `isinstance(x, type)` works) but
+    # implemented statically: type(x) is the real type (one argument only),
+    # isinstance() walks the real MRO (never reads a `__class__` property),
+    # vars() is a static copy.
+    "type": "builtin_type", "isinstance": "builtin_isinstance", "vars": "builtin_vars",
+}
+ALLOWED_BUILTIN_FUNCTIONS = tuple(BUILTIN_IMPLEMENTATIONS)
+
+# Names a query can call that are not builtins: name -> where it is
+# implemented. They take builtin scalars (or, for getattr_static, read
+# statically) and never run target code.
+QUERY_HELPERS = {
+    "getattr_static": "callables.helper_getattr_static",  # static attribute read
+    "threads": "agent (frames.list_threads)",               # the target's threads
+    "frames": "agent (frames.stacks)",                      # one thread's frames
+    "modules": "agent (sorted names of sys.modules)",        # loaded module names
+}
+AGENT_HELPERS = ("threads", "frames", "modules")
+
+# ---------------------------------------------------------------------------
+# Syntax. The interpreter has one handler per ALLOWED_SYNTAX node; MARKER
+# nodes are data read by those handlers; everything else is refused (deny by
+# default), REFUSED_SYNTAX with a dedicated reason.
+# ---------------------------------------------------------------------------
+ALLOWED_SYNTAX = frozenset([
+    "Expression", "Constant", "Name", "Attribute", "Subscript", "Tuple", "List", "Set",
+    "Dict", "Starred", "BinOp", "UnaryOp", "BoolOp", "IfExp", "Compare", "Call",
+    "ListComp", "SetComp", "DictComp", "GeneratorExp", "JoinedStr", "FormattedValue",
+])
+MARKER_SYNTAX = frozenset([
+    "Load", "Add", "Sub", "Mult", "Div", "FloorDiv", "Mod", "Pow", "LShift", "RShift",
+    "BitOr", "BitXor", "BitAnd", "MatMult", "UAdd", "USub", "Not", "Invert", "And", "Or",
+    "Eq", "NotEq", "Lt", "LtE", "Gt", "GtE", "Is", "IsNot", "In", "NotIn",
+    "comprehension", "keyword", "Index", "Slice", "ExtSlice",
+])
+REFUSED_SYNTAX = {
+    "Lambda": "lambda is refused: queries cannot define functions",
+    "NamedExpr": "assignment expression ':=' is refused: queries cannot assign",
+    "Await": "await is refused: queries cannot run coroutines",
+    "Yield": "yield is refused: queries cannot define generators",
+    "YieldFrom": "yield from is refused: queries cannot define generators",
+    "Store": "assignment is refused: queries cannot assign",
+    "Del": "del is refused: queries cannot delete",
+}
 
 
 def _allowed_builtins() -> tuple:
@@ -306,7 +365,7 @@ BUILTINS_BY_ID, PATCHED_BUILTINS = _allowed_builtins()
 #   width    : pure, but the first argument is a result width (size budget)
 #   elements : the method compares the container's items (items must be data)
 #   setop    : set algebra; the items of self and of the arguments must be data
-#   others   : a dedicated handler in evaluator.py of the same name
+#   others   : a dedicated implementation, callables.method_<kind>
 # Only read-only, pure methods. Never: format, format_map (they read
 # attributes named in a string), translate, mutating methods, dunders.
 # ---------------------------------------------------------------------------
@@ -361,6 +420,9 @@ _METHOD_TABLE = (
 )
 
 
+_DEQUE_METHODS = {"index": "elements", "count": "elements", "copy": "copy"}
+
+
 def _method_table() -> dict:
     table = {}
     for cls, methods in _METHOD_TABLE:
@@ -374,11 +436,17 @@ def _method_table() -> dict:
     return table
 
 
-# id(exact type) -> (type, {method name: handler})
+# id(exact type) -> (type, {method name: kind})
 METHODS_BY_TYPE_ID = _method_table()
 
 
-_DEQUE_METHODS = {"index": "elements", "count": "elements", "copy": "copy"}
+def method_kinds() -> frozenset:
+    """Every method kind the tables use (each is callables.method_<kind>)."""
+    kinds = set(_DEQUE_METHODS.values())
+    for _cls, methods in _METHOD_TABLE:
+        kinds.update(methods.values())
+    return frozenset(kinds)
+
 
 
 def method_handler(self_type, name: str):

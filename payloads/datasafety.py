@@ -1,0 +1,218 @@
+"""Data-safety predicates: is this value builtin data all the way down?
+
+C code compares, hashes, sorts and prints only what ``as_data`` returns, so no
+target method can run (see the evaluator's rule 4). Also: dict-key safety
+(``keys_safe``), truthiness of builtin values only, and the size checks of
+ints and texts.
+"""
+from __future__ import annotations
+
+from . import policy, static
+from .errors import BudgetError, DeniedError, QueryError
+from .policy import (
+    ATOMIC_IDS,
+    BYTEARRAY,
+    BYTES,
+    CONTAINER_IDS,
+    DICT,
+    FROZENSET,
+    HASHABLE_IDS,
+    INT,
+    LIST,
+    PLAIN_IDS,
+    RANGE,
+    SEQ_BASES,
+    SET,
+    STR,
+    TUPLE,
+)
+from .snapshot import DictView, LazyIter, refuse_marker, type_name, type_name_of
+
+_INT_BITS = INT.__dict__["bit_length"]
+_DICT_ITEMS = DICT.__dict__["items"]
+_TUPLE_ID, _FROZENSET_ID = id(TUPLE), id(FROZENSET)
+
+
+# --- the data rules ------------------------------------------------------------
+def as_data(ctx, x, what: str, hashable: bool = False, depth: int = 0):
+    """x as builtin data all the way down, or refuse; returns a private copy.
+
+    C code compares, hashes, sorts and prints only what this returns, so no
+    target method can run: every object in it is an exact builtin scalar or an
+    exact builtin container of such. Mutable containers are copied atomically
+    (one C call) *before* being checked, so another thread cannot slip a target
+    object in between the check and the use. Bounded depth and size; with
+    redaction on, a dict holding a secret-looking key is refused (its value
+    would be printed or compared whole).
+    """
+    t = type(x)
+    tid = id(t)
+    if tid in ATOMIC_IDS:
+        return x
+    if tid not in CONTAINER_IDS:
+        refuse_marker(x, what)
+        if t is LazyIter or t is DictView:
+            raise DeniedError("%s refused on a %s: materialise it first with list(...)"
+                              % (what, x.label if t is LazyIter else repr(x)))
+        raise DeniedError("%s refused: %s is not builtin data (it would run its methods: "
+                          "__eq__, __hash__, __lt__, __repr__, __format__ ...)"
+                          % (what, type_name(t)))
+    if hashable and (t is LIST or t is DICT or t is SET):
+        raise QueryError("TypeError", "unhashable type: %r" % type_name(t))
+    if depth >= ctx.limits.max_value_depth:
+        raise BudgetError("max_value_depth", "%s refused: value nests deeper than %d (budget "
+                          "max_value_depth)" % (what, ctx.limits.max_value_depth))
+    if t is DICT:
+        pairs = list(_DICT_ITEMS(x))                 # atomic copy, compares nothing
+        ctx.scan(2 * len(pairs), what)
+        if not pairs:
+            return {}
+        keys, values = zip(*pairs)
+        keys = as_data_items(ctx, keys, what, True, depth, HASHABLE_IDS)
+        if ctx.redact and (id(STR) in set(map(id, map(type, keys)))
+                           or id(BYTES) in set(map(id, map(type, keys)))):
+            for k in keys:
+                ctx.tick()
+                if policy.looks_secret(k):
+                    raise DeniedError("%s refused: the dict has the key %r, whose value is "
+                                      "redacted because it looks like a secret; %s"
+                                      % (what, k, policy.REDACTED_HINT))
+        values = as_data_items(ctx, values, what, False, depth, PLAIN_IDS)
+        return dict(zip(keys, values))
+    if t is LIST:
+        items = LIST.copy(x)                         # atomic copy
+    elif t is SET:
+        items = list(SET.__iter__(x))                # atomic copy
+    else:
+        items = x                                    # tuple, frozenset: immutable
+    ctx.scan(len(items), what)
+    allowed = HASHABLE_IDS if (t is SET or t is FROZENSET or hashable) else PLAIN_IDS
+    checked = as_data_items(ctx, items, what, t is SET or t is FROZENSET or hashable, depth,
+                          allowed)
+    if t is LIST:
+        return list(checked)
+    if t is TUPLE:
+        return x if checked is items else tuple(checked)
+    if t is SET:
+        return set(checked)
+    return x if checked is items else frozenset(checked)
+
+
+def as_data_items(ctx, items, what: str, hashable: bool, depth: int, allowed: frozenset):
+    """Check a snapshot of items; returns it, or a new list if nested copies differ."""
+    ids = set(map(id, map(type, items)))          # C-level pass: no target code
+    if ids <= ATOMIC_IDS:
+        return items
+    for vid in ids:
+        if vid not in allowed:
+            _refuse_element(items, vid, what, hashable)
+    out = []
+    for item in items:                            # nested containers: recurse
+        ctx.tick()
+        if id(type(item)) in CONTAINER_IDS:
+            item = as_data(ctx, item, what, hashable, depth + 1)
+        out.append(item)
+    return out
+
+
+def _refuse_element(items, type_id: int, what: str, hashable: bool) -> None:
+    for item in items:
+        if id(type(item)) == type_id:
+            refuse_marker(item, what)
+            if hashable and id(type(item)) in CONTAINER_IDS:
+                raise QueryError("TypeError", "unhashable type: %r" % type_name_of(item))
+            raise DeniedError("%s refused: it contains a %s, which is not builtin data (it "
+                              "would run its methods)" % (what, type_name_of(item)))
+    raise DeniedError("%s refused: the container changed while being checked" % what)
+
+
+def keys_safe(ctx, container, base, what: str) -> None:
+    """Refuse if looking a key up in this dict/set could run target code.
+
+    A C lookup compares the probe with every stored key of equal hash, calling
+    the stored key's __eq__. Safe if every stored key's type compares by C code:
+    builtin scalars, tuples/frozensets of builtin data, or classes whose __eq__
+    is object's/int's/str's... (identity or C comparison: enums, IntEnums).
+    """
+    n = base.__dict__["__len__"](container)
+    ctx.scan(n, what)
+    keys = base.__dict__["__iter__"](container)
+    ids = set(map(id, map(type, keys)))
+    if ids <= policy.SAFE_KEY_IDS:
+        return
+    checked = set()
+    for k in list(base.__dict__["__iter__"](container)):
+        kid = id(type(k))
+        if kid in policy.SAFE_KEY_IDS:
+            continue
+        ctx.tick()
+        if kid == _TUPLE_ID or kid == _FROZENSET_ID:
+            as_data(ctx, k, what, hashable=True)
+            continue
+        if kid in checked:
+            continue
+        eq, _ = static.find_in_mro(type(k), "__eq__")
+        if id(eq) not in policy.C_EQ_IDS:
+            raise DeniedError("%s refused: the %s has keys of type %s, whose __eq__ would run "
+                              "on a hash collision; iterate .items() and compare with 'is' "
+                              "instead" % (what, type_name_of(container), type_name_of(k)))
+        checked.add(kid)
+
+
+def truth(ctx, x, what: str) -> bool:
+    """Truthiness of builtin values only (never a target __bool__/__len__)."""
+    t = type(x)
+    if id(t) in ATOMIC_IDS or id(t) in CONTAINER_IDS or t is RANGE or t is BYTEARRAY:
+        return bool(x)
+    refuse_marker(x, "truth value in " + what)
+    if t is DictView:
+        return x.length() != 0
+    if t is LazyIter:
+        return True
+    base = static.builtin_base(x, SEQ_BASES + (DICT, SET, FROZENSET) + deque_bases())
+    if base is not None and base is not STR and base is not BYTES:
+        # a builtin container subclass: its storage's length, not its __len__
+        return base.__dict__["__len__"](x) != 0
+    raise DeniedError("truth value of %s refused in %s: it would run its __bool__/__len__"
+                      % (type_name(t), what))
+
+
+def deque_bases() -> tuple:
+    d = policy.deque_type()
+    return (d,) if d is not None else ()
+
+
+def check_int_operand(ctx, x, what: str) -> None:
+    if (type(x) is INT) and _INT_BITS(x) > ctx.limits.max_int_bits:
+        raise BudgetError("max_int_bits", "%s on an int of %d bits refused (budget "
+                          "max_int_bits=%d)" % (what, _INT_BITS(x), ctx.limits.max_int_bits))
+
+
+def check_int_text(ctx, value, what: str) -> None:
+    digits = int(_INT_BITS(value) * 0.30103) + 1
+    if digits > ctx.limits.max_int_digits:
+        raise BudgetError("max_int_digits", "%s of an int of about %d digits refused (budget "
+                          "max_int_digits=%d)" % (what, digits, ctx.limits.max_int_digits))
+
+
+def text_size(ctx, x, depth: int = 0) -> int:
+    """An upper bound of len(repr(x)) for builtin data (already checked plain)."""
+    t = type(x)
+    if t is STR or t is BYTES:
+        return 4 * len(x) + 3
+    if t is INT:
+        check_int_text(ctx, x, "repr")
+        return int(_INT_BITS(x) * 0.30103) + 2
+    if id(t) in ATOMIC_IDS:
+        return 64
+    if depth > ctx.limits.max_value_depth:
+        raise BudgetError("max_value_depth", "value nests too deeply to print")
+    total = 2
+    items = _DICT_ITEMS(x) if t is DICT else x
+    for item in items:
+        ctx.tick()
+        total += 2 + text_size(ctx, item, depth + 1)
+        if total > ctx.limits.max_sequence:
+            raise BudgetError("max_sequence", "the text would exceed %d characters (budget "
+                              "max_sequence)" % ctx.limits.max_sequence)
+    return total
