@@ -196,13 +196,9 @@ class Agent:
     # -- helpers ------------------------------------------------------------
 
     def _limits(self, request):
-        overrides = request.get("limits")
-        if overrides is None:
-            return Limits()
-        if type(overrides) is not dict:
-            raise QueryError("ValueError", "limits must be an object")
+        """The request's budgets, clamped to the agent's maxima (limits.py)."""
         try:
-            return Limits(**overrides)
+            return Limits.from_request(request.get("limits"))
         except TypeError as e:  # unknown budget, wrong type: the client's mistake
             raise QueryError("ValueError", "limits: " + "; ".join(
                 a for a in e.args if type(a) is str)) from None

@@ -9,18 +9,24 @@ from __future__ import annotations
 
 import builtins
 
-from . import policy, static
+from . import costs, policy, static
 from .datasafety import (
     as_data,
     as_data_items,
+    build_dict,
+    build_set,
+    check_hash_cost,
     check_int_operand,
+    check_search_cost,
     deque_bases,
     keys_safe,
     truth,
+    weight_of_items,
 )
 from .errors import AgentError, BudgetError, DeniedError, QueryError, message_of
 from .operators import (
     arith,
+    check_range_search,
     dict_pairs,
     exact_copy,
     format_value,
@@ -214,6 +220,7 @@ def builtin_minmax(ctx, args, kwargs, name):
         raise QueryError("ValueError", "%s() arg is an empty sequence" % name)
     keys = _keyed(ctx, items, kwargs.get("key"), name + "()")
     ctx.scan(len(keys), name + "()")
+    ctx.cost(costs.compare_cost(weight_of_items(ctx, keys)), name + "()")
     pick = min if name == "min" else max
     index = pick(range(len(keys)), key=keys.__getitem__)   # C loop over builtin keys
     return items[index]
@@ -228,6 +235,7 @@ def builtin_sorted(ctx, args, kwargs, name):
         raise DeniedError("sorted() reverse= must be a bool")
     keys = _keyed(ctx, items, kwargs.get("key"), "sorted()")
     ctx.scan(len(keys), "sorted()")
+    ctx.cost(costs.sort_cost(len(keys), weight_of_items(ctx, keys)), "sorted()")
     order = sorted(range(len(keys)), key=keys.__getitem__, reverse=reverse)
     return [items[i] for i in order]
 
@@ -400,6 +408,7 @@ def builtin_pow(ctx, args, kwargs, name):
         if _INT_BITS(a) > lim:
             raise BudgetError("max_powmod_bits", "pow() with a %d-bit argument refused "
                               "(budget max_powmod_bits=%d)" % (_INT_BITS(a), lim))
+    ctx.cost(costs.powmod_cost(_INT_BITS(args[1]), _INT_BITS(args[2])), "pow(a, b, m)")
     return pow(args[0], args[1], args[2])
 
 
@@ -558,12 +567,12 @@ def builtin_tuple(ctx, args, kwargs, name):
 def builtin_set(ctx, args, kwargs, name):
     items = builtin_list(ctx, args, kwargs, name)
     items = as_data_items(ctx, items, name + "()", True, 0, HASHABLE_IDS)
-    return set(items) if name == "set" else frozenset(items)
+    return build_set(ctx, list(items), name + "()", frozen=name == "frozenset")
 
 
 def builtin_dict(ctx, args, kwargs, name):
     _arity(args, name, 0, 1)
-    out = {}
+    out = []
     if args:
         src = args[0]
         refuse_marker(src, "dict()")
@@ -575,11 +584,10 @@ def builtin_dict(ctx, args, kwargs, name):
             ctx.tick()
             if type(pair) is not TUPLE and type(pair) is not LIST or len(pair) != 2:
                 raise QueryError("TypeError", "dict() needs (key, value) pairs")
-            out[as_data(ctx, pair[0], "dict key", hashable=True)] = pair[1]
-    for k, v in kwargs.items():
-        out[k] = v
+            out.append((as_data(ctx, pair[0], "dict key", hashable=True), pair[1]))
+    out.extend(kwargs.items())
     ctx.grow(len(out), "dict()")
-    return out
+    return build_dict(ctx, out, "dict()")
 
 
 # --- the evaluator's own helpers -------------------------------------------------
@@ -662,6 +670,47 @@ def method_pure(ctx, method, self, name, args, kwargs):
     return method(*args, **kwargs)
 
 
+def _text_len(x) -> int:
+    """The length of an exact str/bytes argument, or 1 (an int, None)."""
+    t = type(x)
+    return len(x) if (t is STR or t is BYTES) else 1
+
+
+def _needle(args, kwargs, keyword: str):
+    if args:
+        return args[0]
+    return kwargs.get(keyword)
+
+
+def method_search(ctx, method, self, name, args, kwargs):
+    """count/find/index/partition/split(sep): a forward substring search."""
+    return _searching(ctx, method, self, name, args, kwargs, False)
+
+
+def method_rsearch(ctx, method, self, name, args, kwargs):
+    """rfind/rindex/rpartition/rsplit(sep): a reverse substring search."""
+    return _searching(ctx, method, self, name, args, kwargs, True)
+
+
+def _searching(ctx, method, self, name, args, kwargs, reverse: bool):
+    args, kwargs = _args_plain(ctx, args, kwargs, name + "()")
+    needle = _needle(args, kwargs, "sep")
+    if needle is not None:             # split()/rsplit() without sep is linear
+        ctx.cost(costs.search_cost(len(self), _text_len(needle), reverse), name + "()")
+    if name in _TEXT_COPIES:
+        ctx.grow(len(self), name + "()")
+    return method(*args, **kwargs)
+
+
+def method_strip(ctx, method, self, name, args, kwargs):
+    args, kwargs = _args_plain(ctx, args, kwargs, name + "()")
+    chars = _needle(args, kwargs, "chars")
+    if chars is not None:
+        ctx.cost(costs.strip_cost(len(self), _text_len(chars)), name + "()")
+    ctx.grow(len(self), name + "()")
+    return method(*args, **kwargs)
+
+
 def method_width(ctx, method, self, name, args, kwargs):
     args, kwargs = _args_plain(ctx, args, kwargs, name + "()")
     width = args[0] if args else kwargs.get("width", 0)
@@ -680,6 +729,10 @@ def method_expandtabs(ctx, method, self, name, args, kwargs):
 
 def method_replace(ctx, method, self, name, args, kwargs):
     args, kwargs = _args_plain(ctx, args, kwargs, name + "()")
+    if args:
+        # the size check below counts the matches (one search) and replace
+        # searches again: both are priced before the first one runs
+        ctx.cost(2 * costs.search_cost(len(self), _text_len(args[0]), False), name + "()")
     if len(args) >= 2 and type(args[0]) is type(self) and type(args[1]) is type(self):
         old, new = args[0], args[1]
         count = self.count(old) if old else len(self) + 1
@@ -744,9 +797,13 @@ def method_to_bytes(ctx, method, self, name, args, kwargs):
 def method_elements(ctx, method, self, name, args, kwargs):
     args, kwargs = _args_plain(ctx, args, kwargs, name + "()")
     if type(self) is RANGE:
+        if args:
+            check_range_search(ctx, self, args[0], name + "()")
         return method(*args, **kwargs)
     # index()/count() compare every item: run them on a checked private copy
     copy = exact_copy(ctx, self, type(self), name + "()")
+    if args:
+        check_search_cost(ctx, copy, args[0], name + "()")
     return LIST.__dict__[name](list(copy), *args, **kwargs)
 
 
@@ -754,10 +811,13 @@ def method_copy(ctx, method, self, name, args, kwargs):
     _no_kwargs(kwargs, name)
     _arity(args, name, 0, 0)
     if type(self) is DICT:
-        return dict(dict_pairs(ctx, self, "copy()"))
+        return build_dict(ctx, dict_pairs(ctx, self, "copy()"), "copy()")
     n = len(self)
     ctx.scan(n, "copy()")
     ctx.grow(n, "copy()")
+    if type(self) is SET or type(self) is FROZENSET:
+        # set.copy() re-inserts every key: priced like building the set
+        check_hash_cost(ctx, as_data(ctx, self, "copy()"), "copy()")
     return method()
 
 
@@ -771,6 +831,10 @@ def method_setop(ctx, method, self, name, args, kwargs):
         converted.append(as_data_items(ctx, items, name + "()", True, 0, HASHABLE_IDS))
         total += len(items)
     ctx.grow(total, name + "()")
+    combined = list(mine)
+    for items in converted:
+        combined.extend(items)
+    check_hash_cost(ctx, combined, name + "()")
     return type(self).__dict__[name](mine, *converted)
 
 

@@ -7,7 +7,7 @@ ints and texts.
 """
 from __future__ import annotations
 
-from . import policy, static
+from . import costs, policy, static
 from .errors import BudgetError, DeniedError, QueryError
 from .policy import (
     ATOMIC_IDS,
@@ -30,7 +30,16 @@ from .snapshot import DictView, LazyIter, refuse_marker, type_name, type_name_of
 
 _INT_BITS = INT.__dict__["bit_length"]
 _DICT_ITEMS = DICT.__dict__["items"]
+_DICT_LEN = DICT.__dict__["__len__"]
+_STR_LEN = STR.__dict__["__len__"]
+_BYTES_LEN = BYTES.__dict__["__len__"]
 _TUPLE_ID, _FROZENSET_ID = id(TUPLE), id(FROZENSET)
+_LENGTH = {id(t): t.__dict__["__len__"] for t in (LIST, TUPLE, SET, FROZENSET, DICT)}
+# hashes of str/bytes are keyed (SipHash): their collisions cannot be built
+_KEYED_HASH_IDS = frozenset((id(STR), id(BYTES)))
+_SMALL_SCALAR_IDS = frozenset(map(id, (policy.NONE_TYPE, policy.BOOL, policy.FLOAT,
+                                       policy.COMPLEX, policy.ELLIPSIS_TYPE)))
+_INT_IDS = frozenset((id(INT), id(policy.BOOL)))
 
 
 # --- the data rules ------------------------------------------------------------
@@ -63,8 +72,8 @@ def as_data(ctx, x, what: str, hashable: bool = False, depth: int = 0):
         raise BudgetError("max_value_depth", "%s refused: value nests deeper than %d (budget "
                           "max_value_depth)" % (what, ctx.limits.max_value_depth))
     if t is DICT:
+        ctx.scan(2 * _DICT_LEN(x), what)             # priced before the copy
         pairs = list(_DICT_ITEMS(x))                 # atomic copy, compares nothing
-        ctx.scan(2 * len(pairs), what)
         if not pairs:
             return {}
         keys, values = zip(*pairs)
@@ -78,17 +87,21 @@ def as_data(ctx, x, what: str, hashable: bool = False, depth: int = 0):
                                       "redacted because it looks like a secret; %s"
                                       % (what, k, policy.REDACTED_HINT))
         values = as_data_items(ctx, values, what, False, depth, PLAIN_IDS)
+        check_hash_cost(ctx, keys, what)
         return dict(zip(keys, values))
+    ctx.scan(_LENGTH[id(t)](x), what)                # priced before the copy
     if t is LIST:
         items = LIST.copy(x)                         # atomic copy
     elif t is SET:
         items = list(SET.__iter__(x))                # atomic copy
     else:
         items = x                                    # tuple, frozenset: immutable
-    ctx.scan(len(items), what)
-    allowed = HASHABLE_IDS if (t is SET or t is FROZENSET or hashable) else PLAIN_IDS
-    checked = as_data_items(ctx, items, what, t is SET or t is FROZENSET or hashable, depth,
-                          allowed)
+    is_set = t is SET or t is FROZENSET
+    allowed = HASHABLE_IDS if (is_set or hashable) else PLAIN_IDS
+    checked = as_data_items(ctx, items, what, is_set or hashable, depth, allowed)
+    if is_set:
+        # compared, hashed and rebuilt by C code that probes per hash group
+        check_hash_cost(ctx, checked, what)
     if t is LIST:
         return list(checked)
     if t is TUPLE:
@@ -216,3 +229,95 @@ def text_size(ctx, x, depth: int = 0) -> int:
             raise BudgetError("max_sequence", "the text would exceed %d characters (budget "
                               "max_sequence)" % ctx.limits.max_sequence)
     return total
+
+
+# --- time: the inputs of the cost model (costs.py) ------------------------------
+def check_hash_cost(ctx, keys, what: str) -> None:
+    """Price building (or probing) a set/dict of these hashable data keys.
+
+    Keys with one hash are probed one after another: g keys sharing a hash
+    cost g*g comparisons. Ints, floats and tuples of them collide at will
+    (hash(i * (2**61 - 1)) == 0), so a query could build a quadratic set;
+    the group sizes are counted first (hashing builtin data is C code).
+    """
+    n = len(keys)
+    if n < 2:
+        return
+    ids = set(map(id, map(type, keys)))
+    if ids <= _KEYED_HASH_IDS:
+        return
+    ctx.scan(n, what)
+    hashes = list(map(hash, keys))
+    if len(set(hashes)) == n:      # distinct ints: hash(h) == h, no chain forms
+        return
+    groups = {}
+    for h in hashes:
+        groups[h] = groups.get(h, 0) + 1
+    ctx.tick(n // 64)
+    ctx.cost(costs.collision_cost(groups.values()), what + " (keys with equal hashes)")
+
+
+def build_set(ctx, keys: list, what: str, frozen: bool = False):
+    """set(keys) of hashable data keys, priced first (check_hash_cost)."""
+    check_hash_cost(ctx, keys, what)
+    return frozenset(keys) if frozen else set(keys)
+
+
+def build_dict(ctx, pairs: list, what: str) -> dict:
+    """dict(pairs) of (hashable data key, value), priced first."""
+    check_hash_cost(ctx, [pair[0] for pair in pairs], what)
+    return dict(pairs)
+
+
+def weight(ctx, x, depth: int = 0) -> int:
+    """Upper bound of the work to compare plain data x with anything: its
+    characters, int digits and items, counting shared objects each time."""
+    t = type(x)
+    if t is STR or t is BYTES:
+        return len(x) + 1
+    if t is INT:
+        return _INT_BITS(x) // 30 + 1
+    if id(t) in ATOMIC_IDS:
+        return 1
+    if depth > ctx.limits.max_value_depth:
+        raise BudgetError("max_value_depth", "value nests too deeply to compare")
+    items = list(_DICT_ITEMS(x)) if t is DICT else x
+    return 1 + weight_of_items(ctx, items, depth + 1)
+
+
+def weight_of_items(ctx, items, depth: int = 0) -> int:
+    """The sum of weight() over items, by C code for the common flat cases."""
+    n = len(items)
+    ids = set(map(id, map(type, items)))
+    if ids <= _SMALL_SCALAR_IDS:
+        return n
+    if len(ids) == 1 and id(STR) in ids:
+        return sum(map(_STR_LEN, items)) + n
+    if len(ids) == 1 and id(BYTES) in ids:
+        return sum(map(_BYTES_LEN, items)) + n
+    if ids <= _INT_IDS:
+        return sum(map(_INT_BITS, items)) // 30 + n
+    total = 0
+    for item in items:
+        ctx.tick()
+        total += weight(ctx, item, depth)
+    return total
+
+
+def check_search_cost(ctx, items, needle, what: str) -> None:
+    """`needle in items`, items.count/index(needle): at most one comparison
+    per item, each no longer than the needle or the item."""
+    n = len(items)
+    bound = n * weight(ctx, needle)
+    if costs.compare_cost(bound) > ctx.limits.max_call_cost:
+        bound = min(bound, weight_of_items(ctx, items))
+    ctx.cost(costs.compare_cost(bound), what)
+
+
+def check_compare_cost(ctx, a, b, what: str) -> None:
+    """a == b, a < b ... on plain data: no more than the lighter side."""
+    if id(type(a)) in ATOMIC_IDS and id(type(b)) in ATOMIC_IDS:
+        if (type(a) is STR or type(a) is BYTES) and type(b) is type(a):
+            ctx.cost(costs.compare_cost(min(len(a), len(b))), what)
+        return
+    ctx.cost(costs.compare_cost(min(weight(ctx, a), weight(ctx, b))), what)

@@ -38,8 +38,8 @@ from __future__ import annotations
 import builtins
 import time
 
-from . import callables, policy, static
-from .datasafety import as_data, truth
+from . import callables, costs, policy, static
+from .datasafety import as_data, build_dict, build_set, truth
 from .errors import AgentError, BudgetError, DeniedError, QueryError, message_of
 from .limits import Limits
 from .operators import (
@@ -182,6 +182,15 @@ class _Ctx:
                               "(budget max_alloc)" % lim.max_alloc)
         self.tick(1 + n // 4096)
 
+    def cost(self, units: int, what: str) -> None:
+        """Account for one C call priced by costs.py, before it runs."""
+        if units > self.limits.max_call_cost:
+            raise BudgetError("max_call_cost", "%s refused: one C call priced at about %d "
+                              "units (~%d ms holding the GIL; budget max_call_cost=%d, see "
+                              "docs/DESIGN.md 'Cost model')"
+                              % (what, units, units // 1000000, self.limits.max_call_cost))
+        self.tick(1 + units // costs.UNITS_PER_STEP)
+
     def scan(self, n: int, what: str) -> None:
         """Account for one C-level pass over n items (holds the GIL)."""
         if n > self.limits.max_scan_items:
@@ -300,7 +309,8 @@ def _h_list(ctx, node, env):
 
 def _h_set(ctx, node, env):
     items = _elements(ctx, field(node, "elts"), env, "set literal")
-    return set([as_data(ctx, item, "set element", hashable=True) for item in items])
+    keys = [as_data(ctx, item, "set element", hashable=True) for item in items]
+    return build_set(ctx, keys, "set literal")
 
 
 def _elements(ctx, elts, env, what: str) -> list:
@@ -317,19 +327,18 @@ def _elements(ctx, elts, env, what: str) -> list:
 
 
 def _h_dict(ctx, node, env):
-    out = {}
+    pairs = []
     keys = field(node, "keys")
     values = field(node, "values")
     for knode, vnode in zip(keys, values):
         if knode is None:                                 # {**mapping}
             mapping = _ev(ctx, vnode, env)
-            for k, v in dict_pairs(ctx, mapping, "**-unpacking in a dict literal"):
-                out[k] = v
+            pairs.extend(dict_pairs(ctx, mapping, "**-unpacking in a dict literal"))
             continue
         k = as_data(ctx, _ev(ctx, knode, env), "dict key", hashable=True)
-        out[k] = _ev(ctx, vnode, env)
-    ctx.grow(len(out), "dict literal")
-    return out
+        pairs.append((k, _ev(ctx, vnode, env)))
+    ctx.grow(len(pairs), "dict literal")
+    return build_dict(ctx, pairs, "dict literal")
 
 
 def _h_starred(ctx, node, env):
@@ -465,23 +474,23 @@ def _h_listcomp(ctx, node, env):
 def _h_setcomp(ctx, node, env):
     generators, first = _first_iter(ctx, node, env)
     elt = field(node, "elt")
-    out = set()
+    out = []
     for inner in _comp_envs(ctx, generators, 0, env, first):
         value = as_data(ctx, _ev(ctx, elt, inner), "set comprehension element", hashable=True)
-        out.add(value)
+        out.append(value)
         ctx.grow(1, "set comprehension")
-    return out
+    return build_set(ctx, out, "set comprehension")
 
 
 def _h_dictcomp(ctx, node, env):
     generators, first = _first_iter(ctx, node, env)
     key_node, value_node = field(node, "key"), field(node, "value")
-    out = {}
+    out = []
     for inner in _comp_envs(ctx, generators, 0, env, first):
         k = as_data(ctx, _ev(ctx, key_node, inner), "dict comprehension key", hashable=True)
-        out[k] = _ev(ctx, value_node, inner)
+        out.append((k, _ev(ctx, value_node, inner)))
         ctx.grow(1, "dict comprehension")
-    return out
+    return build_dict(ctx, out, "dict comprehension")
 
 
 def _h_genexp(ctx, node, env):

@@ -4,12 +4,16 @@ builtin implementations in ``callables.py`` reuse them).
 """
 from __future__ import annotations
 
-from . import policy, static
+from . import costs, policy, static
 from .datasafety import (
     as_data,
     as_data_items,
+    build_dict,
+    check_compare_cost,
+    check_hash_cost,
     check_int_operand,
     check_int_text,
+    check_search_cost,
     deque_bases,
     keys_safe,
     text_size,
@@ -80,6 +84,7 @@ def binop(ctx, op: str, a, b):
         a = as_data(ctx, a, what)
         b = as_data(ctx, b, what)
         ctx.grow(len(a) + len(b), what)
+        check_hash_cost(ctx, list(a) + list(b), what)
         if op == "BitOr":
             return a | b
         if op == "BitAnd":
@@ -91,8 +96,7 @@ def binop(ctx, op: str, a, b):
         if not hasattr(DICT, "__or__"):
             raise QueryError("TypeError", "unsupported operand type(s) for |: 'dict' and "
                              "'dict' (dict union needs Python 3.9)")
-        out = dict(dict_pairs(ctx, a, what))
-        out.update(dict_pairs(ctx, b, what))
+        out = build_dict(ctx, dict_pairs(ctx, a, what) + dict_pairs(ctx, b, what), what)
         ctx.grow(len(out), what)
         return out
     raise DeniedError("%s refused on %s and %s: operators apply to builtin values only "
@@ -165,6 +169,7 @@ def compare(ctx, op: str, a, b) -> bool:
         return not contains(ctx, b, a)
     a = as_data(ctx, a, what)
     b = as_data(ctx, b, what)
+    check_compare_cost(ctx, a, b, what)
     if op == "Eq":
         return a == b
     if op == "NotEq":
@@ -205,11 +210,14 @@ def contains(ctx, container, item) -> bool:
     if base is STR:
         if type(item) is not STR:
             raise DeniedError("'in' on a str needs a str, not %s" % type_name_of(item))
+        ctx.cost(costs.search_cost(STR.__len__(container), len(item), False), what)
         return STR.__contains__(container, item)
     if base is BYTES or base is BYTEARRAY:
         if type(item) is not BYTES and type(item) is not INT:
             raise DeniedError("'in' on bytes needs bytes or an int, not %s"
                               % type_name_of(item))
+        m = len(item) if type(item) is BYTES else 1
+        ctx.cost(costs.search_cost(base.__len__(container), m, False), what)
         return base.__contains__(container, item)
     if base is DICT or base is SET or base is FROZENSET:
         item = as_data(ctx, item, what, hashable=True)
@@ -217,12 +225,36 @@ def contains(ctx, container, item) -> bool:
         return base.__dict__["__contains__"](container, item)
     if base is RANGE:
         item = as_data(ctx, item, what)
+        check_range_search(ctx, container, item, what)
         return RANGE.__contains__(container, item)
     if base is not None:
         item = as_data(ctx, item, what)
-        return item in exact_copy(ctx, container, base, what)
+        copy = exact_copy(ctx, container, base, what)
+        check_search_cost(ctx, copy, item, what)
+        return item in copy
     raise DeniedError("'in' refused on %s: it would run its __contains__/__iter__"
                       % type_name(t))
+
+
+_RANGE_START = RANGE.__dict__["start"].__get__
+_RANGE_STOP = RANGE.__dict__["stop"].__get__
+_RANGE_STEP = RANGE.__dict__["step"].__get__
+
+
+def range_length(r) -> int:
+    """len(r) without OverflowError (a target may hold range(10**30))."""
+    start, stop, step = _RANGE_START(r), _RANGE_STOP(r), _RANGE_STEP(r)
+    if step > 0:
+        return max(0, (stop - start + step - 1) // step)
+    return max(0, (start - stop - step - 1) // -step)
+
+
+def check_range_search(ctx, r, item, what: str) -> None:
+    """range.__contains__/count/index are O(1) for an exact int or bool; for
+    anything else they iterate the whole range in C."""
+    if type(item) is INT or type(item) is BOOL:
+        return
+    ctx.cost(costs.range_search_cost(range_length(r)), what)
 
 
 def exact_copy(ctx, container, base, what: str):

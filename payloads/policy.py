@@ -361,7 +361,13 @@ BUILTINS_BY_ID, PATCHED_BUILTINS = _allowed_builtins()
 
 # ---------------------------------------------------------------------------
 # Methods of exact builtin types a query may call: (type, name) -> handler.
-#   pure     : call the genuine C method; every argument must be builtin data
+#   pure     : call the genuine C method; every argument must be builtin data;
+#              its time is linear in self and the arguments
+#   search   : pure, but a forward substring search: priced by costs.search_cost
+#              (haystack x needle before 3.10)
+#   rsearch  : pure, a reverse substring search (haystack x needle on every
+#              version): priced by costs.search_cost
+#   strip    : pure, strip(chars) is stripped x len(chars): costs.strip_cost
 #   width    : pure, but the first argument is a result width (size budget)
 #   elements : the method compares the container's items (items must be data)
 #   setop    : set algebra; the items of self and of the arguments must be data
@@ -370,27 +376,33 @@ BUILTINS_BY_ID, PATCHED_BUILTINS = _allowed_builtins()
 # attributes named in a string), translate, mutating methods, dunders.
 # ---------------------------------------------------------------------------
 _STR_METHODS = {
-    "capitalize": "pure", "casefold": "pure", "count": "pure", "endswith": "pure",
-    "find": "pure", "index": "pure", "isalnum": "pure", "isalpha": "pure",
+    "capitalize": "pure", "casefold": "pure", "endswith": "pure",
+    "isalnum": "pure", "isalpha": "pure",
     "isascii": "pure", "isdecimal": "pure", "isdigit": "pure", "isidentifier": "pure",
     "islower": "pure", "isnumeric": "pure", "isprintable": "pure", "isspace": "pure",
-    "istitle": "pure", "isupper": "pure", "lower": "pure", "lstrip": "pure",
-    "partition": "pure", "removeprefix": "pure", "removesuffix": "pure", "rfind": "pure",
-    "rindex": "pure", "rpartition": "pure", "rsplit": "pure", "rstrip": "pure",
-    "split": "pure", "splitlines": "pure", "startswith": "pure", "strip": "pure",
+    "istitle": "pure", "isupper": "pure", "lower": "pure",
+    "removeprefix": "pure", "removesuffix": "pure",
+    "splitlines": "pure", "startswith": "pure",
     "swapcase": "pure", "title": "pure", "upper": "pure",
+    "count": "search", "find": "search", "index": "search", "partition": "search",
+    "split": "search",
+    "rfind": "rsearch", "rindex": "rsearch", "rpartition": "rsearch", "rsplit": "rsearch",
+    "strip": "strip", "lstrip": "strip", "rstrip": "strip",
     "center": "width", "ljust": "width", "rjust": "width", "zfill": "width",
     "expandtabs": "expandtabs", "replace": "replace", "join": "join", "encode": "codec",
 }
 _BYTES_METHODS = {
-    "capitalize": "pure", "count": "pure", "endswith": "pure", "find": "pure",
-    "index": "pure", "isalnum": "pure", "isalpha": "pure", "isascii": "pure",
+    "capitalize": "pure", "endswith": "pure",
+    "isalnum": "pure", "isalpha": "pure", "isascii": "pure",
     "isdigit": "pure", "islower": "pure", "isspace": "pure", "istitle": "pure",
-    "isupper": "pure", "lower": "pure", "lstrip": "pure", "partition": "pure",
-    "removeprefix": "pure", "removesuffix": "pure", "rfind": "pure", "rindex": "pure",
-    "rpartition": "pure", "rsplit": "pure", "rstrip": "pure", "split": "pure",
-    "splitlines": "pure", "startswith": "pure", "strip": "pure", "swapcase": "pure",
+    "isupper": "pure", "lower": "pure",
+    "removeprefix": "pure", "removesuffix": "pure",
+    "splitlines": "pure", "startswith": "pure", "swapcase": "pure",
     "title": "pure", "upper": "pure",
+    "count": "search", "find": "search", "index": "search", "partition": "search",
+    "split": "search",
+    "rfind": "rsearch", "rindex": "rsearch", "rpartition": "rsearch", "rsplit": "rsearch",
+    "strip": "strip", "lstrip": "strip", "rstrip": "strip",
     "center": "width", "ljust": "width", "rjust": "width", "zfill": "width",
     "expandtabs": "expandtabs", "replace": "replace", "join": "join", "decode": "codec",
     "hex": "hex",
@@ -398,8 +410,8 @@ _BYTES_METHODS = {
 _METHOD_TABLE = (
     (STR, _STR_METHODS),
     (BYTES, _BYTES_METHODS),
-    (BYTEARRAY, {"count": "pure", "endswith": "pure", "find": "pure", "startswith": "pure",
-                 "decode": "codec", "hex": "hex"}),
+    (BYTEARRAY, {"count": "search", "endswith": "pure", "find": "search",
+                 "startswith": "pure", "decode": "codec", "hex": "hex"}),
     (INT, {"bit_length": "pure", "bit_count": "pure", "conjugate": "pure",
            "as_integer_ratio": "pure", "is_integer": "pure", "to_bytes": "to_bytes"}),
     (BOOL, {"bit_length": "pure", "conjugate": "pure"}),
