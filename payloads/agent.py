@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import _socket
 import _thread
-import sys
 import time
 
-from . import frames, wire
+from . import frames, policy, wire
 from .errors import AgentError, DeniedError, QueryError, safe_error_text
 from .limits import Limits
 from .snapshot import navigate, snapshot, snapshot_namespace
@@ -76,14 +75,14 @@ def run(params, refusal):
 
 def other_agents(own_ident):
     """How many other inspector agents run in this process (found by their code)."""
-    return sum(1 for ident, frame in list(sys._current_frames().items())
+    return sum(1 for ident, frame in list(policy.sys_function("_current_frames")().items())
                if ident != own_ident and frames.runs_agent_code(frame))
 
 
 def _server_trusted(sock, params):
     """The listening side must be root, our own user, or the client we expect."""
     raw = sock.getsockopt(_socket.SOL_SOCKET, _SO_PEERCRED, 12)
-    uid = int.from_bytes(raw[4:8], sys.byteorder)
+    uid = int.from_bytes(raw[4:8], policy.BYTEORDER)
     import posix
 
     return uid in (0, posix.geteuid(), params.get("client_uid"))
@@ -120,8 +119,8 @@ class Agent:
             "kind": "hello",
             "proto": wire.PROTOCOL_VERSION,
             "pid": posix.getpid(),
-            "python": list(sys.version_info[:3]),
-            "implementation": sys.implementation.name,
+            "python": policy.python_version(),
+            "implementation": "cpython",  # the only runtime the injectors attach to
             "agent_thread": self.ident,
             "agent_native_id": frames._agent_native_id(),
             "resident": resident,
@@ -237,7 +236,7 @@ class Agent:
             return stack[0]["frames"] if stack else []
 
         def modules():
-            return sorted(name for name in list(sys.modules) if type(name) is str)
+            return sorted(name for name in list(policy.sys_modules()) if type(name) is str)
 
         return {"threads": threads, "frames": frames_of, "modules": modules}
 
@@ -277,7 +276,7 @@ class Agent:
 
     def op_modules(self, request):
         out = []
-        for name, module in list(sys.modules.items()):
+        for name, module in list(policy.sys_modules().items()):
             if type(name) is not str:
                 continue
             entry = {"name": name, "file": None, "version": None}
@@ -370,7 +369,7 @@ class Agent:
 
 def _namespace_of(module):
     """A module's namespace dict read through the C slot (no properties)."""
-    module_type = type(sys)
+    module_type = policy.MODULE
     try:
         mro = type.__dict__["__mro__"].__get__(type(module))
     except Exception:
@@ -379,7 +378,7 @@ def _namespace_of(module):
     if not any(klass is module_type for klass in mro):
         return None
     try:
-        namespace = type(sys).__dict__["__dict__"].__get__(module)
+        namespace = policy.module_namespace(module)
     except Exception:
         return None
     return namespace if type(namespace) is dict else None
@@ -388,7 +387,7 @@ def _namespace_of(module):
 def _module_dict(name):
     if type(name) is not str:
         raise QueryError("ValueError", "module must be a string")
-    module = sys.modules.get(name)
+    module = policy.module_get(name)
     namespace = _namespace_of(module) if module is not None else None
     if namespace is None:
         raise QueryError("LookupError", "no module %r is loaded in the target" % name)

@@ -461,8 +461,11 @@ def builtin_str(ctx, args, kwargs, name):
         return ""
     _arity(args, name, 1, 3)
     if len(args) > 1 or kwargs:
-        if static.builtin_base(args[0], (BYTES, BYTEARRAY)) is None:
-            raise DeniedError("str(x, encoding) refused: bytes only")
+        if type(args[0]) is not BYTES and type(args[0]) is not BYTEARRAY:
+            refuse_marker(args[0], "str()")
+            raise DeniedError("str(x, encoding) refused on %s: exact bytes or bytearray only "
+                              "(a subclass's __len__/buffer hooks would run)"
+                              % type_name_of(args[0]))
         encoding = args[1] if len(args) > 1 else kwargs.get("encoding", "utf-8")
         errors = args[2] if len(args) > 2 else kwargs.get("errors", "strict")
         return codec(ctx, args[0], "decode", [encoding, errors], {})
@@ -767,6 +770,9 @@ def codec(ctx, value, op: str, args, kwargs):
     if type(errors) is not STR or errors not in policy.ALLOWED_CODEC_ERRORS:
         raise DeniedError("%s with errors=%r refused: only %s"
                           % (op, errors, ", ".join(sorted(policy.ALLOWED_CODEC_ERRORS))))
+    t = type(value)
+    if not (t is STR if op == "encode" else (t is BYTES or t is BYTEARRAY)):
+        raise DeniedError("%s refused on %s: exact builtin types only" % (op, type_name(t)))
     ctx.grow(len(value) * 4, op + "()")
     if op == "encode":
         return STR.encode(value, encoding, errors)

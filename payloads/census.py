@@ -37,7 +37,6 @@ such values), objects moved to the permanent generation by ``gc.freeze()``
 """
 from __future__ import annotations
 
-import sys
 import time
 
 from . import policy, static
@@ -62,7 +61,8 @@ _BUILTIN_NAME = policy.BUILTIN_FUNCTION.__dict__["__name__"].__get__
 _BUILTIN_SELF = policy.BUILTIN_FUNCTION.__dict__["__self__"].__get__
 _LIST_LEN = policy.LIST.__dict__["__len__"]
 # PyGC_Head in front of every tracked object (sys.getsizeof adds it too).
-_GC_HEADER = max(0, sys.getsizeof([]) - policy.LIST.__dict__["__sizeof__"]([]))
+_GC_HEADER = max(0, policy.sys_function("getsizeof")([]) -
+                 policy.LIST.__dict__["__sizeof__"]([]))
 
 
 # ---------------------------------------------------------------------------
@@ -107,7 +107,7 @@ def _genuine(module, name: str):
 
 def loaded_module(name: str):
     """sys.modules[name] if it is a real module object, else None (never imports)."""
-    module = static.dict_get_str(sys.modules, name, None)
+    module = static.dict_get_str(policy.sys_modules(), name, None)
     return module if type(module) is policy.MODULE else None
 
 
@@ -135,10 +135,10 @@ def builtin_module(name: str, probe: str):
     if create is None or execute is None:
         raise QueryError("RuntimeError", "the target's _imp module is not genuine; "
                          "cannot load %s without running import hooks" % name)
-    had = static.dict_get_str(sys.modules, name, static.MISSING) is not static.MISSING
+    had = static.dict_get_str(policy.sys_modules(), name, static.MISSING) is not static.MISSING
     module = create(_Spec(name))
-    if not had and static.dict_get_str(sys.modules, name, None) is module:
-        policy.DICT.__dict__["pop"](sys.modules, name, None)
+    if not had and static.dict_get_str(policy.sys_modules(), name, None) is module:
+        policy.DICT.__dict__["pop"](policy.sys_modules(), name, None)
     if type(module) is not policy.MODULE or _genuine(module, probe) is None:
         raise QueryError("RuntimeError", "could not load the builtin module %s" % name)
     execute(module)
@@ -378,7 +378,7 @@ def memory_summary(tracemalloc_top=TRACEMALLOC_TOP):
             "frozen": gc.get_freeze_count(),
         },
         "tracemalloc": tracemalloc_summary(tracemalloc_top),
-        "python": list(sys.version_info[:3]),
+        "python": policy.python_version(),
     }
 
 

@@ -287,6 +287,7 @@ def subscript(ctx, value, index):
         if ti is policy.SLICE:
             if base is deque:
                 raise QueryError("TypeError", "sequence index must be integer, not 'slice'")
+            index = plain_slice(index)
             length = base.__dict__["__len__"](value)
             n = len(range(*index.indices(length)))
             ctx.grow(n, "slice")
@@ -301,6 +302,25 @@ def subscript(ctx, value, index):
                          "list(...)" % type_name_of(value))
     raise DeniedError("subscript of %s refused: it would run its __getitem__"
                       % type_name_of(value))
+
+
+_SLICE_START = policy.SLICE.__dict__["start"].__get__
+_SLICE_STOP = policy.SLICE.__dict__["stop"].__get__
+_SLICE_STEP = policy.SLICE.__dict__["step"].__get__
+
+
+def plain_slice(s):
+    """A new slice of a slice object whose bounds are exact ints or None.
+
+    A slice can come from the target (``obj[target_slice]``) holding objects
+    with an ``__index__``: C code would call it to compute the indices."""
+    parts = (_SLICE_START(s), _SLICE_STOP(s), _SLICE_STEP(s))
+    for part in parts:
+        if part is not None and type(part) is not INT and type(part) is not BOOL:
+            refuse_marker(part, "slice")
+            raise DeniedError("slice bound of type %s refused: only int or None (it would "
+                              "run its __index__)" % type_name_of(part))
+    return slice(parts[0], parts[1], parts[2])
 
 
 def short_text(x) -> str:
@@ -457,6 +477,8 @@ def to_str(ctx, value, what: str) -> str:
     t = type(value)
     if t is STR:
         return value
+    if id(t) in ATOMIC_IDS:
+        return to_repr(ctx, value, what)          # str() of bool/None/numbers/bytes is repr()
     base = static.builtin_base(value, (STR, INT, FLOAT))
     if t is not base and base is STR:
         return STR.__dict__["__str__"](value)          # exact copy of a str subclass

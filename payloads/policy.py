@@ -25,6 +25,8 @@ from __future__ import annotations
 import builtins
 import sys
 
+from .errors import DeniedError
+
 # ---------------------------------------------------------------------------
 # Genuine type objects, reached without looking anything up in `builtins`.
 # (`.__class__` is only used here, on literals and our own objects; on any
@@ -58,7 +60,19 @@ METHOD_WRAPPER = OBJECT().__str__.__class__
 CLASSMETHOD_DESCRIPTOR = DICT.__dict__["fromkeys"].__class__
 GETSET_DESCRIPTOR = INT.__dict__["real"].__class__
 MEMBER_DESCRIPTOR = TYPE.__dict__["__dictoffset__"].__class__
-MODULE = sys.__class__
+
+
+def _first_static_type(cls):
+    # `sys.__class__` can be reassigned to a ModuleType subclass (with
+    # properties): the module type is the first non-heap class of its MRO.
+    flags = TYPE.__dict__["__flags__"].__get__
+    for c in TYPE.__dict__["__mro__"].__get__(cls):
+        if not flags(c) & (1 << 9):
+            return c
+    return None
+
+
+MODULE = _first_static_type(TYPE(sys))
 
 _TYPE_FLAGS = TYPE.__dict__["__flags__"].__get__
 _HEAPTYPE = 1 << 9                               # Py_TPFLAGS_HEAPTYPE
@@ -99,7 +113,6 @@ FUNCTION = _function.__class__
 CODE = _function.__code__.__class__
 METHOD = _Probe().method.__class__
 SLICE = _Probe()[0:1].__class__
-FRAME = sys._getframe().__class__
 GENERATOR = _generator().__class__
 _coro = _coroutine()
 COROUTINE = _coro.__class__
@@ -110,7 +123,23 @@ try:
     raise ValueError
 except ValueError as _exc:  # noqa: F841 - only its traceback's type is used
     TRACEBACK = _exc.__traceback__.__class__
+    # the frame type from a traceback (sys._getframe may be the target's)
+    FRAME = TYPE(TRACEBACK.__dict__["tb_frame"].__get__(_exc.__traceback__))
     del _exc
+
+
+def _function_locals_type():
+    try:
+        raise ValueError
+    except ValueError as exc:
+        frame = TRACEBACK.__dict__["tb_frame"].__get__(exc.__traceback__)
+        return TYPE(FRAME.__dict__["f_locals"].__get__(frame))
+
+
+# What frame.f_locals may be for the agent to copy it: a dict, or 3.13's C
+# FrameLocalsProxy (PEP 667). A class body's frame has whatever mapping its
+# metaclass's __prepare__ returned: copying that would run its methods.
+FRAME_LOCALS_TYPE_IDS = frozenset((id(DICT), id(_function_locals_type())))
 
 
 def _make_cell():
@@ -145,7 +174,10 @@ def is_c_type(cls) -> bool:
 
 
 def _module_name(module) -> object:
-    return _DICT_GET(_MODULE_DICT(module), "__name__")
+    """A module's __name__ if it is an exact str (a str subclass's __eq__
+    would run when compared), else None."""
+    name = _DICT_GET(_MODULE_DICT(module), "__name__")
+    return name if TYPE(name) is STR else None
 
 
 def _genuine_type(obj, name: str) -> bool:
@@ -213,6 +245,92 @@ FROZENSET = frozenset
 BYTEARRAY = bytearray
 RANGE = range
 MEMORYVIEW = memoryview
+BYTEORDER = None  # set below, once memoryview is known to be genuine
+
+
+# ---------------------------------------------------------------------------
+# The sys module. A target can rebind any attribute of sys
+# (`sys._current_frames = f`, `sys.modules = MyDict()`) and even its class
+# (`sys.__class__ = ModuleWithProperties`). The agent therefore reads sys's
+# namespace through ModuleType's C member descriptor, and calls a sys
+# function only if it is still the genuine C builtin bound to this very sys
+# module; otherwise the operation is refused and says why. (A replaced
+# function cannot be recovered: its only reference was the one rebound.)
+# ---------------------------------------------------------------------------
+SYS_REPLACED = ("sys.%s has been replaced in this process (it is a %s, not the C builtin); "
+                "the inspector refuses to call it")
+
+
+class SysReplaced(DeniedError):
+    """A sys attribute the agent needs is not the genuine one (exit code 3)."""
+
+
+def _sys_namespace() -> dict:
+    return _MODULE_DICT(sys)
+
+
+def sys_function(name: str):
+    """The genuine C function sys.<name>, read now (not cached: the target
+    may rebind it at any time). Raises SysReplaced otherwise."""
+    fn = _DICT_GET(_sys_namespace(), name)
+    if TYPE(fn) is BUILTIN_FUNCTION and _BUILTIN_NAME(fn) == name and \
+            _BUILTIN_SELF(fn) is sys and _module_name(sys) == "sys":
+        return fn
+    raise SysReplaced(SYS_REPLACED % (name, _TYPE_NAME(TYPE(fn))))
+
+
+def sys_modules() -> dict:
+    """sys.modules if it is an exact dict (a subclass's methods would run)."""
+    modules = _DICT_GET(_sys_namespace(), "modules")
+    if TYPE(modules) is DICT:
+        return modules
+    raise SysReplaced("sys.modules has been replaced by a %s; the inspector reads only an "
+                      "exact dict" % _TYPE_NAME(TYPE(modules)))
+
+
+def str_key_get(d: dict, key: str, default=None):
+    """d[key] for an exact dict without calling any stored key's __eq__/__hash__:
+    C lookup only if every key is an exact str, else a scan comparing exact strs."""
+    if _all_str_keys(d):
+        return _DICT_GET(d, key, default)
+    for k, v in list(DICT.__dict__["items"](d)):
+        if TYPE(k) is STR and STR.__dict__["__eq__"](k, key) is True:
+            return v
+    return default
+
+
+def _all_str_keys(d) -> bool:
+    ids = set(map(id, map(TYPE, DICT.__dict__["__iter__"](d))))
+    return not ids or (len(ids) == 1 and id(STR) in ids)
+
+
+def module_get(name: str):
+    """sys.modules[name] if it is a module object (never imports), else None."""
+    module = str_key_get(sys_modules(), name)
+    if module is None:
+        return None
+    for c in TYPE.__dict__["__mro__"].__get__(TYPE(module)):
+        if c is MODULE:
+            return module
+    return None
+
+
+def module_namespace(module) -> dict:
+    """A module's own namespace dict (ModuleType's C member: no property runs)."""
+    return _MODULE_DICT(module)
+
+
+def _native_byteorder() -> str:
+    # memoryview.cast("H") reads in native order; sys.byteorder can be rebound
+    return "little" if MEMORYVIEW(b"\x01\x00").cast("H")[0] == 1 else "big"
+
+
+def python_version() -> list:
+    """[major, minor, micro] from sys.hexversion if it is an exact int."""
+    h = _DICT_GET(_sys_namespace(), "hexversion")
+    if TYPE(h) is not INT:
+        return [0, 0, 0]
+    return [(h >> 24) & 0xFF, (h >> 16) & 0xFF, (h >> 8) & 0xFF]
 
 
 def collections_types() -> dict:
@@ -221,8 +339,11 @@ def collections_types() -> dict:
     Read lazily from ``sys.modules`` (importing it would change the target)
     and only trusted if each one is a genuine static C type.
     """
-    mod = _DICT_GET(sys.modules, "_collections")
-    if mod is None or TYPE(mod) is not MODULE:
+    try:
+        mod = module_get("_collections")
+    except SysReplaced:
+        return {}
+    if mod is None:
         return {}
     namespace = _MODULE_DICT(mod)
     found = {}
@@ -571,14 +692,41 @@ SECRET_WORDS = (
 )
 
 
+_TYPE_MRO = TYPE.__dict__["__mro__"].__get__
+_STR_GETITEM = STR.__dict__["__getitem__"]
+_BYTES_GETITEM = BYTES.__dict__["__getitem__"]
+_BYTES_DECODE = BYTES.__dict__["decode"]
+
+
+def name_text(name, limit: int = 200):
+    """The first `limit` characters of a str/bytes name as an exact str, or None.
+
+    Subclasses count (``class FieldName(str)``, ``enum.StrEnum`` members): their
+    value is read through the base type's C ``__getitem__``, which copies the
+    characters and calls none of the subclass's methods (``__str__``,
+    ``__eq__``, ``__len__``, ``lower`` ... are never looked up).
+    """
+    t = TYPE(name)
+    if t is STR:
+        return name if len(name) <= limit else name[:limit]
+    if t is BYTES:
+        return _BYTES_DECODE(name[:limit], "latin-1")
+    mro = _TYPE_MRO(t)
+    if TYPE(mro) is not TUPLE:
+        return None
+    for base in mro:
+        if base is STR:
+            return _STR_GETITEM(name, slice(0, limit))
+        if base is BYTES:
+            return _BYTES_DECODE(_BYTES_GETITEM(name, slice(0, limit)), "latin-1")
+    return None
+
+
 def looks_secret(name) -> bool:
-    """True if a str or bytes name looks like it names a secret."""
-    if TYPE(name) is BYTES:
-        name = name.decode("latin-1")
-    elif TYPE(name) is not STR:
+    """True if a str or bytes name (or a subclass's value) looks like a secret."""
+    name = name_text(name)
+    if name is None:
         return False
-    if len(name) > 200:
-        name = name[:200]
     flat = name.lower().replace("_", "").replace("-", "").replace(".", "").replace(" ", "")
     for word in SECRET_WORDS:
         if word in flat:
@@ -590,3 +738,5 @@ def looks_secret(name) -> bool:
 
 
 REDACTED_HINT = "re-run with --show-secrets (EvalOptions(redact=False)) to use it"
+
+BYTEORDER = _native_byteorder()

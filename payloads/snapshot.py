@@ -226,7 +226,9 @@ def redact_value(name, value):
     """value, or a Redacted marker for it (never a marker of a marker)."""
     if type(value) is Redacted:
         return value
-    return Redacted(name, type_name_of(value))
+    # the name as an exact str: a str-subclass key must not reach %s/%r later
+    text = policy.name_text(name)
+    return Redacted(text if text is not None else "?", type_name_of(value))
 
 
 def refuse_marker(value, what: str) -> None:
@@ -402,7 +404,7 @@ class _Snapshotter:
 
     def _redacted(self, name, value) -> dict:
         return {"type": type_name_of(value), "kind": "redacted",
-                "reason": "name %r looks like a secret" % (name,)}
+                "reason": "name %r looks like a secret" % (policy.name_text(name),)}
 
     def _container_guard(self, value, depth: int):
         """A cut/cycle node if value must not be expanded here, else None."""
