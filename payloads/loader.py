@@ -29,6 +29,31 @@ _FUTURE_ANNOTATIONS = 0x1000000
 # in builtins as `len` (a Python function, if it monkeypatched it).
 _BUILTIN_FUNCTION = type([].append)
 _HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: classes made by Python code
+_TYPE = (0).__class__.__class__
+_DICT = {}.__class__
+_DICT_GET = _DICT.__dict__["get"]
+_DICT_CONTAINS = _DICT.__dict__["__contains__"]
+_DICT_POP = _DICT.__dict__["pop"]
+
+
+def _static_module_type():
+    """ModuleType itself: `sys.__class__` may have been set to a subclass of
+    it (with properties, or an __init__ that `type(sys)(name)` would run)."""
+    flags = _TYPE.__dict__["__flags__"].__get__
+    for cls in _TYPE.__dict__["__mro__"].__get__(_TYPE(sys)):
+        if not flags(cls) & _HEAPTYPE:
+            return cls
+    return None
+
+
+_MODULE_TYPE = _static_module_type()
+_MODULE_DICT = _MODULE_TYPE.__dict__["__dict__"].__get__  # C member: no property runs
+
+
+def _sys_modules():
+    """sys.modules read from sys's own namespace (a property on a replaced
+    class of sys never runs); only the unbound C dict methods touch it."""
+    return _DICT_GET(_MODULE_DICT(sys), "modules")
 
 
 def main(params, sources):
@@ -109,8 +134,8 @@ def _name_thread(name):
     """Set the OS thread name (visible in top -H, ps -L, py-spy) via /proc."""
     try:
         # From sys.modules, not `import`: no call of a replaced __import__.
-        _thread = dict.get(sys.modules, "_thread")
-        posix = dict.get(sys.modules, "posix")
+        _thread = _DICT_GET(_sys_modules(), "_thread")
+        posix = _DICT_GET(_sys_modules(), "posix")
         get_native_id = getattr(_thread, "get_native_id", None)  # 3.8+
         if posix is None or get_native_id is None:
             return
@@ -131,6 +156,8 @@ def _untrustworthy_runtime(import_module):
     target monkeypatching `threading`/`socket` cannot make us run its code.
     If even those are patched (gevent patches `_thread`), we refuse to serve.
     """
+    if _TYPE(_sys_modules()) is not _DICT:
+        return "the target replaced sys.modules (monkeypatching)"
     _socket = import_module("_socket")
     _thread = import_module("_thread")
     for owner, attr in ((_thread, "get_ident"), (_thread, "allocate_lock"),
@@ -179,7 +206,7 @@ def _real_import():
     current = builtins.__dict__.get("__import__")
     if type(current) is _BUILTIN_FUNCTION and getattr(current, "__self__", None) is builtins:
         return current
-    return sys.modules["_frozen_importlib"].__import__
+    return _DICT_GET(_sys_modules(), "_frozen_importlib").__import__
 
 
 class _FutureStandIn:
@@ -229,13 +256,14 @@ class _PrivateImporter:
         # A module the target already has is served from sys.modules: no
         # call of `builtins.__import__`, which the target may have replaced
         # (our code runs `import posix` and the like on every request).
-        loaded = dict.get(sys.modules, name) if "." not in name else None
+        modules = _sys_modules()
+        loaded = _DICT_GET(modules, name) if "." not in name else None
         if loaded is not None:
             return loaded
-        absent = name not in sys.modules
+        absent = not _DICT_CONTAINS(modules, name)
         module = _real_import()(name, globals, locals, fromlist, level)
-        if absent and name in sys.modules:
-            self.added[name] = sys.modules[name]
+        if absent and _DICT_CONTAINS(modules, name):
+            self.added[name] = _DICT_GET(modules, name)
         return module
 
     def import_module(self, name):
@@ -245,7 +273,7 @@ class _PrivateImporter:
     def _package_object(self):
         pkg = self.modules.get("")
         if pkg is None:
-            pkg = type(sys)(self.package)
+            pkg = _MODULE_TYPE(self.package)
             pkg.__path__ = []
             self.modules[""] = pkg
         return pkg
@@ -255,7 +283,7 @@ class _PrivateImporter:
             return self.modules[short]
         if short not in self.sources:
             raise ImportError("no payload module %r" % short)
-        module = type(sys)("%s.%s" % (self.package, short))
+        module = _MODULE_TYPE("%s.%s" % (self.package, short))
         module.__package__ = self.package
         module.__builtins__ = self.builtins
         self.modules[short] = module  # before exec: tolerates import cycles
@@ -278,8 +306,8 @@ class _PrivateImporter:
         if the entry is still the module we got."""
         for name, module in self.added.items():
             try:
-                if sys.modules.get(name) is module:
-                    del sys.modules[name]
+                if _DICT_GET(_sys_modules(), name) is module:
+                    _DICT_POP(_sys_modules(), name, None)
             except BaseException:
                 pass
         self.added.clear()
