@@ -25,6 +25,7 @@ import payloads
 PAYLOAD_MODULES = (
     "errors", "limits", "wire", "policy", "static", "snapshot", "costs", "datasafety",
     "operators", "callables", "query_text", "query_tree", "evaluator", "frames",
+    "cmodules", "gcguard",
     "census", "tasks", "isolate", "resident", "agent",
 )
 

@@ -32,10 +32,15 @@ MAX_AGENTS = 4  # concurrent sessions per target; more are refused, not piled up
 CONNECT_TIMEOUT = 5.0  # seconds
 SEND_TIMEOUT = 30.0  # a client that does not read for this long is gone
 _SO_PEERCRED = getattr(_socket, "SO_PEERCRED", 17)
+_MSG_PEEK = getattr(_socket, "MSG_PEEK", 2)
 
 
-def run(params, refusal):
-    """Serve the client that injected us; then, if asked, stay resident."""
+def run(params, refusal, guard=None):
+    """Serve the client that injected us; then, if asked, stay resident.
+
+    `guard` is the loader's gcguard.Guard (collections are held off since
+    loading began): the session hands them back while it waits for the
+    client, and before a resident agent starts waiting for clients."""
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     server = None
     try:
@@ -58,7 +63,7 @@ def run(params, refusal):
                        "first" % others)
         resident_path = resident_spec["path"] if server is not None else None
         if agent.handshake(refusal, resident_path, resident_note):
-            agent.serve()
+            agent.serve(guard)
     except BaseException:
         pass
     finally:
@@ -68,6 +73,8 @@ def run(params, refusal):
             pass
     if server is not None:
         try:
+            if guard is not None:
+                guard.release()
             server.serve_forever()
         except BaseException:
             pass
@@ -142,9 +149,42 @@ class Agent:
         reply = self.receive()
         return reply.get("kind") == "welcome"
 
-    def serve(self):
+    def serve(self, guard=None):
+        """Answer requests until the session ends. The target's automatic
+        garbage collection is held off this thread while we work and handed
+        back only while we wait for the client (gcguard.py). With the
+        loader's guard, the loader hands it back as its very last step."""
+        from . import gcguard
+
+        own = guard is None
+        if own:
+            guard = gcguard.Guard()
+        guard.hold()
+        try:
+            self._serve(guard)
+        finally:
+            if own:
+                guard.release()
+                # a target thread, not our teardown, should run the
+                # collection our hold deferred
+                time.sleep(0.005)
+
+    def _wait_for_request(self, guard):
+        """Block until the client sends (or goes): collections are on meanwhile.
+
+        Between release() and the blocking C call no tracked object is
+        allocated, so a collection that is due starts on a target thread."""
+        self.sock.settimeout(self.idle_timeout)
+        guard.release()
+        try:
+            self.sock.recv(1, _MSG_PEEK)
+        finally:
+            guard.hold()
+
+    def _serve(self, guard):
         while True:
             try:
+                self._wait_for_request(guard)
                 request = self.receive()
             except (EOFError, OSError, wire.ProtocolError):
                 return  # client gone, idle timeout, or garbage: end the session
@@ -162,7 +202,13 @@ class Agent:
                 except BaseException:
                     pass
                 return
-            reply = self.answer(rid, op, request)
+            if op == "census":
+                # a census walks the heap for up to minutes: collections stay on
+                guard.release()
+            try:
+                reply = self.answer(rid, op, request)
+            finally:
+                guard.hold()
             try:
                 self.send(reply)
             except wire.ProtocolError as e:

@@ -59,9 +59,11 @@ def _sys_modules():
 def main(params, sources):
     """Entry point of the agent thread. Never raises, never prints."""
     modules = None
+    guard = release = None
     try:
         _name_thread(AGENT_THREAD_NAME)
         modules = _PrivateImporter(params["package"], sources)
+        guard, release = _hold_collections(modules)
         refusal = _untrustworthy_runtime(modules.import_module)
         try:
             agent = modules.load("agent")
@@ -71,7 +73,7 @@ def main(params, sources):
             _report_failure(params, "the agent could not load: %s: %s"
                             % (type(e).__name__, _safe_text(e)))
             return
-        agent.run(params, refusal)
+        agent.run(params, refusal, guard)
     except BaseException:
         # Nothing may escape into the target. The client notices the missing
         # handshake and reports a timeout with the cause it can see.
@@ -80,6 +82,23 @@ def main(params, sources):
         if modules is not None:
             modules.unload()
         _forget_loader()
+        if release is not None:
+            try:
+                release()  # the last thing this thread does (payloads/gcguard.py)
+            except BaseException:
+                pass
+
+
+def _hold_collections(modules):
+    """Switch the target's automatic garbage collection off while the agent
+    loads and works (gcguard.py says why and when it is switched back on);
+    returns (guard, its bound release: it outlives our modules) or Nones."""
+    try:
+        guard = modules.load("gcguard").Guard()
+        guard.hold()
+        return guard, guard.release
+    except BaseException:
+        return None, None
 
 
 def _forget_loader():
