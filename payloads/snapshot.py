@@ -375,7 +375,7 @@ def read_attribute(obj, name, *, allow_properties: bool = False, redact: bool = 
 # ---------------------------------------------------------------------------
 # Snapshots
 # ---------------------------------------------------------------------------
-_SEQ_BASES = (LIST, TUPLE, RANGE)
+_PAGED_BASES = (LIST, TUPLE, RANGE)
 _SET_BASES = (SET, FROZENSET)
 
 
@@ -502,7 +502,7 @@ class _Snapshotter:
     def _expand(self, value, depth: int, tname: str) -> dict:
         n_items = self.limits.max_snapshot_items
         deque = policy.deque_type()
-        seq_base = static.builtin_base(value, _SEQ_BASES + ((deque,) if deque else ()))
+        seq_base = static.builtin_base(value, _PAGED_BASES + ((deque,) if deque else ()))
         if seq_base is not None:
             length = seq_base.__dict__["__len__"](value)
             if seq_base is LIST or seq_base is TUPLE:
@@ -640,7 +640,7 @@ def item_at(value, index, *, redact: bool = True, limits: Limits | None = None):
             raise QueryError("IndexError", "item %d out of range" % index)
         return value.transform(*pairs[index])
     deque = policy.deque_type()
-    seq_base = static.builtin_base(value, _SEQ_BASES + (STR, BYTES) + ((deque,) if deque else ()))
+    seq_base = static.builtin_base(value, _PAGED_BASES + (STR, BYTES) + ((deque,) if deque else ()))
     set_base = static.builtin_base(value, _SET_BASES)
     if seq_base is not None or set_base is not None:
         base = seq_base if seq_base is not None else set_base
