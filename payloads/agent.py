@@ -57,7 +57,10 @@ def run(params, refusal, guard=None):
             if listener is not None:
                 server = resident.ResidentServer(listener, resident_spec, params, Agent)
         agent = Agent(sock, params, server)
-        others = other_agents(agent.ident)
+        try:
+            others = other_agents(agent.ident)
+        except policy.SysReplaced:
+            others = 0      # no thread list: each operation that needs one says why
         if refusal is None and others >= MAX_AGENTS:
             refusal = ("%d inspector sessions are already attached to this process; detach one "
                        "first" % others)

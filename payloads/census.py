@@ -61,8 +61,15 @@ _OBJECT_SIZEOF = policy.OBJECT.__dict__["__sizeof__"]
 _METHOD_NAME = policy.METHOD_DESCRIPTOR.__dict__["__name__"].__get__
 _LIST_LEN = policy.LIST.__dict__["__len__"]
 # PyGC_Head in front of every tracked object (sys.getsizeof adds it too).
-_GC_HEADER = max(0, policy.sys_function("getsizeof")([]) -
-                 policy.LIST.__dict__["__sizeof__"]([]))
+def _gc_header_size() -> int:
+    try:
+        return max(0, policy.sys_function("getsizeof")([]) -
+                   policy.LIST.__dict__["__sizeof__"]([]))
+    except policy.SysReplaced:
+        return 16      # sizeof(PyGC_Head) on 64-bit 3.8-3.13
+
+
+_GC_HEADER = _gc_header_size()
 
 
 def _gc():

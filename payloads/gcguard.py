@@ -56,7 +56,8 @@ class Guard:
     object (they only call the cached C functions), so switching collections
     back on cannot itself start one on this thread."""
 
-    __slots__ = ("fns", "off")
+    # No __slots__: the loader calls the bound release() after it emptied our
+    # classes (loader._empty_classes), when only the instance dict remains.
 
     def __init__(self) -> None:
         self.fns = _gc_functions()
