@@ -31,21 +31,98 @@ if, and only if, the target had it on, and switched back on right after.
 * A collection already scheduled before the switch (3.12+) may still run.
 
 ``gc`` is the target's module if it imported it and its functions are the C
-ones; else a private instance (cmodules.builtin_module: no import, nothing
-left in ``sys.modules``). The state it switches is per interpreter either way.
+ones; else a private instance (``_imp.create_builtin``: no import hook,
+nothing left in ``sys.modules``). The state it switches is per interpreter
+either way. The loader loads this module first and holds collections off
+from then on (loader._hold_collections); the session hands them back while
+it waits for the client, and the loader hands them back as its last step.
 """
 from __future__ import annotations
 
-from .cmodules import builtin_module, genuine
+import sys
+
+# Self-contained on purpose: the loader loads this module first, before the
+# big ones, so that collections are held off while the rest compiles.
+_TYPE = (0).__class__.__class__
+_DICT_GET = {}.__class__.__dict__["get"]
+_DICT_POP = {}.__class__.__dict__["pop"]
+_BUILTIN_FUNCTION = [].append.__class__
+_BUILTIN_SELF = _BUILTIN_FUNCTION.__dict__["__self__"].__get__
+_BUILTIN_NAME = _BUILTIN_FUNCTION.__dict__["__name__"].__get__
+_HEAPTYPE = 1 << 9
+
+
+def _module_type():
+    flags = _TYPE.__dict__["__flags__"].__get__
+    for cls in _TYPE.__dict__["__mro__"].__get__(_TYPE(sys)):
+        if not flags(cls) & _HEAPTYPE:
+            return cls
+    return None
+
+
+_MODULE = _module_type()
+_MODULE_DICT = _MODULE.__dict__["__dict__"].__get__
+
+
+def _function(module, name: str):
+    """module.<name> if it is a C function of a module named like `module`."""
+    if _TYPE(module) is not _MODULE:
+        return None
+    fn = _DICT_GET(_MODULE_DICT(module), name)
+    if _TYPE(fn) is not _BUILTIN_FUNCTION or _BUILTIN_NAME(fn) != name:
+        return None
+    owner = _BUILTIN_SELF(fn)
+    if owner is module:
+        return fn
+    if _TYPE(owner) is _MODULE and _module_name(owner) == _module_name(module):
+        return fn     # 3.8/3.9 re-created single-phase module: shared functions
+    return None
+
+
+def _module_name(module):
+    name = _DICT_GET(_MODULE_DICT(module), "__name__")
+    return name if _TYPE(name) is "".__class__ else None
+
+
+class _Spec:
+    """The one attribute `_imp.create_builtin` reads from a module spec."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def _gc_module():
+    """The target's gc if it imported it (with C functions), else a private
+    instance from `_imp.create_builtin` (no import hook, not left in
+    sys.modules). Collection state is per interpreter either way."""
+    modules = _DICT_GET(_MODULE_DICT(sys), "modules")
+    if _TYPE(modules) is not {}.__class__:
+        return None
+    gc = _DICT_GET(modules, "gc")
+    if gc is not None and _function(gc, "disable") is not None:
+        return gc
+    imp = _DICT_GET(modules, "_imp")
+    create = _function(imp, "create_builtin")
+    execute = _function(imp, "exec_builtin")
+    if create is None or execute is None:
+        return None
+    had = _DICT_GET(modules, "gc") is not None
+    module = create(_Spec("gc"))
+    if not had and _DICT_GET(modules, "gc") is module:
+        _DICT_POP(modules, "gc", None)
+    execute(module)
+    return module
 
 
 def _gc_functions():
     """(isenabled, disable, enable), the genuine C functions, or None."""
     try:
-        gc = builtin_module("gc", "disable")
+        gc = _gc_module()
     except Exception:
         return None
-    fns = (genuine(gc, "isenabled"), genuine(gc, "disable"), genuine(gc, "enable"))
+    if gc is None:
+        return None
+    fns = (_function(gc, "isenabled"), _function(gc, "disable"), _function(gc, "enable"))
     if fns[0] is None or fns[1] is None or fns[2] is None:
         return None
     return fns
