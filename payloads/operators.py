@@ -209,13 +209,20 @@ def contains(ctx, container, item) -> bool:
                                            TUPLE, RANGE) + deque_bases())
     if base is STR:
         if type(item) is not STR:
-            raise DeniedError("'in' on a str needs a str, not %s" % type_name_of(item))
+            if id(type(item)) in ATOMIC_IDS:
+                raise QueryError("TypeError", "'in <string>' requires string as left operand, "
+                                 "not %s" % type_name_of(item))
+            raise DeniedError("'in' on a str refused for a %s: only an exact str is looked "
+                              "for" % type_name_of(item))
         ctx.cost(costs.search_cost(STR.__len__(container), len(item), False), what)
         return STR.__contains__(container, item)
     if base is BYTES or base is BYTEARRAY:
         if type(item) is not BYTES and type(item) is not INT:
-            raise DeniedError("'in' on bytes needs bytes or an int, not %s"
-                              % type_name_of(item))
+            if id(type(item)) in ATOMIC_IDS:
+                raise QueryError("TypeError", "a bytes-like object is required, not %r"
+                                 % type_name_of(item))
+            raise DeniedError("'in' on bytes refused for a %s: only exact bytes or an int "
+                              "is looked for" % type_name_of(item))
         m = len(item) if type(item) is BYTES else 1
         ctx.cost(costs.search_cost(base.__len__(container), m, False), what)
         return base.__contains__(container, item)
