@@ -107,6 +107,7 @@ class Agent:
         self.idle_timeout = float(params.get("idle_timeout") or 600.0)
         self.started = time.monotonic()
         self.requests = 0
+        self.guard = None  # the gcguard.Guard of the session being served
 
     # -- framing ------------------------------------------------------------
 
@@ -162,6 +163,7 @@ class Agent:
         own = guard is None
         if own:
             guard = gcguard.Guard()
+        self.guard = guard
         guard.hold()
         try:
             self._serve(guard)
@@ -413,7 +415,11 @@ class Agent:
         """gc state, and tracemalloc's top sites if the target is already tracing."""
         from . import census
 
-        return census.memory_summary(request.get("tracemalloc_top", census.TRACEMALLOC_TOP))
+        summary = census.memory_summary(request.get("tracemalloc_top", census.TRACEMALLOC_TOP))
+        guard = self.guard
+        if guard is not None and guard.off and type(summary.get("gc")) is dict:
+            summary["gc"]["enabled"] = True    # the target's setting, not our hold
+        return summary
 
 
 def _namespace_of(module):

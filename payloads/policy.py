@@ -1,9 +1,18 @@
 """The allowlists and the rules of the sandbox, in one place.
 
-Everything the evaluator may call, every attribute it may read and every name
-it treats as secret is listed in this file. The evaluator (``evaluator.py``)
-only *applies* these tables; a reviewer who wants to know what a query can do
-reads this file.
+Everything a query may do is listed in this file: the syntax it may use
+(``ALLOWED_SYNTAX``), the builtins it may call and the implementation of each
+(``BUILTIN_IMPLEMENTATIONS``, in callables.py), the methods of exact builtin
+types and their cost class (``_METHOD_TABLE``), the query helpers
+(``QUERY_HELPERS``), the attributes it may read (``READABLE_DUNDERS``,
+``HIDDEN_ATTRS``, ``INTERNAL_ATTRS``, the pure getset owners), the codecs, the
+type sets that decide what is builtin data (``PLAIN_IDS``, ``HASHABLE_IDS``,
+``SEQ_BASES`` ...), the names it treats as secret (``looks_secret``), and how
+the agent reads ``sys`` (``sys_function``, ``sys_modules``). The other payload
+modules only *apply* these tables (callables.py refuses to import if an entry
+here has no implementation, and tests/unit/test_evaluator_soundness.py fails
+when any two tables disagree); a reviewer who wants to know what a query can
+do reads this file. Budgets are in limits.py, the time cost model in costs.py.
 
 Principles (see docs/DESIGN.md, "Evaluator"):
 
@@ -123,6 +132,7 @@ try:
     raise ValueError
 except ValueError as _exc:  # noqa: F841 - only its traceback's type is used
     TRACEBACK = _exc.__traceback__.__class__
+    BASE_EXCEPTION = TYPE.__dict__["__mro__"].__get__(TYPE(_exc))[-2]
     # the frame type from a traceback (sys._getframe may be the target's)
     FRAME = TYPE(TRACEBACK.__dict__["tb_frame"].__get__(_exc.__traceback__))
     del _exc
@@ -384,6 +394,18 @@ SAFE_KEY_IDS = _ids(NONE_TYPE, BOOL, INT, FLOAT, COMPLEX, STR, BYTES, ELLIPSIS_T
 _CLASS_DICT = TYPE.__dict__["__dict__"].__get__
 C_EQ_IDS = frozenset(id(_CLASS_DICT(t)["__eq__"]) for t in (OBJECT, INT, STR, BYTES, FLOAT,
                                                             COMPLEX))
+
+# C getset descriptors (attribute getters written in C) a query may run
+# without --allow-properties: those owned by these types only read a field.
+# Any other getset (e.g. of a C extension type) is shown as a marker.
+PURE_GETSET_OWNER_IDS = _ids(TYPE, FUNCTION, BUILTIN_FUNCTION, METHOD, CODE, FRAME, TRACEBACK,
+                             GENERATOR, COROUTINE, ASYNC_GENERATOR, INT, BOOL, FLOAT, COMPLEX,
+                             RANGE, SLICE, BASE_EXCEPTION, MODULE)
+# C types outside builtins whose getsets only read fields (checked by module
+# and name, and only if the type is a C type).
+PURE_C_TYPE_NAMES = frozenset(["collections.deque", "datetime.date", "datetime.datetime",
+                               "datetime.time", "datetime.timedelta", "datetime.timezone",
+                               "decimal.Decimal", "fractions.Fraction"])
 
 # Objects of these types are the interpreter's internals: only a few
 # attributes of them are readable (see INTERNAL_ATTRS).

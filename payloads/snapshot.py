@@ -241,28 +241,12 @@ def refuse_marker(value, what: str) -> None:
 # ---------------------------------------------------------------------------
 # The one place where an attribute read is decided.
 # ---------------------------------------------------------------------------
-def _pure_getset_owner_ids() -> frozenset:
-    owners = [TYPE, policy.FUNCTION, policy.BUILTIN_FUNCTION, policy.METHOD, policy.CODE,
-              policy.FRAME, policy.TRACEBACK, policy.GENERATOR, policy.COROUTINE,
-              policy.ASYNC_GENERATOR, INT, BOOL, FLOAT, COMPLEX, RANGE, policy.SLICE,
-              BaseException, policy.MODULE]
-    return frozenset(map(id, owners))
-
-
-_PURE_GETSET_OWNERS = _pure_getset_owner_ids()
-# C types outside builtins whose getsets only read fields (checked by module
-# and name, and only if the type is a static C type).
-_PURE_C_TYPES = frozenset(["collections.deque", "datetime.date", "datetime.datetime",
-                           "datetime.time", "datetime.timedelta", "datetime.timezone",
-                           "decimal.Decimal", "fractions.Fraction"])
-
-
 def _getset_is_pure(owner) -> bool:
     if owner is None:
         return False
-    if id(owner) in _PURE_GETSET_OWNERS:
+    if id(owner) in policy.PURE_GETSET_OWNER_IDS:
         return True
-    return policy.is_c_type(owner) and type_name(owner) in _PURE_C_TYPES
+    return policy.is_c_type(owner) and type_name(owner) in policy.PURE_C_TYPE_NAMES
 
 
 def attrs_copy(obj, redact: bool, limit: int) -> dict:
