@@ -202,7 +202,9 @@ def contains(ctx, container, item) -> bool:
         item = as_data(ctx, item, what)
         for x in container.gen:
             ctx.tick()
-            if as_data(ctx, x, what) == item:
+            x = as_data(ctx, x, what)
+            check_compare_cost(ctx, x, item, what)
+            if x == item:
                 return True
         return False
     base = static.builtin_base(container, (STR, BYTES, BYTEARRAY, DICT, SET, FROZENSET, LIST,
