@@ -773,7 +773,8 @@ def codec(ctx, value, op: str, args, kwargs):
     t = type(value)
     if not (t is STR if op == "encode" else (t is BYTES or t is BYTEARRAY)):
         raise DeniedError("%s refused on %s: exact builtin types only" % (op, type_name(t)))
-    ctx.grow(len(value) * 4, op + "()")
+    # backslashreplace writes up to 10 bytes per character ('\U0001f600')
+    ctx.grow(len(value) * (10 if errors == "backslashreplace" else 4), op + "()")
     if op == "encode":
         return STR.encode(value, encoding, errors)
     if type(value) is BYTEARRAY:
