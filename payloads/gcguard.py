@@ -1,41 +1,39 @@
-"""Keep the target's garbage collections off the agent's thread during a request.
+"""Keep the target's garbage collections off the agent's thread.
 
 CPython starts a collection on whichever thread allocates past the
 generation-0 threshold (3.12+: on the thread that next checks its eval
-breaker, the same one). The agent allocates while it answers, so without
-this guard a collection could start on the agent thread and run the target's
-``__del__`` methods and weakref callbacks there, mid-query: target code on
-our thread, able to stall the request or walk into the agent's frames.
+breaker, the same one), and runs every pending ``__del__`` and weakref
+callback there. The agent allocates while it works, so without this guard
+the target's finalizers would run on the agent thread, mid-query: target
+code on our thread, able to stall the request or walk into our frames.
 
-The decision (docs/DESIGN.md, "Collections during a request"): while one
-request is answered (evaluation, snapshot and encoding; never while waiting
-for the client), automatic collection is switched off with ``gc.disable()``
-if, and only if, the target had it on, and switched back on right after.
+The decision (docs/DESIGN.md, "Collections during a request"): automatic
+collection is switched off with ``gc.disable()`` - if, and only if, the
+target had it on - from the loader's first step to its last, and switched
+back on only while the agent waits for the client, around one blocking C
+call (``recv(1, MSG_PEEK)``). Switching it back on right after each request
+is not enough: the collection the hold deferred would start at the agent's
+next allocation. ``hold()``/``release()`` allocate nothing GC-tracked, so the
+deferred collection starts on a target thread.
 
-* What the target can observe: ``gc.isenabled()`` is False for the length of
-  one request (bounded by ``max_seconds``). No garbage is lost: the
-  collection a target thread would have started in that window starts at its
-  next allocation after the request. Nothing runs early, nothing is freed that
-  would not have been.
-* The one race: a target thread that calls ``gc.disable()`` itself during
-  our window, meaning to keep it off, has it switched on again when the
-  request ends (``gc.enable()`` cannot tell who disabled it). A target that
-  calls ``gc.enable()`` in the window shortens our protection; nothing worse.
+* What the target can observe: ``gc.isenabled()`` is False while a request
+  is answered (bounded by ``max_seconds``; collections stay on during a
+  census). No garbage is lost, nothing is freed early.
+* The one race: a target thread that itself calls ``gc.disable()`` while we
+  hold gets collection switched on again when we release (``gc.enable()``
+  cannot tell who disabled it). A target that calls ``gc.enable()`` shortens
+  our protection; nothing worse.
 * A target that keeps gc disabled is left alone (nothing to restore).
-* Requests of one agent (a resident agent serves several clients) share
-  the switch: a count of requests in flight, so only the last one to finish
-  switches collections back on. Two separately injected agents each see the
-  other's switch as "the target turned it off" and leave it alone, so the
-  first to finish switches it back on: never left off, at worst a shorter
-  window for the other.
-* A collection already scheduled before the switch (3.12+) may still run.
+* Each guard re-enables only what it disabled. Two agents (or two resident
+  sessions) each see the other's hold as "the target turned it off" and
+  leave it alone: collection is never left off, at worst one session is
+  unprotected for a while.
+* A collection already scheduled before the hold (3.12+) may still run.
 
 ``gc`` is the target's module if it imported it and its functions are the C
 ones; else a private instance (``_imp.create_builtin``: no import hook,
 nothing left in ``sys.modules``). The state it switches is per interpreter
-either way. The loader loads this module first and holds collections off
-from then on (loader._hold_collections); the session hands them back while
-it waits for the client, and the loader hands them back as its last step.
+either way.
 """
 from __future__ import annotations
 
