@@ -697,6 +697,11 @@ ATTACKS = [
     ("haystack[trap_slice]", "denied"),
     ("len(trap_bytes)", ("ok", 3)),
     ("trap_bytes.decode()", "denied"),
+    ("bytes.decode(trap_bytes)", "denied"),
+    ("str(trap_bytes)", "denied"),
+    ("bytes(trap_bytearray)", ("ok", b"abc")),
+    ("list(trap_bytearray)", ("ok", [97, 98, 99])),
+    ("trap_bytes in [b'abc']", "denied"),
     # item 5: a str-subclass key's value is redacted by its characters
     ("list(fielded.values())[0][0]", "denied"),
     ("[v for k, v in fielded.items()][0][0]", "denied"),
