@@ -139,11 +139,14 @@ except ValueError as _exc:  # noqa: F841 - only its traceback's type is used
 
 
 def _function_locals_type():
+    # the f_locals of a (never started) generator's frame: a function frame
+    # that holds nothing, so reading it creates no reference cycle
+    gen = _generator()
     try:
-        raise ValueError
-    except ValueError as exc:
-        frame = TRACEBACK.__dict__["tb_frame"].__get__(exc.__traceback__)
+        frame = GENERATOR.__dict__["gi_frame"].__get__(gen)
         return TYPE(FRAME.__dict__["f_locals"].__get__(frame))
+    finally:
+        gen.close()
 
 
 # What frame.f_locals may be for the agent to copy it: a dict, or 3.13's C

@@ -329,3 +329,30 @@ def test_guard_switches_off_and_back_only_what_it_switched():
         assert not gc.isenabled()
     finally:
         (gc.enable if was else gc.disable)()
+
+
+_GARBAGE_SCRIPT = r"""
+import gc, sys
+sys.path.insert(0, %r)
+gc.disable()
+gc.collect()
+gc.set_debug(gc.DEBUG_SAVEALL)
+from payloads import agent, evaluator, gcguard, policy
+evaluator.evaluate("sorted([2, 1])", evaluator.Scope({}))
+gc.collect()
+print(sorted(type(o).__name__ for o in gc.garbage if type(o).__name__ in ("frame", "list")))
+"""
+
+
+@pytest.mark.parametrize("interp", interpreters()[:1] + interpreters()[-2:-1],
+                         ids=lambda i: i.label)
+def test_loading_and_a_query_leave_no_cyclic_frames(interp):
+    """Cyclic garbage waits for the target's next collection (which the agent
+    holds off while it works): loading the payload and running a query must
+    leave no frame cycle (one kept every boot-file source alive per attach)."""
+    if interp.path is None:
+        pytest.skip(interp.missing_reason)
+    out = subprocess.run([interp.path, "-I", "-S", "-c", _GARBAGE_SCRIPT % str(ROOT)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", out.stdout
