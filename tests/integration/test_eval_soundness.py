@@ -32,11 +32,11 @@ def _finalizer_target(python: str, *args: str) -> TargetProcess:
     return TargetProcess(python, [str(TARGETS / "finalizer_target.py"), *args], control=True)
 
 
-def test_target_finalizers_never_run_on_the_agent_thread(edge_python, needs_gdb):
+def test_target_finalizers_never_run_on_the_agent_thread(python, needs_gdb):
     """Given a target making cyclic garbage with __del__ and weakref callbacks,
     when 30 queries run, then none of them ran on the agent's thread, they kept
     running on the target's, and gc is still enabled afterwards."""
-    target = _finalizer_target(edge_python)
+    target = _finalizer_target(python)
     try:
         time.sleep(0.3)
         with inspector.attach(target.pid) as session:
@@ -67,11 +67,11 @@ def test_a_target_that_disabled_gc_keeps_it_disabled(edge_python, needs_gdb):
         target.kill()
 
 
-def test_replaced_sys_attributes_are_never_called(edge_python, needs_gdb):
+def test_replaced_sys_attributes_are_never_called(python, needs_gdb):
     """Given a target that replaced sys._current_frames (and more) with Python
     functions, `stack` is refused naming it, queries of module globals still
     work, and none of the replacements ran."""
-    target = TargetProcess(edge_python, [str(TARGETS / "sys_patched_target.py")], control=True)
+    target = TargetProcess(python, [str(TARGETS / "sys_patched_target.py")], control=True)
     try:
         before = target.command("state")
         out = run_cli("stack", str(target.pid))
