@@ -97,7 +97,8 @@ def _gc_module():
     if _TYPE(modules) is not {}.__class__:
         return None
     gc = _DICT_GET(modules, "gc")
-    if gc is not None and _function(gc, "disable") is not None:
+    if gc is not None and _function(gc, "disable") is not None and \
+            _function(gc, "enable") is not None and _function(gc, "isenabled") is not None:
         return gc
     imp = _DICT_GET(modules, "_imp")
     create = _function(imp, "create_builtin")

@@ -356,3 +356,23 @@ def test_loading_and_a_query_leave_no_cyclic_frames(interp):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_guard_never_calls_a_replaced_gc_function(monkeypatch):
+    """A target that monkeypatched one gc function: the guard still holds, with
+    a private instance of the C module, and never calls the target's."""
+    calls = []
+    real_isenabled, real_enable = gc.isenabled, gc.enable
+    was = real_isenabled()
+    real_enable()
+    monkeypatch.setattr(gc, "isenabled", lambda: calls.append("isenabled") or False)
+    guard = gcguard.Guard()
+    try:
+        guard.hold()
+        assert guard.off is True and real_isenabled() is False
+        guard.release()
+        assert real_isenabled() is True
+    finally:
+        (real_enable if was else gc.disable)()
+    assert calls == []
+    assert sys.modules["gc"] is gc
