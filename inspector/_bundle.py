@@ -23,7 +23,9 @@ import payloads
 # Payload modules shipped to the target (payloads/<name>.py). The loader is
 # not in this list: it is the boot file's body.
 PAYLOAD_MODULES = (
-    "errors", "limits", "wire", "policy", "static", "snapshot", "evaluator", "frames",
+    "errors", "limits", "wire", "policy", "static", "snapshot", "costs", "datasafety",
+    "operators", "callables", "query_text", "query_tree", "evaluator", "frames",
+    "cmodules", "gcguard",
     "census", "tasks", "isolate", "resident", "agent",
 )
 

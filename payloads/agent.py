@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import _socket
 import _thread
-import sys
 import time
 
-from . import frames, wire
+from . import frames, policy, wire
 from .errors import AgentError, DeniedError, QueryError, safe_error_text
 from .limits import Limits
 from .snapshot import navigate, snapshot, snapshot_namespace
@@ -33,10 +32,15 @@ MAX_AGENTS = 4  # concurrent sessions per target; more are refused, not piled up
 CONNECT_TIMEOUT = 5.0  # seconds
 SEND_TIMEOUT = 30.0  # a client that does not read for this long is gone
 _SO_PEERCRED = getattr(_socket, "SO_PEERCRED", 17)
+_MSG_PEEK = getattr(_socket, "MSG_PEEK", 2)
 
 
-def run(params, refusal):
-    """Serve the client that injected us; then, if asked, stay resident."""
+def run(params, refusal, guard=None):
+    """Serve the client that injected us; then, if asked, stay resident.
+
+    `guard` is the loader's gcguard.Guard (collections are held off since
+    loading began): the session hands them back while it waits for the
+    client, and before a resident agent starts waiting for clients."""
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     server = None
     try:
@@ -53,13 +57,16 @@ def run(params, refusal):
             if listener is not None:
                 server = resident.ResidentServer(listener, resident_spec, params, Agent)
         agent = Agent(sock, params, server)
-        others = other_agents(agent.ident)
+        try:
+            others = other_agents(agent.ident)
+        except policy.SysReplaced:
+            others = 0      # no thread list: each operation that needs one says why
         if refusal is None and others >= MAX_AGENTS:
             refusal = ("%d inspector sessions are already attached to this process; detach one "
                        "first" % others)
         resident_path = resident_spec["path"] if server is not None else None
         if agent.handshake(refusal, resident_path, resident_note):
-            agent.serve()
+            agent.serve(guard)
     except BaseException:
         pass
     finally:
@@ -69,6 +76,8 @@ def run(params, refusal):
             pass
     if server is not None:
         try:
+            if guard is not None:
+                guard.release()
             server.serve_forever()
         except BaseException:
             pass
@@ -76,14 +85,14 @@ def run(params, refusal):
 
 def other_agents(own_ident):
     """How many other inspector agents run in this process (found by their code)."""
-    return sum(1 for ident, frame in list(sys._current_frames().items())
+    return sum(1 for ident, frame in list(policy.sys_function("_current_frames")().items())
                if ident != own_ident and frames.runs_agent_code(frame))
 
 
 def _server_trusted(sock, params):
     """The listening side must be root, our own user, or the client we expect."""
     raw = sock.getsockopt(_socket.SOL_SOCKET, _SO_PEERCRED, 12)
-    uid = int.from_bytes(raw[4:8], sys.byteorder)
+    uid = int.from_bytes(raw[4:8], policy.BYTEORDER)
     import posix
 
     return uid in (0, posix.geteuid(), params.get("client_uid"))
@@ -98,6 +107,7 @@ class Agent:
         self.idle_timeout = float(params.get("idle_timeout") or 600.0)
         self.started = time.monotonic()
         self.requests = 0
+        self.guard = None  # the gcguard.Guard of the session being served
 
     # -- framing ------------------------------------------------------------
 
@@ -120,8 +130,8 @@ class Agent:
             "kind": "hello",
             "proto": wire.PROTOCOL_VERSION,
             "pid": posix.getpid(),
-            "python": list(sys.version_info[:3]),
-            "implementation": sys.implementation.name,
+            "python": policy.python_version(),
+            "implementation": "cpython",  # the only runtime the injectors attach to
             "agent_thread": self.ident,
             "agent_native_id": frames._agent_native_id(),
             "resident": resident,
@@ -143,9 +153,43 @@ class Agent:
         reply = self.receive()
         return reply.get("kind") == "welcome"
 
-    def serve(self):
+    def serve(self, guard=None):
+        """Answer requests until the session ends. The target's automatic
+        garbage collection is held off this thread while we work and handed
+        back only while we wait for the client (gcguard.py). With the
+        loader's guard, the loader hands it back as its very last step."""
+        from . import gcguard
+
+        own = guard is None
+        if own:
+            guard = gcguard.Guard()
+        self.guard = guard
+        guard.hold()
+        try:
+            self._serve(guard)
+        finally:
+            if own:
+                guard.release()
+                # a target thread, not our teardown, should run the
+                # collection our hold deferred
+                time.sleep(0.005)
+
+    def _wait_for_request(self, guard):
+        """Block until the client sends (or goes): collections are on meanwhile.
+
+        Between release() and the blocking C call no tracked object is
+        allocated, so a collection that is due starts on a target thread."""
+        self.sock.settimeout(self.idle_timeout)
+        guard.release()
+        try:
+            self.sock.recv(1, _MSG_PEEK)
+        finally:
+            guard.hold()
+
+    def _serve(self, guard):
         while True:
             try:
+                self._wait_for_request(guard)
                 request = self.receive()
             except (EOFError, OSError, wire.ProtocolError):
                 return  # client gone, idle timeout, or garbage: end the session
@@ -163,7 +207,13 @@ class Agent:
                 except BaseException:
                     pass
                 return
-            reply = self.answer(rid, op, request)
+            if op == "census":
+                # a census walks the heap for up to minutes: collections stay on
+                guard.release()
+            try:
+                reply = self.answer(rid, op, request)
+            finally:
+                guard.hold()
             try:
                 self.send(reply)
             except wire.ProtocolError as e:
@@ -196,13 +246,9 @@ class Agent:
     # -- helpers ------------------------------------------------------------
 
     def _limits(self, request):
-        overrides = request.get("limits")
-        if overrides is None:
-            return Limits()
-        if type(overrides) is not dict:
-            raise QueryError("ValueError", "limits must be an object")
+        """The request's budgets, clamped to the agent's maxima (limits.py)."""
         try:
-            return Limits(**overrides)
+            return Limits.from_request(request.get("limits"))
         except TypeError as e:  # unknown budget, wrong type: the client's mistake
             raise QueryError("ValueError", "limits: " + "; ".join(
                 a for a in e.args if type(a) is str)) from None
@@ -241,7 +287,7 @@ class Agent:
             return stack[0]["frames"] if stack else []
 
         def modules():
-            return sorted(name for name in list(sys.modules) if type(name) is str)
+            return sorted(name for name in list(policy.sys_modules()) if type(name) is str)
 
         return {"threads": threads, "frames": frames_of, "modules": modules}
 
@@ -281,7 +327,7 @@ class Agent:
 
     def op_modules(self, request):
         out = []
-        for name, module in list(sys.modules.items()):
+        for name, module in list(policy.sys_modules().items()):
             if type(name) is not str:
                 continue
             entry = {"name": name, "file": None, "version": None}
@@ -369,12 +415,16 @@ class Agent:
         """gc state, and tracemalloc's top sites if the target is already tracing."""
         from . import census
 
-        return census.memory_summary(request.get("tracemalloc_top", census.TRACEMALLOC_TOP))
+        summary = census.memory_summary(request.get("tracemalloc_top", census.TRACEMALLOC_TOP))
+        guard = self.guard
+        if guard is not None and guard.off and type(summary.get("gc")) is dict:
+            summary["gc"]["enabled"] = True    # the target's setting, not our hold
+        return summary
 
 
 def _namespace_of(module):
     """A module's namespace dict read through the C slot (no properties)."""
-    module_type = type(sys)
+    module_type = policy.MODULE
     try:
         mro = type.__dict__["__mro__"].__get__(type(module))
     except Exception:
@@ -383,7 +433,7 @@ def _namespace_of(module):
     if not any(klass is module_type for klass in mro):
         return None
     try:
-        namespace = type(sys).__dict__["__dict__"].__get__(module)
+        namespace = policy.module_namespace(module)
     except Exception:
         return None
     return namespace if type(namespace) is dict else None
@@ -392,7 +442,7 @@ def _namespace_of(module):
 def _module_dict(name):
     if type(name) is not str:
         raise QueryError("ValueError", "module must be a string")
-    module = sys.modules.get(name)
+    module = policy.module_get(name)
     namespace = _namespace_of(module) if module is not None else None
     if namespace is None:
         raise QueryError("LookupError", "no module %r is loaded in the target" % name)

@@ -37,10 +37,11 @@ such values), objects moved to the permanent generation by ``gc.freeze()``
 """
 from __future__ import annotations
 
-import sys
 import time
 
 from . import policy, static
+from .cmodules import builtin_module, loaded_module
+from .cmodules import genuine as _genuine
 from .errors import QueryError
 from .snapshot import type_name
 
@@ -58,92 +59,17 @@ MAX_TRACEMALLOC_MEMORY = 256 * 1024 * 1024
 
 _OBJECT_SIZEOF = policy.OBJECT.__dict__["__sizeof__"]
 _METHOD_NAME = policy.METHOD_DESCRIPTOR.__dict__["__name__"].__get__
-_BUILTIN_NAME = policy.BUILTIN_FUNCTION.__dict__["__name__"].__get__
-_BUILTIN_SELF = policy.BUILTIN_FUNCTION.__dict__["__self__"].__get__
 _LIST_LEN = policy.LIST.__dict__["__len__"]
 # PyGC_Head in front of every tracked object (sys.getsizeof adds it too).
-_GC_HEADER = max(0, sys.getsizeof([]) - policy.LIST.__dict__["__sizeof__"]([]))
+def _gc_header_size() -> int:
+    try:
+        return max(0, policy.sys_function("getsizeof")([]) -
+                   policy.LIST.__dict__["__sizeof__"]([]))
+    except policy.SysReplaced:
+        return 16      # sizeof(PyGC_Head) on 64-bit 3.8-3.13
 
 
-# ---------------------------------------------------------------------------
-# Genuine C modules and functions
-# ---------------------------------------------------------------------------
-class _Spec:
-    """The one attribute `_imp.create_builtin` reads from a module spec."""
-
-    __slots__ = ("name",)
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-
-def _module_name(module):
-    namespace = static.instance_dict(module)
-    return static.dict_get_str(namespace, "__name__", None) if namespace is not None else None
-
-
-def _genuine(module, name: str):
-    """module.name if it is that module's C function, else None.
-
-    The function's ``__self__`` must be a module of the same name: not always
-    `module` itself, since a single-phase C module created again (3.8/3.9)
-    gets a copy of the first instance's dict, functions included.
-    """
-    if type(module) is not policy.MODULE:
-        return None
-    namespace = static.instance_dict(module)
-    if namespace is None:
-        return None
-    fn = static.dict_get_str(namespace, name, None)
-    if type(fn) is not policy.BUILTIN_FUNCTION or _BUILTIN_NAME(fn) != name:
-        return None
-    owner = _BUILTIN_SELF(fn)
-    if owner is module:
-        return fn
-    if type(owner) is policy.MODULE and _module_name(owner) == _module_name(module):
-        return fn
-    return None
-
-
-def loaded_module(name: str):
-    """sys.modules[name] if it is a real module object, else None (never imports)."""
-    module = static.dict_get_str(sys.modules, name, None)
-    return module if type(module) is policy.MODULE else None
-
-
-_BUILTIN_CACHE: dict = {}
-
-
-def builtin_module(name: str, probe: str):
-    """A C builtin module without running import hooks or leaving a trace.
-
-    The target's own module object when it imported it (checked by `probe`,
-    one of its functions); otherwise a fresh instance made by
-    `_imp.create_builtin` (C: no sys.meta_path finder runs). CPython 3.8/3.9
-    register single-phase modules in sys.modules while creating them; that
-    entry is removed again in the same GIL hold.
-    """
-    module = loaded_module(name)
-    if module is not None and _genuine(module, probe) is not None:
-        return module
-    cached = _BUILTIN_CACHE.get(name)
-    if cached is not None:
-        return cached
-    imp = loaded_module("_imp")
-    create = _genuine(imp, "create_builtin") if imp is not None else None
-    execute = _genuine(imp, "exec_builtin") if imp is not None else None
-    if create is None or execute is None:
-        raise QueryError("RuntimeError", "the target's _imp module is not genuine; "
-                         "cannot load %s without running import hooks" % name)
-    had = static.dict_get_str(sys.modules, name, static.MISSING) is not static.MISSING
-    module = create(_Spec(name))
-    if not had and static.dict_get_str(sys.modules, name, None) is module:
-        policy.DICT.__dict__["pop"](sys.modules, name, None)
-    if type(module) is not policy.MODULE or _genuine(module, probe) is None:
-        raise QueryError("RuntimeError", "could not load the builtin module %s" % name)
-    execute(module)
-    _BUILTIN_CACHE[name] = module
-    return module
+_GC_HEADER = _gc_header_size()
 
 
 def _gc():
@@ -378,7 +304,7 @@ def memory_summary(tracemalloc_top=TRACEMALLOC_TOP):
             "frozen": gc.get_freeze_count(),
         },
         "tracemalloc": tracemalloc_summary(tracemalloc_top),
-        "python": list(sys.version_info[:3]),
+        "python": policy.python_version(),
     }
 
 

@@ -60,3 +60,15 @@ def safe_error_text(exc):
     if parts:
         text += ": " + "; ".join(parts)[:500]
     return text
+
+
+def message_of(exc) -> str:
+    """The message of an exception, without calling its __str__ (may be target
+    code): its first argument if that is an exact str, else ""."""
+    try:
+        args = BaseException.__dict__["args"].__get__(exc)
+    except Exception:
+        return ""
+    if type(args) is tuple and len(args) >= 1 and type(args[0]) is str:
+        return args[0][:300]
+    return ""

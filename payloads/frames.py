@@ -1,6 +1,6 @@
 """Threads and stacks of the target, read without running target code.
 
-Sources: ``sys._current_frames()`` (every thread with a Python thread state)
+Sources: ``policy.sys_function("_current_frames")()`` (every thread with a Python thread state)
 and, for names and daemon flags, the ``threading`` module's registry if the
 target imported it, read statically (a Thread subclass's properties never
 run). Frames are walked with the C-level ``f_back``/``f_code``/``f_lineno``
@@ -13,8 +13,7 @@ into a plain dict at once and never hand out the original.
 """
 from __future__ import annotations
 
-import sys
-
+from . import policy
 from .errors import QueryError
 from .static import getattr_static
 
@@ -23,11 +22,11 @@ MAX_FRAMES = 200  # per thread; deeper stacks are cut (and say so)
 
 def _threading_registry():
     """{ident: Thread} from the target's threading module, read statically."""
-    module = sys.modules.get("threading")
-    if type(module) is not type(sys):
+    module = policy.module_get("threading")
+    if module is None:
         return {}
     try:
-        active = type(sys).__dict__["__dict__"].__get__(module).get("_active")
+        active = policy.str_key_get(policy.module_namespace(module), "_active")
     except Exception:
         return {}
     if type(active) is not dict:
@@ -98,10 +97,10 @@ def _agent_native_id():
 
 def _main_ident():
     main_thread = None
-    module = sys.modules.get("threading")
-    if type(module) is type(sys):
+    module = policy.module_get("threading")
+    if module is not None:
         try:
-            main_thread = type(sys).__dict__["__dict__"].__get__(module).get("_main_thread")
+            main_thread = policy.str_key_get(policy.module_namespace(module), "_main_thread")
         except Exception:
             main_thread = None
     ident = _static_value(main_thread, "_ident") if main_thread is not None else None
@@ -111,7 +110,7 @@ def _main_ident():
 
 
 def list_threads(agent_ident):
-    frames = sys._current_frames()
+    frames = policy.sys_function("_current_frames")()
     registry = _threading_registry()
     main_ident = _main_ident()
     out = []
@@ -156,7 +155,7 @@ def frame_chain(frame, limit=MAX_FRAMES):
 
 def find_thread(selector, agent_ident):
     """Resolve a thread selector (ident, native id or name) to an ident."""
-    frames = sys._current_frames()
+    frames = policy.sys_function("_current_frames")()
     try:
         if type(selector) is int:
             if selector in frames:
@@ -184,7 +183,7 @@ def get_frame(thread_ident, index, wanted=None):
     """A thread's frame by index (0 = innermost), or - with `wanted`, a
     frame_id from an earlier stack read - that very call, wherever it is on
     the stack now."""
-    frame = sys._current_frames().get(thread_ident)
+    frame = policy.sys_function("_current_frames")().get(thread_ident)
     if frame is None:
         raise QueryError("LookupError", "thread %r has no Python frames now" % (thread_ident,))
     chain, _cut = frame_chain(frame)
@@ -204,12 +203,17 @@ def get_frame(thread_ident, index, wanted=None):
 
 def frame_locals(frame):
     """A plain dict copy of a frame's locals (never the live mapping)."""
-    return dict(frame.f_locals)
+    mapping = frame.f_locals
+    if id(type(mapping)) not in policy.FRAME_LOCALS_TYPE_IDS:
+        raise QueryError("TypeError", "this frame's locals are a %s (a class body's "
+                         "namespace): not read, copying it would run its methods"
+                         % type.__dict__["__name__"].__get__(type(mapping)))
+    return dict(mapping)
 
 
 def stacks(agent_ident, thread_ident=None, with_locals=None):
     """Every thread's stack (or one thread's). `with_locals(dict)->node` renders locals."""
-    frames = sys._current_frames()
+    frames = policy.sys_function("_current_frames")()
     try:
         threads = list_threads(agent_ident)
         out = []

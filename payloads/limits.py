@@ -35,6 +35,8 @@ MAX_SORT_ITEMS = 100_000      # input of sorted()/min()/max() (one C call, holds
 MAX_SCAN_ITEMS = 200_000      # items one C-level pass may visit (`in`, type checks, copies)
 MAX_FORMAT_WIDTH = 1_000      # any width/precision in an f-string or format() spec
 MAX_INT_DIGITS = 4_300        # digits of an int converted to/from text (3.11's limit)
+MAX_CALL_COST = 100_000_000   # price of one C call, in cost units (about ns): see
+                              # costs.py; anything priced higher is refused
 
 # --- snapshots (rendering a value) ---
 MAX_SNAPSHOT_DEPTH = 6        # nesting levels expanded; deeper values become `cut`
@@ -52,7 +54,7 @@ class Limits:
         "max_steps", "max_seconds", "max_int_bits", "max_powmod_bits", "max_sequence",
         "max_alloc", "max_range", "max_result_items", "max_value_depth",
         "max_sort_items", "max_scan_items", "max_format_width", "max_int_digits",
-        "max_snapshot_depth", "max_snapshot_nodes", "max_snapshot_items",
+        "max_call_cost", "max_snapshot_depth", "max_snapshot_nodes", "max_snapshot_items",
         "max_snapshot_chars", "max_snapshot_int_digits",
     )
 
@@ -67,6 +69,33 @@ class Limits:
                 raise TypeError("budget %s must be a positive %s"
                                 % (name, type(_DEFAULTS[name]).__name__))
             object.__setattr__(self, name, value)
+
+    @classmethod
+    def from_request(cls, overrides: object) -> "Limits":
+        """The budgets a client asked for, clamped to the agent's maxima.
+
+        A client may lower any budget; it may raise only the display budgets
+        of snapshots, and only up to ``HARD_MAXIMA``. Every other budget keeps
+        the target safe (the parser's crash on deep input, the interpreter's
+        recursion, the GIL held by one call), so a larger request is silently
+        clamped to the default: the agent, not the client, owns the maxima.
+        Unknown names and wrong types still raise TypeError.
+        """
+        if overrides is None:
+            return cls()
+        if type(overrides) is not dict:
+            raise TypeError("limits must be an object")
+        clamped = {}
+        for name, value in overrides.items():
+            if type(name) is not str or name not in _DEFAULTS:
+                raise TypeError("unknown budget %r" % (name,))
+            kinds = (int, float) if type(_DEFAULTS[name]) is float else (int,)
+            if type(value) not in kinds or value <= 0:
+                raise TypeError("budget %s must be a positive %s"
+                                % (name, type(_DEFAULTS[name]).__name__))
+            ceiling = HARD_MAXIMA.get(name, _DEFAULTS[name])
+            clamped[name] = value if value <= ceiling else ceiling
+        return cls(**clamped)
 
     def __repr__(self) -> str:
         changed = ["%s=%r" % (n, getattr(self, n)) for n in self.__slots__
@@ -93,9 +122,20 @@ _DEFAULTS = {
     "max_scan_items": MAX_SCAN_ITEMS,
     "max_format_width": MAX_FORMAT_WIDTH,
     "max_int_digits": MAX_INT_DIGITS,
+    "max_call_cost": MAX_CALL_COST,
     "max_snapshot_depth": MAX_SNAPSHOT_DEPTH,
     "max_snapshot_nodes": MAX_SNAPSHOT_NODES,
     "max_snapshot_items": MAX_SNAPSHOT_ITEMS,
     "max_snapshot_chars": MAX_SNAPSHOT_CHARS,
     "max_snapshot_int_digits": MAX_SNAPSHOT_INT_DIGITS,
+}
+
+# What a client may raise a budget to (Limits.from_request). Budgets not
+# listed here can only be lowered. Snapshots are iterative over bounded
+# windows, so their display budgets may grow; their depth is recursive.
+HARD_MAXIMA = {
+    "max_snapshot_items": 10_000,
+    "max_snapshot_nodes": 20_000,
+    "max_snapshot_chars": 100_000,
+    "max_snapshot_int_digits": MAX_INT_DIGITS,
 }

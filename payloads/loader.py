@@ -29,14 +29,41 @@ _FUTURE_ANNOTATIONS = 0x1000000
 # in builtins as `len` (a Python function, if it monkeypatched it).
 _BUILTIN_FUNCTION = type([].append)
 _HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: classes made by Python code
+_TYPE = (0).__class__.__class__
+_DICT = {}.__class__
+_DICT_GET = _DICT.__dict__["get"]
+_DICT_CONTAINS = _DICT.__dict__["__contains__"]
+_DICT_POP = _DICT.__dict__["pop"]
+
+
+def _static_module_type():
+    """ModuleType itself: `sys.__class__` may have been set to a subclass of
+    it (with properties, or an __init__ that `type(sys)(name)` would run)."""
+    flags = _TYPE.__dict__["__flags__"].__get__
+    for cls in _TYPE.__dict__["__mro__"].__get__(_TYPE(sys)):
+        if not flags(cls) & _HEAPTYPE:
+            return cls
+    return None
+
+
+_MODULE_TYPE = _static_module_type()
+_MODULE_DICT = _MODULE_TYPE.__dict__["__dict__"].__get__  # C member: no property runs
+
+
+def _sys_modules():
+    """sys.modules read from sys's own namespace (a property on a replaced
+    class of sys never runs); only the unbound C dict methods touch it."""
+    return _DICT_GET(_MODULE_DICT(sys), "modules")
 
 
 def main(params, sources):
     """Entry point of the agent thread. Never raises, never prints."""
     modules = None
+    guard = release = None
     try:
         _name_thread(AGENT_THREAD_NAME)
         modules = _PrivateImporter(params["package"], sources)
+        guard, release = _hold_collections(modules)
         refusal = _untrustworthy_runtime(modules.import_module)
         try:
             agent = modules.load("agent")
@@ -46,7 +73,7 @@ def main(params, sources):
             _report_failure(params, "the agent could not load: %s: %s"
                             % (type(e).__name__, _safe_text(e)))
             return
-        agent.run(params, refusal)
+        agent.run(params, refusal, guard)
     except BaseException:
         # Nothing may escape into the target. The client notices the missing
         # handshake and reports a timeout with the cause it can see.
@@ -55,6 +82,23 @@ def main(params, sources):
         if modules is not None:
             modules.unload()
         _forget_loader()
+        if release is not None:
+            try:
+                release()  # the last thing this thread does (payloads/gcguard.py)
+            except BaseException:
+                pass
+
+
+def _hold_collections(modules):
+    """Switch the target's automatic garbage collection off while the agent
+    loads and works (gcguard.py says why and when it is switched back on);
+    returns (guard, its bound release: it outlives our modules) or Nones."""
+    try:
+        guard = modules.load("gcguard").Guard()
+        guard.hold()
+        return guard, guard.release
+    except BaseException:
+        return None, None
 
 
 def _forget_loader():
@@ -109,8 +153,8 @@ def _name_thread(name):
     """Set the OS thread name (visible in top -H, ps -L, py-spy) via /proc."""
     try:
         # From sys.modules, not `import`: no call of a replaced __import__.
-        _thread = dict.get(sys.modules, "_thread")
-        posix = dict.get(sys.modules, "posix")
+        _thread = _DICT_GET(_sys_modules(), "_thread")
+        posix = _DICT_GET(_sys_modules(), "posix")
         get_native_id = getattr(_thread, "get_native_id", None)  # 3.8+
         if posix is None or get_native_id is None:
             return
@@ -131,6 +175,8 @@ def _untrustworthy_runtime(import_module):
     target monkeypatching `threading`/`socket` cannot make us run its code.
     If even those are patched (gevent patches `_thread`), we refuse to serve.
     """
+    if _TYPE(_sys_modules()) is not _DICT:
+        return "the target replaced sys.modules (monkeypatching)"
     _socket = import_module("_socket")
     _thread = import_module("_thread")
     for owner, attr in ((_thread, "get_ident"), (_thread, "allocate_lock"),
@@ -179,7 +225,7 @@ def _real_import():
     current = builtins.__dict__.get("__import__")
     if type(current) is _BUILTIN_FUNCTION and getattr(current, "__self__", None) is builtins:
         return current
-    return sys.modules["_frozen_importlib"].__import__
+    return _DICT_GET(_sys_modules(), "_frozen_importlib").__import__
 
 
 class _FutureStandIn:
@@ -229,13 +275,14 @@ class _PrivateImporter:
         # A module the target already has is served from sys.modules: no
         # call of `builtins.__import__`, which the target may have replaced
         # (our code runs `import posix` and the like on every request).
-        loaded = dict.get(sys.modules, name) if "." not in name else None
+        modules = _sys_modules()
+        loaded = _DICT_GET(modules, name) if "." not in name else None
         if loaded is not None:
             return loaded
-        absent = name not in sys.modules
+        absent = not _DICT_CONTAINS(modules, name)
         module = _real_import()(name, globals, locals, fromlist, level)
-        if absent and name in sys.modules:
-            self.added[name] = sys.modules[name]
+        if absent and _DICT_CONTAINS(modules, name):
+            self.added[name] = _DICT_GET(modules, name)
         return module
 
     def import_module(self, name):
@@ -245,7 +292,7 @@ class _PrivateImporter:
     def _package_object(self):
         pkg = self.modules.get("")
         if pkg is None:
-            pkg = type(sys)(self.package)
+            pkg = _MODULE_TYPE(self.package)
             pkg.__path__ = []
             self.modules[""] = pkg
         return pkg
@@ -255,7 +302,7 @@ class _PrivateImporter:
             return self.modules[short]
         if short not in self.sources:
             raise ImportError("no payload module %r" % short)
-        module = type(sys)("%s.%s" % (self.package, short))
+        module = _MODULE_TYPE("%s.%s" % (self.package, short))
         module.__package__ = self.package
         module.__builtins__ = self.builtins
         self.modules[short] = module  # before exec: tolerates import cycles
@@ -278,8 +325,8 @@ class _PrivateImporter:
         if the entry is still the module we got."""
         for name, module in self.added.items():
             try:
-                if sys.modules.get(name) is module:
-                    del sys.modules[name]
+                if _DICT_GET(_sys_modules(), name) is module:
+                    _DICT_POP(_sys_modules(), name, None)
             except BaseException:
                 pass
         self.added.clear()

@@ -1,9 +1,18 @@
 """The allowlists and the rules of the sandbox, in one place.
 
-Everything the evaluator may call, every attribute it may read and every name
-it treats as secret is listed in this file. The evaluator (``evaluator.py``)
-only *applies* these tables; a reviewer who wants to know what a query can do
-reads this file.
+Everything a query may do is listed in this file: the syntax it may use
+(``ALLOWED_SYNTAX``), the builtins it may call and the implementation of each
+(``BUILTIN_IMPLEMENTATIONS``, in callables.py), the methods of exact builtin
+types and their cost class (``_METHOD_TABLE``), the query helpers
+(``QUERY_HELPERS``), the attributes it may read (``READABLE_DUNDERS``,
+``HIDDEN_ATTRS``, ``INTERNAL_ATTRS``, the pure getset owners), the codecs, the
+type sets that decide what is builtin data (``PLAIN_IDS``, ``HASHABLE_IDS``,
+``SEQ_BASES`` ...), the names it treats as secret (``looks_secret``), and how
+the agent reads ``sys`` (``sys_function``, ``sys_modules``). The other payload
+modules only *apply* these tables (callables.py refuses to import if an entry
+here has no implementation, and tests/unit/test_evaluator_soundness.py fails
+when any two tables disagree); a reviewer who wants to know what a query can
+do reads this file. Budgets are in limits.py, the time cost model in costs.py.
 
 Principles (see docs/DESIGN.md, "Evaluator"):
 
@@ -24,6 +33,8 @@ from __future__ import annotations
 
 import builtins
 import sys
+
+from .errors import DeniedError
 
 # ---------------------------------------------------------------------------
 # Genuine type objects, reached without looking anything up in `builtins`.
@@ -58,7 +69,19 @@ METHOD_WRAPPER = OBJECT().__str__.__class__
 CLASSMETHOD_DESCRIPTOR = DICT.__dict__["fromkeys"].__class__
 GETSET_DESCRIPTOR = INT.__dict__["real"].__class__
 MEMBER_DESCRIPTOR = TYPE.__dict__["__dictoffset__"].__class__
-MODULE = sys.__class__
+
+
+def _first_static_type(cls):
+    # `sys.__class__` can be reassigned to a ModuleType subclass (with
+    # properties): the module type is the first non-heap class of its MRO.
+    flags = TYPE.__dict__["__flags__"].__get__
+    for c in TYPE.__dict__["__mro__"].__get__(cls):
+        if not flags(c) & (1 << 9):
+            return c
+    return None
+
+
+MODULE = _first_static_type(TYPE(sys))
 
 _TYPE_FLAGS = TYPE.__dict__["__flags__"].__get__
 _HEAPTYPE = 1 << 9                               # Py_TPFLAGS_HEAPTYPE
@@ -99,7 +122,6 @@ FUNCTION = _function.__class__
 CODE = _function.__code__.__class__
 METHOD = _Probe().method.__class__
 SLICE = _Probe()[0:1].__class__
-FRAME = sys._getframe().__class__
 GENERATOR = _generator().__class__
 _coro = _coroutine()
 COROUTINE = _coro.__class__
@@ -110,7 +132,27 @@ try:
     raise ValueError
 except ValueError as _exc:  # noqa: F841 - only its traceback's type is used
     TRACEBACK = _exc.__traceback__.__class__
+    BASE_EXCEPTION = TYPE.__dict__["__mro__"].__get__(TYPE(_exc))[-2]
+    # the frame type from a traceback (sys._getframe may be the target's)
+    FRAME = TYPE(TRACEBACK.__dict__["tb_frame"].__get__(_exc.__traceback__))
     del _exc
+
+
+def _function_locals_type():
+    # the f_locals of a (never started) generator's frame: a function frame
+    # that holds nothing, so reading it creates no reference cycle
+    gen = _generator()
+    try:
+        frame = GENERATOR.__dict__["gi_frame"].__get__(gen)
+        return TYPE(FRAME.__dict__["f_locals"].__get__(frame))
+    finally:
+        gen.close()
+
+
+# What frame.f_locals may be for the agent to copy it: a dict, or 3.13's C
+# FrameLocalsProxy (PEP 667). A class body's frame has whatever mapping its
+# metaclass's __prepare__ returned: copying that would run its methods.
+FRAME_LOCALS_TYPE_IDS = frozenset((id(DICT), id(_function_locals_type())))
 
 
 def _make_cell():
@@ -145,7 +187,10 @@ def is_c_type(cls) -> bool:
 
 
 def _module_name(module) -> object:
-    return _DICT_GET(_MODULE_DICT(module), "__name__")
+    """A module's __name__ if it is an exact str (a str subclass's __eq__
+    would run when compared), else None."""
+    name = _DICT_GET(_MODULE_DICT(module), "__name__")
+    return name if TYPE(name) is STR else None
 
 
 def _genuine_type(obj, name: str) -> bool:
@@ -213,6 +258,92 @@ FROZENSET = frozenset
 BYTEARRAY = bytearray
 RANGE = range
 MEMORYVIEW = memoryview
+BYTEORDER = None  # set below, once memoryview is known to be genuine
+
+
+# ---------------------------------------------------------------------------
+# The sys module. A target can rebind any attribute of sys
+# (`sys._current_frames = f`, `sys.modules = MyDict()`) and even its class
+# (`sys.__class__ = ModuleWithProperties`). The agent therefore reads sys's
+# namespace through ModuleType's C member descriptor, and calls a sys
+# function only if it is still the genuine C builtin bound to this very sys
+# module; otherwise the operation is refused and says why. (A replaced
+# function cannot be recovered: its only reference was the one rebound.)
+# ---------------------------------------------------------------------------
+SYS_REPLACED = ("sys.%s has been replaced in this process (it is a %s, not the C builtin); "
+                "the inspector refuses to call it")
+
+
+class SysReplaced(DeniedError):
+    """A sys attribute the agent needs is not the genuine one (exit code 3)."""
+
+
+def _sys_namespace() -> dict:
+    return _MODULE_DICT(sys)
+
+
+def sys_function(name: str):
+    """The genuine C function sys.<name>, read now (not cached: the target
+    may rebind it at any time). Raises SysReplaced otherwise."""
+    fn = _DICT_GET(_sys_namespace(), name)
+    if TYPE(fn) is BUILTIN_FUNCTION and _BUILTIN_NAME(fn) == name and \
+            _BUILTIN_SELF(fn) is sys and _module_name(sys) == "sys":
+        return fn
+    raise SysReplaced(SYS_REPLACED % (name, _TYPE_NAME(TYPE(fn))))
+
+
+def sys_modules() -> dict:
+    """sys.modules if it is an exact dict (a subclass's methods would run)."""
+    modules = _DICT_GET(_sys_namespace(), "modules")
+    if TYPE(modules) is DICT:
+        return modules
+    raise SysReplaced("sys.modules has been replaced by a %s; the inspector reads only an "
+                      "exact dict" % _TYPE_NAME(TYPE(modules)))
+
+
+def str_key_get(d: dict, key: str, default=None):
+    """d[key] for an exact dict without calling any stored key's __eq__/__hash__:
+    C lookup only if every key is an exact str, else a scan comparing exact strs."""
+    if _all_str_keys(d):
+        return _DICT_GET(d, key, default)
+    for k, v in list(DICT.__dict__["items"](d)):
+        if TYPE(k) is STR and STR.__dict__["__eq__"](k, key) is True:
+            return v
+    return default
+
+
+def _all_str_keys(d) -> bool:
+    ids = set(map(id, map(TYPE, DICT.__dict__["__iter__"](d))))
+    return not ids or (len(ids) == 1 and id(STR) in ids)
+
+
+def module_get(name: str):
+    """sys.modules[name] if it is a module object (never imports), else None."""
+    module = str_key_get(sys_modules(), name)
+    if module is None:
+        return None
+    for c in TYPE.__dict__["__mro__"].__get__(TYPE(module)):
+        if c is MODULE:
+            return module
+    return None
+
+
+def module_namespace(module) -> dict:
+    """A module's own namespace dict (ModuleType's C member: no property runs)."""
+    return _MODULE_DICT(module)
+
+
+def _native_byteorder() -> str:
+    # memoryview.cast("H") reads in native order; sys.byteorder can be rebound
+    return "little" if MEMORYVIEW(b"\x01\x00").cast("H")[0] == 1 else "big"
+
+
+def python_version() -> list:
+    """[major, minor, micro] from sys.hexversion if it is an exact int."""
+    h = _DICT_GET(_sys_namespace(), "hexversion")
+    if TYPE(h) is not INT:
+        return [0, 0, 0]
+    return [(h >> 24) & 0xFF, (h >> 16) & 0xFF, (h >> 8) & 0xFF]
 
 
 def collections_types() -> dict:
@@ -221,8 +352,11 @@ def collections_types() -> dict:
     Read lazily from ``sys.modules`` (importing it would change the target)
     and only trusted if each one is a genuine static C type.
     """
-    mod = _DICT_GET(sys.modules, "_collections")
-    if mod is None or TYPE(mod) is not MODULE:
+    try:
+        mod = module_get("_collections")
+    except SysReplaced:
+        return {}
+    if mod is None:
         return {}
     namespace = _MODULE_DICT(mod)
     found = {}
@@ -246,13 +380,35 @@ def _ids(*objs) -> frozenset:
 ATOMIC_TYPES = (NONE_TYPE, BOOL, INT, FLOAT, COMPLEX, STR, BYTES)
 ATOMIC_IDS = _ids(*ATOMIC_TYPES)
 NUMBER_IDS = _ids(BOOL, INT, FLOAT, COMPLEX)
-# Containers whose items the evaluator may read (exact types, plus builtin
-# subclasses through the base type's unbound C methods).
-SEQUENCE_TYPES = (LIST, TUPLE, STR, BYTES, BYTEARRAY, RANGE)
-HASHABLE_CONTAINER_IDS = _ids(TUPLE, FROZENSET)
+# Exact builtin containers: data when every item is data (datasafety.as_data).
+CONTAINER_IDS = _ids(LIST, TUPLE, DICT, SET, FROZENSET)
+PLAIN_IDS = ATOMIC_IDS | CONTAINER_IDS
+# What may be hashed (set elements, dict keys): scalars, tuples, frozensets.
+HASHABLE_IDS = ATOMIC_IDS | _ids(TUPLE, FROZENSET)
+# Sequences whose items are read through the base type's unbound C methods
+# (so builtin subclasses work without running their overrides).
+SEQ_BASES = (LIST, TUPLE, STR, BYTES, BYTEARRAY, RANGE)
 # Keys of these types compare by C code; a dict whose keys are all of these
 # types can be subscripted without running any target `__eq__`.
 SAFE_KEY_IDS = _ids(NONE_TYPE, BOOL, INT, FLOAT, COMPLEX, STR, BYTES, ELLIPSIS_TYPE)
+# `__eq__` implementations that compare by C code only: a stored dict key
+# whose type resolves `__eq__` to one of these cannot run target code on a
+# hash collision (enums, IntEnums, plain objects compare by identity or C).
+_CLASS_DICT = TYPE.__dict__["__dict__"].__get__
+C_EQ_IDS = frozenset(id(_CLASS_DICT(t)["__eq__"]) for t in (OBJECT, INT, STR, BYTES, FLOAT,
+                                                            COMPLEX))
+
+# C getset descriptors (attribute getters written in C) a query may run
+# without --allow-properties: those owned by these types only read a field.
+# Any other getset (e.g. of a C extension type) is shown as a marker.
+PURE_GETSET_OWNER_IDS = _ids(TYPE, FUNCTION, BUILTIN_FUNCTION, METHOD, CODE, FRAME, TRACEBACK,
+                             GENERATOR, COROUTINE, ASYNC_GENERATOR, INT, BOOL, FLOAT, COMPLEX,
+                             RANGE, SLICE, BASE_EXCEPTION, MODULE)
+# C types outside builtins whose getsets only read fields (checked by module
+# and name, and only if the type is a C type).
+PURE_C_TYPE_NAMES = frozenset(["collections.deque", "datetime.date", "datetime.datetime",
+                               "datetime.time", "datetime.timedelta", "datetime.timezone",
+                               "decimal.Decimal", "fractions.Fraction"])
 
 # Objects of these types are the interpreter's internals: only a few
 # attributes of them are readable (see INTERNAL_ATTRS).
@@ -266,22 +422,71 @@ OPAQUE_TYPE_IDS = INTERNAL_TYPE_IDS | _ids(MODULE, TYPE, MAPPINGPROXY, ELLIPSIS_
                                            MEMORYVIEW, SLICE)
 
 # ---------------------------------------------------------------------------
-# Builtin functions a query may call, by name -> handler name in evaluator.py.
-# The object itself is taken from the real `builtins` module and only kept if
-# it is the genuine C builtin (a monkeypatched one is not allowed).
+# Builtin functions a query may call: name -> its implementation in
+# callables.py (the C builtin itself is never called with query values; each
+# implementation checks its arguments are exact builtin data first). The
+# object is taken from the real `builtins` module and only allowed if it is
+# the genuine C builtin (a monkeypatched one is not allowed).
 # ---------------------------------------------------------------------------
-ALLOWED_BUILTIN_FUNCTIONS = (
-    "len", "abs", "min", "max", "sum", "sorted", "any", "all", "round",
-    "repr", "enumerate", "zip", "range", "reversed", "map", "filter",
-    "divmod", "pow", "hex", "oct", "bin", "chr", "ord", "format", "callable", "id",
-    # types used as conversions; each has a handler that accepts builtin data only
-    "str", "int", "float", "bool", "bytes", "list", "tuple", "dict", "set", "frozenset",
-    # resolved to the genuine objects (so `isinstance(x, type)` works) but calls
-    # go to the evaluator's static versions, never to the C builtins:
-    # type(x) is the real type (one argument only), isinstance() walks the real
-    # MRO (never reads a `__class__` property), vars() is a static copy.
-    "type", "isinstance", "vars",
-)
+BUILTIN_IMPLEMENTATIONS = {
+    "len": "builtin_len", "abs": "builtin_abs", "min": "builtin_minmax",
+    "max": "builtin_minmax", "sum": "builtin_sum", "sorted": "builtin_sorted",
+    "any": "builtin_any_all", "all": "builtin_any_all", "round": "builtin_round",
+    "repr": "builtin_repr", "enumerate": "builtin_enumerate", "zip": "builtin_zip",
+    "range": "builtin_range", "reversed": "builtin_reversed", "map": "builtin_map",
+    "filter": "builtin_filter", "divmod": "builtin_divmod", "pow": "builtin_pow",
+    "hex": "builtin_int_text", "oct": "builtin_int_text", "bin": "builtin_int_text",
+    "chr": "builtin_chr", "ord": "builtin_ord", "format": "builtin_format",
+    "callable": "builtin_callable", "id": "builtin_id",
+    # types used as conversions; each accepts exact builtin data only
+    "str": "builtin_str", "int": "builtin_int", "float": "builtin_float",
+    "bool": "builtin_bool", "bytes": "builtin_bytes", "list": "builtin_list",
+    "tuple": "builtin_tuple", "dict": "builtin_dict", "set": "builtin_set",
+    "frozenset": "builtin_set",
+    # resolved to the genuine objects (so `isinstance(x, type)` works) but
+    # implemented statically: type(x) is the real type (one argument only),
+    # isinstance() walks the real MRO (never reads a `__class__` property),
+    # vars() is a static copy.
+    "type": "builtin_type", "isinstance": "builtin_isinstance", "vars": "builtin_vars",
+}
+ALLOWED_BUILTIN_FUNCTIONS = tuple(BUILTIN_IMPLEMENTATIONS)
+
+# Names a query can call that are not builtins: name -> where it is
+# implemented. They take builtin scalars (or, for getattr_static, read
+# statically) and never run target code.
+QUERY_HELPERS = {
+    "getattr_static": "callables.helper_getattr_static",  # static attribute read
+    "threads": "agent (frames.list_threads)",               # the target's threads
+    "frames": "agent (frames.stacks)",                      # one thread's frames
+    "modules": "agent (sorted names of sys.modules)",        # loaded module names
+}
+AGENT_HELPERS = ("threads", "frames", "modules")
+
+# ---------------------------------------------------------------------------
+# Syntax. The interpreter has one handler per ALLOWED_SYNTAX node; MARKER
+# nodes are data read by those handlers; everything else is refused (deny by
+# default), REFUSED_SYNTAX with a dedicated reason.
+# ---------------------------------------------------------------------------
+ALLOWED_SYNTAX = frozenset([
+    "Expression", "Constant", "Name", "Attribute", "Subscript", "Tuple", "List", "Set",
+    "Dict", "Starred", "BinOp", "UnaryOp", "BoolOp", "IfExp", "Compare", "Call",
+    "ListComp", "SetComp", "DictComp", "GeneratorExp", "JoinedStr", "FormattedValue",
+])
+MARKER_SYNTAX = frozenset([
+    "Load", "Add", "Sub", "Mult", "Div", "FloorDiv", "Mod", "Pow", "LShift", "RShift",
+    "BitOr", "BitXor", "BitAnd", "MatMult", "UAdd", "USub", "Not", "Invert", "And", "Or",
+    "Eq", "NotEq", "Lt", "LtE", "Gt", "GtE", "Is", "IsNot", "In", "NotIn",
+    "comprehension", "keyword", "Index", "Slice", "ExtSlice",
+])
+REFUSED_SYNTAX = {
+    "Lambda": "lambda is refused: queries cannot define functions",
+    "NamedExpr": "assignment expression ':=' is refused: queries cannot assign",
+    "Await": "await is refused: queries cannot run coroutines",
+    "Yield": "yield is refused: queries cannot define generators",
+    "YieldFrom": "yield from is refused: queries cannot define generators",
+    "Store": "assignment is refused: queries cannot assign",
+    "Del": "del is refused: queries cannot delete",
+}
 
 
 def _allowed_builtins() -> tuple:
@@ -302,36 +507,48 @@ BUILTINS_BY_ID, PATCHED_BUILTINS = _allowed_builtins()
 
 # ---------------------------------------------------------------------------
 # Methods of exact builtin types a query may call: (type, name) -> handler.
-#   pure     : call the genuine C method; every argument must be builtin data
+#   pure     : call the genuine C method; every argument must be builtin data;
+#              its time is linear in self and the arguments
+#   search   : pure, but a forward substring search: priced by costs.search_cost
+#              (haystack x needle before 3.10)
+#   rsearch  : pure, a reverse substring search (haystack x needle on every
+#              version): priced by costs.search_cost
+#   strip    : pure, strip(chars) is stripped x len(chars): costs.strip_cost
 #   width    : pure, but the first argument is a result width (size budget)
 #   elements : the method compares the container's items (items must be data)
 #   setop    : set algebra; the items of self and of the arguments must be data
-#   others   : a dedicated handler in evaluator.py of the same name
+#   others   : a dedicated implementation, callables.method_<kind>
 # Only read-only, pure methods. Never: format, format_map (they read
 # attributes named in a string), translate, mutating methods, dunders.
 # ---------------------------------------------------------------------------
 _STR_METHODS = {
-    "capitalize": "pure", "casefold": "pure", "count": "pure", "endswith": "pure",
-    "find": "pure", "index": "pure", "isalnum": "pure", "isalpha": "pure",
+    "capitalize": "pure", "casefold": "pure", "endswith": "pure",
+    "isalnum": "pure", "isalpha": "pure",
     "isascii": "pure", "isdecimal": "pure", "isdigit": "pure", "isidentifier": "pure",
     "islower": "pure", "isnumeric": "pure", "isprintable": "pure", "isspace": "pure",
-    "istitle": "pure", "isupper": "pure", "lower": "pure", "lstrip": "pure",
-    "partition": "pure", "removeprefix": "pure", "removesuffix": "pure", "rfind": "pure",
-    "rindex": "pure", "rpartition": "pure", "rsplit": "pure", "rstrip": "pure",
-    "split": "pure", "splitlines": "pure", "startswith": "pure", "strip": "pure",
+    "istitle": "pure", "isupper": "pure", "lower": "pure",
+    "removeprefix": "pure", "removesuffix": "pure",
+    "splitlines": "pure", "startswith": "pure",
     "swapcase": "pure", "title": "pure", "upper": "pure",
+    "count": "search", "find": "search", "index": "search", "partition": "search",
+    "split": "search",
+    "rfind": "rsearch", "rindex": "rsearch", "rpartition": "rsearch", "rsplit": "rsearch",
+    "strip": "strip", "lstrip": "strip", "rstrip": "strip",
     "center": "width", "ljust": "width", "rjust": "width", "zfill": "width",
     "expandtabs": "expandtabs", "replace": "replace", "join": "join", "encode": "codec",
 }
 _BYTES_METHODS = {
-    "capitalize": "pure", "count": "pure", "endswith": "pure", "find": "pure",
-    "index": "pure", "isalnum": "pure", "isalpha": "pure", "isascii": "pure",
+    "capitalize": "pure", "endswith": "pure",
+    "isalnum": "pure", "isalpha": "pure", "isascii": "pure",
     "isdigit": "pure", "islower": "pure", "isspace": "pure", "istitle": "pure",
-    "isupper": "pure", "lower": "pure", "lstrip": "pure", "partition": "pure",
-    "removeprefix": "pure", "removesuffix": "pure", "rfind": "pure", "rindex": "pure",
-    "rpartition": "pure", "rsplit": "pure", "rstrip": "pure", "split": "pure",
-    "splitlines": "pure", "startswith": "pure", "strip": "pure", "swapcase": "pure",
+    "isupper": "pure", "lower": "pure",
+    "removeprefix": "pure", "removesuffix": "pure",
+    "splitlines": "pure", "startswith": "pure", "swapcase": "pure",
     "title": "pure", "upper": "pure",
+    "count": "search", "find": "search", "index": "search", "partition": "search",
+    "split": "search",
+    "rfind": "rsearch", "rindex": "rsearch", "rpartition": "rsearch", "rsplit": "rsearch",
+    "strip": "strip", "lstrip": "strip", "rstrip": "strip",
     "center": "width", "ljust": "width", "rjust": "width", "zfill": "width",
     "expandtabs": "expandtabs", "replace": "replace", "join": "join", "decode": "codec",
     "hex": "hex",
@@ -339,8 +556,8 @@ _BYTES_METHODS = {
 _METHOD_TABLE = (
     (STR, _STR_METHODS),
     (BYTES, _BYTES_METHODS),
-    (BYTEARRAY, {"count": "pure", "endswith": "pure", "find": "pure", "startswith": "pure",
-                 "decode": "codec", "hex": "hex"}),
+    (BYTEARRAY, {"count": "search", "endswith": "pure", "find": "search",
+                 "startswith": "pure", "decode": "codec", "hex": "hex"}),
     (INT, {"bit_length": "pure", "bit_count": "pure", "conjugate": "pure",
            "as_integer_ratio": "pure", "is_integer": "pure", "to_bytes": "to_bytes"}),
     (BOOL, {"bit_length": "pure", "conjugate": "pure"}),
@@ -361,6 +578,9 @@ _METHOD_TABLE = (
 )
 
 
+_DEQUE_METHODS = {"index": "elements", "count": "elements", "copy": "copy"}
+
+
 def _method_table() -> dict:
     table = {}
     for cls, methods in _METHOD_TABLE:
@@ -374,11 +594,17 @@ def _method_table() -> dict:
     return table
 
 
-# id(exact type) -> (type, {method name: handler})
+# id(exact type) -> (type, {method name: kind})
 METHODS_BY_TYPE_ID = _method_table()
 
 
-_DEQUE_METHODS = {"index": "elements", "count": "elements", "copy": "copy"}
+def method_kinds() -> frozenset:
+    """Every method kind the tables use (each is callables.method_<kind>)."""
+    kinds = set(_DEQUE_METHODS.values())
+    for _cls, methods in _METHOD_TABLE:
+        kinds.update(methods.values())
+    return frozenset(kinds)
+
 
 
 def method_handler(self_type, name: str):
@@ -491,14 +717,41 @@ SECRET_WORDS = (
 )
 
 
+_TYPE_MRO = TYPE.__dict__["__mro__"].__get__
+_STR_GETITEM = STR.__dict__["__getitem__"]
+_BYTES_GETITEM = BYTES.__dict__["__getitem__"]
+_BYTES_DECODE = BYTES.__dict__["decode"]
+
+
+def name_text(name, limit: int = 200):
+    """The first `limit` characters of a str/bytes name as an exact str, or None.
+
+    Subclasses count (``class FieldName(str)``, ``enum.StrEnum`` members): their
+    value is read through the base type's C ``__getitem__``, which copies the
+    characters and calls none of the subclass's methods (``__str__``,
+    ``__eq__``, ``__len__``, ``lower`` ... are never looked up).
+    """
+    t = TYPE(name)
+    if t is STR:
+        return name if len(name) <= limit else name[:limit]
+    if t is BYTES:
+        return _BYTES_DECODE(name[:limit], "latin-1")
+    mro = _TYPE_MRO(t)
+    if TYPE(mro) is not TUPLE:
+        return None
+    for base in mro:
+        if base is STR:
+            return _STR_GETITEM(name, slice(0, limit))
+        if base is BYTES:
+            return _BYTES_DECODE(_BYTES_GETITEM(name, slice(0, limit)), "latin-1")
+    return None
+
+
 def looks_secret(name) -> bool:
-    """True if a str or bytes name looks like it names a secret."""
-    if TYPE(name) is BYTES:
-        name = name.decode("latin-1")
-    elif TYPE(name) is not STR:
+    """True if a str or bytes name (or a subclass's value) looks like a secret."""
+    name = name_text(name)
+    if name is None:
         return False
-    if len(name) > 200:
-        name = name[:200]
     flat = name.lower().replace("_", "").replace("-", "").replace(".", "").replace(" ", "")
     for word in SECRET_WORDS:
         if word in flat:
@@ -510,3 +763,5 @@ def looks_secret(name) -> bool:
 
 
 REDACTED_HINT = "re-run with --show-secrets (EvalOptions(redact=False)) to use it"
+
+BYTEORDER = _native_byteorder()

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import _socket
 import _thread
-import sys
 import time
 
-from . import wire
+from . import policy, wire
 
 MAX_SESSIONS = 4
 HELLO_TIMEOUT = 5.0  # seconds for a connecting client to send its hello
@@ -41,7 +40,7 @@ def same_secret(a, b):
 
 def peer_uid(sock):
     raw = sock.getsockopt(_socket.SOL_SOCKET, _SO_PEERCRED, 12)
-    return int.from_bytes(raw[4:8], sys.byteorder)
+    return int.from_bytes(raw[4:8], policy.BYTEORDER)
 
 
 def open_listener(spec):

@@ -226,7 +226,9 @@ def redact_value(name, value):
     """value, or a Redacted marker for it (never a marker of a marker)."""
     if type(value) is Redacted:
         return value
-    return Redacted(name, type_name_of(value))
+    # the name as an exact str: a str-subclass key must not reach %s/%r later
+    text = policy.name_text(name)
+    return Redacted(text if text is not None else "?", type_name_of(value))
 
 
 def refuse_marker(value, what: str) -> None:
@@ -239,28 +241,12 @@ def refuse_marker(value, what: str) -> None:
 # ---------------------------------------------------------------------------
 # The one place where an attribute read is decided.
 # ---------------------------------------------------------------------------
-def _pure_getset_owner_ids() -> frozenset:
-    owners = [TYPE, policy.FUNCTION, policy.BUILTIN_FUNCTION, policy.METHOD, policy.CODE,
-              policy.FRAME, policy.TRACEBACK, policy.GENERATOR, policy.COROUTINE,
-              policy.ASYNC_GENERATOR, INT, BOOL, FLOAT, COMPLEX, RANGE, policy.SLICE,
-              BaseException, policy.MODULE]
-    return frozenset(map(id, owners))
-
-
-_PURE_GETSET_OWNERS = _pure_getset_owner_ids()
-# C types outside builtins whose getsets only read fields (checked by module
-# and name, and only if the type is a static C type).
-_PURE_C_TYPES = frozenset(["collections.deque", "datetime.date", "datetime.datetime",
-                           "datetime.time", "datetime.timedelta", "datetime.timezone",
-                           "decimal.Decimal", "fractions.Fraction"])
-
-
 def _getset_is_pure(owner) -> bool:
     if owner is None:
         return False
-    if id(owner) in _PURE_GETSET_OWNERS:
+    if id(owner) in policy.PURE_GETSET_OWNER_IDS:
         return True
-    return policy.is_c_type(owner) and type_name(owner) in _PURE_C_TYPES
+    return policy.is_c_type(owner) and type_name(owner) in policy.PURE_C_TYPE_NAMES
 
 
 def attrs_copy(obj, redact: bool, limit: int) -> dict:
@@ -373,7 +359,7 @@ def read_attribute(obj, name, *, allow_properties: bool = False, redact: bool = 
 # ---------------------------------------------------------------------------
 # Snapshots
 # ---------------------------------------------------------------------------
-_SEQ_BASES = (LIST, TUPLE, RANGE)
+_PAGED_BASES = (LIST, TUPLE, RANGE)
 _SET_BASES = (SET, FROZENSET)
 
 
@@ -402,7 +388,7 @@ class _Snapshotter:
 
     def _redacted(self, name, value) -> dict:
         return {"type": type_name_of(value), "kind": "redacted",
-                "reason": "name %r looks like a secret" % (name,)}
+                "reason": "name %r looks like a secret" % (policy.name_text(name),)}
 
     def _container_guard(self, value, depth: int):
         """A cut/cycle node if value must not be expanded here, else None."""
@@ -500,7 +486,7 @@ class _Snapshotter:
     def _expand(self, value, depth: int, tname: str) -> dict:
         n_items = self.limits.max_snapshot_items
         deque = policy.deque_type()
-        seq_base = static.builtin_base(value, _SEQ_BASES + ((deque,) if deque else ()))
+        seq_base = static.builtin_base(value, _PAGED_BASES + ((deque,) if deque else ()))
         if seq_base is not None:
             length = seq_base.__dict__["__len__"](value)
             if seq_base is LIST or seq_base is TUPLE:
@@ -638,7 +624,7 @@ def item_at(value, index, *, redact: bool = True, limits: Limits | None = None):
             raise QueryError("IndexError", "item %d out of range" % index)
         return value.transform(*pairs[index])
     deque = policy.deque_type()
-    seq_base = static.builtin_base(value, _SEQ_BASES + (STR, BYTES) + ((deque,) if deque else ()))
+    seq_base = static.builtin_base(value, _PAGED_BASES + (STR, BYTES) + ((deque,) if deque else ()))
     set_base = static.builtin_base(value, _SET_BASES)
     if seq_base is not None or set_base is not None:
         base = seq_base if seq_base is not None else set_base

@@ -40,8 +40,6 @@ client draws a tree like CPython 3.14's ``python -m asyncio pstree``.
 """
 from __future__ import annotations
 
-import sys
-
 from . import frames, policy, static
 from .census import genuine_clock, loaded_module, no_clock
 from .snapshot import type_name
@@ -364,4 +362,4 @@ def list_tasks(agent_ident=None, max_seconds=MAX_SECONDS):
         names[info["ident"]] = info["name"]
     loop_rows = [describe_loop(loop, current_ids, names) for loop in list(loops.values())]
     return {"asyncio": True, "loops": loop_rows, "tasks": tasks, "truncated": truncated,
-            "python": list(sys.version_info[:3])}
+            "python": policy.python_version()}

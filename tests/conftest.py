@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.pythons import Interpreter, interpreters, oldest_and_newest
+from tests.pythons import Interpreter, interpreters, machine_interpreters, oldest_and_newest
 from tests.targets.process import TargetProcess
 
 REPO = Path(__file__).resolve().parents[1]
@@ -128,3 +128,27 @@ def spawn(needs_ptrace: None) -> Iterator[object]:
     yield _spawn
     for target in started:
         target.kill()
+
+
+# --- the version matrix cannot shrink quietly (issue 11) ----------------------------
+_MATRIX_SKIPS: set[str] = set()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Remember tests skipped because an interpreter was 'not found'."""
+    if report.skipped and "not found on this machine" in str(report.longrepr):
+        for interp in ALL_PYTHONS:
+            if interp.path is None and ("interpreter %s not" % interp.label) in str(
+                    report.longrepr):
+                _MATRIX_SKIPS.add(interp.label)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if a test was skipped for an interpreter the machine has."""
+    lost = sorted(label for label in _MATRIX_SKIPS if label in machine_interpreters())
+    if lost and exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line("FAILED: tests were skipped for interpreter(s) %s, which this "
+                                "machine has (see tests/pythons.py)" % ", ".join(lost), red=True)

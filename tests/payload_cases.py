@@ -20,6 +20,7 @@ from __future__ import annotations
 import builtins
 import codecs
 import collections
+import enum
 import operator
 import queue
 import sys
@@ -194,8 +195,55 @@ def target_function(x):
     return x
 
 
+class FieldName(str):
+    """A str-subclass dict key (issue 11): its hooks must never run."""
+
+    def __str__(self):
+        CANARY.append("FieldName.__str__")
+        return "field"
+
+    def __repr__(self):
+        CANARY.append("FieldName.__repr__")
+        return "field"
+
+    def __len__(self):
+        CANARY.append("FieldName.__len__")
+        return 5
+
+    def __eq__(self, other):
+        CANARY.append("FieldName.__eq__")
+        return str.__eq__(self, other)
+
+    __hash__ = str.__hash__
+
+    def lower(self):
+        CANARY.append("FieldName.lower")
+        return "field"
+
+
+class Field(str, enum.Enum):        # what enum.StrEnum (3.11+) members are: str subclasses
+    PASSWORD = "db_password"
+    USER = "user"
+
+
+class TrapBytes(bytes):
+    def __len__(self):
+        CANARY.append("TrapBytes.__len__")
+        return 1
+
+
+class TrapBytearray(bytearray):
+    def __len__(self):
+        CANARY.append("TrapBytearray.__len__")
+        return 1
+
+
 STATE = {}
 BIG = list(range(300_000))          # built once: queries only read it
+HAYSTACK = "a" * 1_000_000
+COLLIDING = [i * ((1 << 61) - 1) for i in range(20_000)]   # hash() == 0 on 64-bit builds
+LONG_YS = ["y" * 100_000] * 5_000
+ODD_Y = "y" * 99_999 + "z"
 DEEP = 1
 for _ in range(10_000):
     DEEP = (DEEP,)                   # 10^4-deep tuple: hashing it would crash a C stack
@@ -240,6 +288,18 @@ def build_scope() -> dict:
         "operator": operator,
         "sys": sys,
         "deep": DEEP,
+        # issue 11: time, subclasses, str-subclass keys
+        "haystack": HAYSTACK,
+        "bhaystack": HAYSTACK.encode(),
+        "huge_range": range(10 ** 18),
+        "colliding": COLLIDING,
+        "long_ys": LONG_YS,
+        "odd_y": ODD_Y,
+        "fielded": {FieldName("db_password"): "hunter2", FieldName("user"): "admin"},
+        "enum_keyed": {Field.PASSWORD: "hunter2", Field.USER: "admin"},
+        "trap_bytes": TrapBytes(b"abc"),
+        "trap_bytearray": TrapBytearray(b"abc"),
+        "trap_slice": slice(canary, None),
     }
     # what a target would have as builtins (absent under python -S): calling
     # them must be refused either way
@@ -271,6 +331,8 @@ def fingerprint() -> dict:
         "modules": sorted(k for k in sys.modules if not k.startswith("_inspector")),
         "builtins": sorted(builtins.__dict__),
         "gen_frame_lasti": s["gen"].gi_frame.f_lasti if s["gen"].gi_frame else None,
+        "fielded": sorted((str.__str__(k), v) for k, v in dict.items(s["fielded"])),
+        "trap_bytes": bytes.hex(s["trap_bytes"]) + bytearray.hex(s["trap_bytearray"]),
     }
 
 
@@ -593,6 +655,59 @@ ATTACKS = [
     ("(" * 100000, "budget"),
     ("1 if 1 else " * 200 + "1", "budget"),
     ("'" + "a" * 5000 + "'", "budget"),
+    # issue 11 item 3: one C call priced before it starts (docs/DESIGN.md "Cost model")
+    ("haystack.rfind('a' * 4000 + 'b' + 'a' * 4000)", "budget"),
+    ("haystack.rindex('a' * 2000 + 'b')", "budget"),
+    ("haystack.rpartition('a' * 2000 + 'b')", "budget"),
+    ("haystack.rsplit('a' * 2000 + 'b')", "budget"),
+    ("bhaystack.rfind(b'a' * 4000 + b'b')", "budget"),
+    ("bhaystack.rsplit(b'a' * 4000 + b'b', 1)", "budget"),
+    ("haystack.strip('b' * 100000 + 'a')", "budget"),
+    ("bhaystack.lstrip(b'b' * 100000 + b'a')", "budget"),
+    ("huge_range.count(0.5)", "budget"),
+    ("0.5 in huge_range", "budget"),
+    ("huge_range.index(1.5)", "budget"),
+    ("len(set(colliding))", "budget"),
+    ("len(frozenset(colliding))", "budget"),
+    ("len({k: 1 for k in colliding})", "budget"),
+    ("len({k for k in colliding})", "budget"),
+    ("len(dict(zip(colliding, colliding)))", "budget"),
+    ("len(set(colliding[:100]) | set(colliding[100:]))", "budget"),
+    ("[k for k in colliding] == list(colliding)", ("ok", True)),
+    ("sorted(long_ys)[0][:1]", "budget"),
+    ("odd_y in long_ys", "budget"),
+    ("long_ys.count(odd_y)", "budget"),
+    ("long_ys.index(odd_y)", "budget"),
+    ("max(long_ys + [odd_y])[:1]", "budget"),
+    ("long_ys == [odd_y] * 5000", "budget"),
+    ("pow(3 ** 2000, 3 ** 2000, 7 ** 1400)", "budget"),
+    # the same operations, priced and allowed when small
+    ("haystack.rfind('ab')", ("ok", -1)),
+    ("haystack[:100].rsplit('a', 2)[-1]", ("ok", "")),
+    ("huge_range.count(5)", ("ok", 1)),
+    ("10 ** 17 in huge_range", ("ok", True)),
+    ("len(set(colliding[:100]))", ("ok", 100)),
+    ("sorted(['b', 'a'] * 3)", ("ok", ["a", "a", "a", "b", "b", "b"])),
+    ("pow(3, 10 ** 6, 10 ** 9 + 7)", ("ok", pow(3, 10 ** 6, 10 ** 9 + 7))),
+    # item 4: builtins never measure or convert a subclass through its slots
+    ("str(trap_bytes, 'utf-8')", "denied"),
+    ("str(trap_bytearray, 'utf-8')", "denied"),
+    ("str(trap_bytes, encoding='latin-1')", "denied"),
+    ("names[trap_slice]", "denied"),
+    ("haystack[trap_slice]", "denied"),
+    ("len(trap_bytes)", ("ok", 3)),
+    ("trap_bytes.decode()", "denied"),
+    ("bytes.decode(trap_bytes)", "denied"),
+    ("str(trap_bytes)", "denied"),
+    ("bytes(trap_bytearray)", ("ok", b"abc")),
+    ("list(trap_bytearray)", ("ok", [97, 98, 99])),
+    ("trap_bytes in [b'abc']", "denied"),
+    # item 5: a str-subclass key's value is redacted by its characters
+    ("list(fielded.values())[0][0]", "denied"),
+    ("[v for k, v in fielded.items()][0][0]", "denied"),
+    ("list(enum_keyed.values())[0][0]", "denied"),
+    ("[v for v in enum_keyed.values()][0] + 'x'", "denied"),
+    ("list(fielded.values())[1]", ("ok", "admin")),
 ]
 
 CASES = LEGIT + ATTACKS

@@ -86,3 +86,46 @@ def oldest_and_newest() -> tuple[Interpreter, ...]:
     by_label = {i.label: i for i in interpreters()}
     picks = [by_label.get(EXPECTED_MINORS[0]), by_label.get(EXPECTED_MINORS[-1])]
     return tuple(p for p in picks if p is not None) or interpreters()[:1]
+
+
+# --- the matrix cannot shrink quietly ---------------------------------------------
+def _pyenv_roots() -> list[Path]:
+    """Every place a pyenv tree may be: PYENV_ROOT, `pyenv root`, ~/.pyenv, /root/.pyenv."""
+    roots = [Path(p) for p in (os.environ.get("PYENV_ROOT"),) if p]
+    exe = shutil.which("pyenv")
+    if exe:
+        try:
+            out = subprocess.run([exe, "root"], capture_output=True, text=True, timeout=10)
+            if out.returncode == 0 and out.stdout.strip():
+                roots.append(Path(out.stdout.strip()))
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    roots += [Path.home() / ".pyenv", Path("/root/.pyenv")]
+    return [r for r in dict.fromkeys(roots) if (r / "versions").is_dir()]
+
+
+def machine_interpreters() -> dict[str, str]:
+    """label -> path of every expected CPython this machine has, found without
+    interpreters() (so a broken discovery there cannot hide one)."""
+    found: dict[str, str] = {}
+    for minor in EXPECTED_MINORS:
+        for root in _pyenv_roots():
+            for version in sorted((root / "versions").glob(minor + ".*"), reverse=True):
+                exe = version / "bin" / ("python" + minor)
+                if version.name.split(".")[:2] == minor.split(".") and os.access(exe, os.X_OK):
+                    found.setdefault(minor, str(exe))
+        exe_on_path = shutil.which("python" + minor)
+        if exe_on_path:
+            found.setdefault(minor, exe_on_path)
+    if os.access(SYSTEM_PYTHON, os.X_OK):
+        found["system"] = str(SYSTEM_PYTHON)
+    return found
+
+
+def matrix_gaps() -> list[str]:
+    """Labels the machine has that the test matrix would skip (or leave out)."""
+    covered = {i.label for i in interpreters() if i.path is not None}
+    if os.environ.get("INSPECTOR_TEST_PYTHONS"):
+        covered |= {"system"} if any(i.path == str(SYSTEM_PYTHON) for i in interpreters()) \
+            else set()
+    return sorted(set(machine_interpreters()) - covered)

@@ -20,7 +20,9 @@ from tests.pythons import interpreters
 
 ROOT = Path(__file__).resolve().parents[2]
 PAYLOADS = ROOT / "payloads"
-MY_MODULES = ("evaluator.py", "policy.py", "static.py", "snapshot.py", "limits.py", "errors.py")
+MY_MODULES = ("evaluator.py", "policy.py", "static.py", "snapshot.py", "limits.py", "errors.py",
+              "costs.py", "datasafety.py", "operators.py", "callables.py", "query_text.py",
+              "query_tree.py")
 
 # Modules a payload may import at runtime. Deliberately short: importing a
 # module the target had not imported changes the target (and `collections`,
