@@ -15,11 +15,15 @@ at it, with ``rsp`` at the restore frame + 8 (16-byte aligned)::
     if Py_IsInitialized():
         rc = fn(a0, a1, a2, a3)   # pthread_create(...) or Py_AddPendingCall(...)
     *errno_ptr = saved                           # the thread's errno, untouched
+    frame.siginfo = [RESULT_MARK, rc]            # for a tracer that let go
     rsp = frame; *frame = __restore_rt           # the signal-return trampoline
     tail-jump munmap(page A, 4096 if rc == 0 else whole mapping)
                                # returns into __restore_rt: rt_sigreturn(frame)
 
-``rc`` stays in r12, where the tracer reads it at the ``munmap`` system call.
+``rc`` stays in r12, where a tracer that follows the thread reads it at the
+``munmap`` system call; it is also left, after a mark, in the frame's unused
+siginfo room, where a tracer that already let go reads it through
+/proc/PID/mem.
 No instruction of page A runs after ``munmap``, and ``rt_sigreturn`` restores
 every register, the signal mask and the FPU state from the frame: the thread
 ends up exactly where it was stopped, whether or not the tracer is still
@@ -104,6 +108,10 @@ borrow_entry:
     movsxd r12, eax                  # its int result, for the tracer
 1:
     mov   dword ptr [r13], r14d      # errno as it was
+    mov   rax, [rbx + 0x48]          # the frame: its siginfo room is ours
+    mov   [rax + 0x140], r12         # the result for the tracer (which may be gone) ...
+    mov   rcx, [rbx + 0x68]
+    mov   [rax + 0x138], rcx         # ... then the mark that says it is there
     mov   rdi, [rbx + 0x38]          # page A
     mov   rsi, [rbx + 0x40]          # page A alone: what fn started unmaps the rest
     test  r12, r12
@@ -120,11 +128,13 @@ data:
 """
 BORROW_CODE = bytes.fromhex(
     "488d1df9070000ff134989c5448b3049c7c418fcffffff530885c07416488b7b18488b7320"
-    "488b5328488b4b30ff53104c63e045897500488b7b38488b73404d85e47404488b7360488b"
-    "6348488b435048890424488b4358ffe0")
+    "488b5328488b4b30ff53104c63e045897500488b43484c89a040010000488b4b6848898838"
+    "010000488b7b38488b73404d85e47404488b7360488b6348488b435048890424488b4358ff"
+    "e0")
 BORROW_DATA = 0x800
 BORROW_FIELDS = ("__errno_location", "Py_IsInitialized", "fn", "a0", "a1", "a2", "a3",
-                 "page", "length", "frame", "restorer", "munmap", "total_length")
+                 "page", "length", "frame", "restorer", "munmap", "total_length",
+                 "result_mark")
 NOT_INITIALIZED = -1000
 
 
@@ -153,8 +163,11 @@ _SIGCONTEXT_REGS = ("r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rdi",
                     "rbx", "rdx", "rax", "rcx", "rsp", "rip", "eflags")
 _UCONTEXT_SIZE = 8 + 8 + 24 + 256 + 8  # flags, link, stack_t, sigcontext, sigset
 _RT_SIGFRAME_SIZE = 8 + _UCONTEXT_SIZE + 128  # pretcode, ucontext, siginfo
-# rt_sigreturn never reads the siginfo part: scratch room above the routine's stack
-FRAME_SCRATCH = 8 + _UCONTEXT_SIZE
+# rt_sigreturn never reads the siginfo part: scratch room above the routine's stack.
+# The routine leaves [mark, result] there; pthread_create's pthread_t goes after.
+FRAME_SCRATCH = 8 + _UCONTEXT_SIZE  # 0x138 in BORROW_ASM
+RESULT_MARK = 0x1E5CA1ED0BADC0DE  # (any 64-bit value the stack would not hold by chance)
+PTHREAD_T_SLOT = FRAME_SCRATCH + 16
 SS_INVALID = 3  # not 0/SS_ONSTACK/SS_DISABLE: rt_sigreturn leaves the altstack alone (EINVAL)
 
 
@@ -216,6 +229,15 @@ def signal_fpstate(xstate: bytes) -> bytes:
     image[_SW_RESERVED:_SW_RESERVED + 48] = struct.pack("<IIQI28x", FP_XSTATE_MAGIC1, size + 4,
                                                          features, size)
     return bytes(image) + struct.pack("<I", FP_XSTATE_MAGIC2)
+
+
+def fpstate_restores_exactly(xstate: bytes) -> bool:
+    """Whether rt_sigreturn is sure to restore this state in full from the
+    frame: always, except on AMX hosts where the frame leaves the unused tile
+    data out and relies on the task's own size being the default one."""
+    xcr0, = struct.unpack_from("<Q", xstate, _SW_RESERVED)
+    in_use, = struct.unpack_from("<Q", xstate, 512)
+    return not (xcr0 & XFEATURE_XTILEDATA and not in_use & XFEATURE_XTILEDATA)
 
 
 def build_restore_frame(regs: list[int], xstate: bytes, sigmask: int) -> RestoreFrame:

@@ -70,6 +70,7 @@ MAX_TRIES = 5  # threads that moved, exited or took a signal before we could bor
 STOP_WAIT = 2.0  # seconds for one expected stop of the borrowed thread
 LOCK_POLL = 0.01
 MAX_FOREIGN_SYSCALLS = 10000  # system calls of signal handlers we let through
+RESULT_WAIT = 0.5  # seconds to look for the routine's result once we let go
 PARK_SAMPLES = 5  # looks at the threads before settling for a pending call
 PARK_SAMPLE_GAP = 0.005
 
@@ -484,9 +485,16 @@ class _Borrow:
         except BaseException:
             self._detach()  # nothing changed yet
             raise
+        early = self.path == "thread" and arch.fpstate_restores_exactly(xstate)
         try:
             self._inject(regs, frame)
-            self._return_home(frame, xstate, expect_result=True)
+            if early:
+                # The routine runs untraced and rt_sigreturn restores every
+                # register and the whole FPU state from the frame: nothing
+                # left for us to do but read its result.
+                self._detach()
+            else:
+                self._return_home(frame, xstate, expect_result=True)
         except _Stopped as e:
             self._detach()
             raise AttachError(_stopped_message(self.pid, e.signal, injected=True)) from None
@@ -494,6 +502,8 @@ class _Borrow:
             self._give_back(frame, xstate)
             raise
         stopped_ms = (time.monotonic() - self.stopped_at) * 1000.0
+        if early:
+            self.result = self._result_left_in(frame)
         self._check_result()
         return _Outcome(self.path, self.tid, stopped_ms)
 
@@ -592,7 +602,7 @@ class _Borrow:
         if self.candidate.syscall >= 0:
             # pthread_t lands in the frame's unused siginfo room: the mapping
             # stays read-only, the new thread detaches itself.
-            fn, fn_args = symbols["pthread_create"], (frame.frame + arch.FRAME_SCRATCH, 0,
+            fn, fn_args = symbols["pthread_create"], (frame.frame + arch.PTHREAD_T_SLOT, 0,
                                                       b_page + stub.THREAD_ENTRY,
                                                       b_page + stub.DATA)
         else:
@@ -604,7 +614,7 @@ class _Borrow:
             "a0": fn_args[0], "a1": fn_args[1], "a2": fn_args[2], "a3": fn_args[3],
             "page": page, "length": arch.PAGE_SIZE, "total_length": length,
             "frame": frame.frame, "restorer": self.addresses.restorer,
-            "munmap": symbols["munmap"]})
+            "munmap": symbols["munmap"], "result_mark": arch.RESULT_MARK})
         try:
             self.memory.write(page, page_a + blob)
         except OSError as e:
@@ -671,9 +681,26 @@ class _Borrow:
             log.warning("left thread %d to return on its own: %s", self.tid, e)
             self._detach()
 
+    def _result_left_in(self, frame: arch.RestoreFrame) -> int | None:
+        """The routine's result from the frame's scratch room, read through
+        /proc/PID/mem without stopping anything (None if it never showed:
+        the agent's own hello, or its absence, then tells)."""
+        until = min(self.deadline, time.monotonic() + RESULT_WAIT)
+        while True:
+            raw = self.memory.read(frame.frame + arch.FRAME_SCRATCH, 16)
+            mark, result = struct.unpack("<Qq", raw) if len(raw) == 16 else (0, 0)
+            if mark == arch.RESULT_MARK:
+                return int(result)
+            if time.monotonic() >= until:
+                log.info("thread %d left no result in time", self.tid)
+                return None
+            time.sleep(0.0001)
+
     def _check_result(self) -> None:
         result = self.result
         if result is None:
+            if self.path == "thread":
+                return  # let go early; the agent's hello (or its absence) tells
             raise AttachError("the borrowed thread %d of process %d did not run the injection "
                               "routine" % (self.tid, self.pid))
         if result == arch.NOT_INITIALIZED:

@@ -161,7 +161,7 @@ def test_client_killed_after_every_ptrace_request(edge_python, heartbeat, mode):
     # (the kernel then detaches with whatever registers are set at that moment)
     report = _kill_client(target.pid, "sweep")
     # Then at every step the thread found its way back, nothing stayed traced
-    assert report["trials"] == report["requests"] > 20
+    assert report["trials"] == report["requests"] > 10
     assert report["problems"] == []
     _assert_unharmed(target, before, threads, fds)
 
@@ -198,7 +198,7 @@ def test_only_the_borrowed_thread_ever_stops(edge_python, heartbeat, monkeypatch
         assert session.injection is not None and session.injection.path == "thread"
         assert session.injection.backend == "native"
     # Then no other thread was ever in a stop while we held ours
-    assert len(others_seen) > 4
+    assert len(others_seen) >= 2
     assert all(state not in ("t", "T") for seen in others_seen for state in seen.values())
 
 

@@ -166,3 +166,10 @@ def test_unused_amx_tile_data_is_left_out_of_the_frame() -> None:
     _m1, _ext, features, size = struct.unpack_from("<IIQI", arch.signal_fpstate(in_use),
                                                    arch._SW_RESERVED)
     assert size == 11008 and features & arch.XFEATURE_XTILEDATA
+
+
+def test_routine_constants_match_the_frame_layout() -> None:
+    # BORROW_ASM writes [frame + 0x138] (mark) and [frame + 0x140] (result)
+    assert "[rax + 0x138]" in arch.BORROW_ASM and "[rax + 0x140]" in arch.BORROW_ASM
+    assert arch.FRAME_SCRATCH == 0x138
+    assert arch.PTHREAD_T_SLOT + 8 <= arch._RT_SIGFRAME_SIZE  # inside the siginfo room
