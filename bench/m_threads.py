@@ -14,6 +14,7 @@ from .report import Goal, Section, fmt, fmt_ratio
 from .targets import Target
 
 SIZES = (3, 200, 1000)  # threads in the target: main + 2 heartbeats + idle sleepers
+QUICK_SIZES = (3, 200)  # --quick: pystack alone takes 3-14 s per dump of 1,000 threads
 
 
 def thread_tools() -> list[tools.Tool]:
@@ -42,7 +43,8 @@ def run(cfg: Config) -> Section:
     ours = candidates[0]
     missing = {t.name: t.missing() for t in candidates}
     usable = [t for t in candidates if missing[t.name] is None]
-    per_size = {size: measure_size(cfg, size, usable, reps) for size in SIZES}
+    sizes = QUICK_SIZES if cfg.quick else SIZES
+    per_size = {size: measure_size(cfg, size, usable, reps) for size in sizes}
 
     def ok_runs(size: int, name: str) -> list[dict[str, Any]]:
         return [r for r in per_size[size]["results"].get(name, []) if r["ok"]]
@@ -51,17 +53,17 @@ def run(cfg: Config) -> Section:
         return stats.median([r[key] for r in ok_runs(size, name) if r[key] is not None])
 
     section = Section("threads", "7. Freeze by thread count: 3 / 200 / 1,000 idle threads")
-    labels = [f"{size:,} threads" for size in SIZES]
+    labels = [f"{size:,} threads" for size in sizes]
     section.columns = ["tool"] + ["max gap ms, %s (× ours)" % label for label in labels]
     walls: list[list[object]] = []
     for tool in candidates:
         why = missing[tool.name]
         if why:
-            section.rows.append([tool.name, "not run: " + why] + [""] * (len(SIZES) - 1))
+            section.rows.append([tool.name, "not run: " + why] + [""] * (len(sizes) - 1))
             continue
         cells: list[object] = [tool.name]
         wall_cells: list[object] = [tool.name]
-        for size in SIZES:
+        for size in sizes:
             gap = med(size, tool.name, "gap_ms")
             n, total = len(ok_runs(size, tool.name)), len(per_size[size]["results"][tool.name])
             ratio = stats.ratio(gap, med(size, ours.name, "gap_ms"))
@@ -71,7 +73,7 @@ def run(cfg: Config) -> Section:
         section.rows.append(cells)
         walls.append(wall_cells)
     stop_rows = []
-    for size, label in zip(SIZES, labels, strict=True):
+    for size, label in zip(sizes, labels, strict=True):
         rs = ok_runs(size, ours.name)
         s = stats.summary([r["stopped_ms"] for r in rs])
         stop_rows.append([label, s["median"], s["max"],
@@ -86,13 +88,13 @@ def run(cfg: Config) -> Section:
         "Wall time of each tool (ms, median; ours: attach + stack + detach in-process):",
         ["tool"] + labels, walls))
     spy = tools.py_spy_dump().name
-    for size, label in zip(SIZES, labels, strict=True):
+    for size, label in zip(sizes, labels, strict=True):
         ours_gap, spy_gap = med(size, ours.name, "gap_ms"), med(size, spy, "gap_ms")
         known = ours_gap == ours_gap and spy_gap == spy_gap
         section.goals.append(Goal(
             "ours' freeze ≤ py-spy's at %s" % label, (ours_gap <= spy_gap) if known else None,
             "ours %s ms, py-spy dump %s ms" % (fmt(ours_gap), fmt(spy_gap))))
-    section.goals.append(stop_goal([r["stopped_ms"] for size in SIZES
+    section.goals.append(stop_goal([r["stopped_ms"] for size in sizes
                                     for r in ok_runs(size, ours.name)], " at every size"))
     section.notes = [
         "Targets: CPython %s; N threads = the main thread parked in `read`, %d heartbeat "
@@ -104,13 +106,15 @@ def run(cfg: Config) -> Section:
         "whole process (py-spy, pystack, gdb), and for ours the agent thread holding the "
         "GIL while it starts and walks every thread's frames.",
     ]
-    for size in SIZES:
+    if cfg.quick:
+        section.notes.append("--quick: 3 and 200 threads only (a full run adds 1,000).")
+    for size in sizes:
         if not per_size[size]["alive"]:
             section.notes.append("THE TARGET DIED during the %d-thread run." % size)
         if per_size[size]["threads"] != size:
             section.notes.append("The %d-thread target had %d threads."
                                  % (size, per_size[size]["threads"]))
-    failures = sorted({"%s: %s" % (name, r["error"]) for size in SIZES
+    failures = sorted({"%s: %s" % (name, r["error"]) for size in sizes
                        for name, rs in per_size[size]["results"].items()
                        for r in rs if not r["ok"]})
     if failures:
