@@ -81,6 +81,13 @@ class Target:
             out[int(tid)] = float(ms)
         return out
 
+    def unborrowed_gap_ms(self) -> float:
+        """The smallest of the heartbeats' largest gaps since reset. An injector
+        borrows at most one thread, so with two heartbeats this is a gap that
+        a thread which was not borrowed saw (for a tool run where we cannot
+        tell which thread was borrowed, e.g. the CLI)."""
+        return min(self.gap_by_thread().values())
+
     def gap_events(self, exclude: int | None = None) -> list[tuple[float, float]]:
         """(monotonic end time, gap ms) of every gap of at least 4 ms since
         reset, seen by any heartbeat but the thread `exclude`."""
