@@ -112,8 +112,9 @@ def stop_goal(stopped: list[float], label: str = "") -> Goal:
     s = stats.summary(stopped)
     met = s["median"] <= STOP_GOAL_MS if s["n"] else None
     return Goal("ours: borrowed thread stopped ≤ %g ms%s" % (STOP_GOAL_MS, label), met,
-                "median %s ms, p90 %s ms, worst %s ms (%d runs)"
-                % (fmt(s["median"], 2), fmt(s["p90"], 2), fmt(s["max"], 2), s["n"]))
+                "median %s ms, p90 %s ms, worst %s ms, best %s ms (%d runs)"
+                % (fmt(s["median"], 2), fmt(s["p90"], 2), fmt(s["max"], 2),
+                   fmt(s["min"], 2), s["n"]))
 
 
 def run(cfg: Config) -> Section:
