@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import time
+from typing import Any
 
 from . import stats, tools
 from .config import Config, python_version
@@ -35,13 +36,13 @@ sys.stderr.write("\nBENCH " + json.dumps({"rc": rc, "import_ms": (t1 - t0) * 100
 """ % (GUI_PACKAGES,)
 
 
-def cli_probe(argv: list[str]) -> dict:
+def cli_probe(argv: list[str]) -> dict[str, Any]:
     out = subprocess.run([sys.executable, "-c", _CLI_PROBE, *argv], capture_output=True,
                          text=True, timeout=60, stdin=subprocess.DEVNULL)
     line = [x for x in out.stderr.splitlines() if x.startswith("BENCH ")]
     if not line:
         raise RuntimeError("CLI probe failed: %s" % out.stderr[-500:])
-    doc = json.loads(line[-1][6:])
+    doc: dict[str, Any] = json.loads(line[-1][6:])
     doc["stderr"] = out.stderr.split("\nBENCH ")[0].strip()[-300:]
     return doc
 

@@ -8,6 +8,7 @@ import json
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from . import stats, tools
 from .config import Config, python_version
@@ -74,7 +75,7 @@ def split_gaps(events: list[tuple[float, float]], run: tools.ToolRun) -> tuple[f
     return stop, after
 
 
-def measure_tool(target: Target, tool: tools.Tool) -> dict:
+def measure_tool(target: Target, tool: tools.Tool) -> dict[str, Any]:
     time.sleep(SETTLE)
     target.reset()
     try:
@@ -123,7 +124,7 @@ def run(cfg: Config) -> Section:
     ours = candidates[0]
     missing = {t.name: t.missing() for t in candidates}
     usable = [t for t in candidates if missing[t.name] is None]
-    results: dict[str, list[dict]] = {t.name: [] for t in usable}
+    results: dict[str, list[dict[str, Any]]] = {t.name: [] for t in usable}
     with Target(cfg.python, heartbeats=HEARTBEATS) as target:
         time.sleep(0.5)
         noise = baseline(target, reps)
@@ -224,7 +225,8 @@ def run(cfg: Config) -> Section:
 def versions_table(cfg: Config, section: Section) -> None:
     """Ours (native) on every interpreter found: where the freeze comes from."""
     reps = cfg.reps(3, 1)
-    rows, data = [], {}
+    rows: list[list[Any]] = []
+    data: dict[str, Any] = {}
     for python in cfg.other_pythons:
         version = python_version(python)
         rs = []

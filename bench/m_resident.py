@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from typing import Any
 
 from . import stats, tools
 from .config import Config, python_version
@@ -21,7 +22,7 @@ def inspector_cmd(*args: str) -> list[str]:
     return [exe, *args]
 
 
-def probe_loop(target: Target, count: int) -> list[dict]:
+def probe_loop(target: Target, count: int) -> list[dict[str, Any]]:
     out = []
     for _ in range(count):
         target.reset()
@@ -43,7 +44,7 @@ def probe_loop(target: Target, count: int) -> list[dict]:
     return out
 
 
-def timed_cli(target: Target, *args: str) -> dict:
+def timed_cli(target: Target, *args: str) -> dict[str, Any]:
     target.reset()
     started = time.monotonic()
     proc = subprocess.run(inspector_cmd(*args), capture_output=True, text=True, timeout=60,
@@ -64,8 +65,8 @@ def wait_threads(target: Target, expected: int, timeout: float) -> int:
 
 def run(cfg: Config) -> Section:
     count = cfg.reps(100, 6)
-    modes: dict[str, list[dict]] = {}
-    setup: dict[str, dict] = {}
+    modes: dict[str, list[dict[str, Any]]] = {}
+    setup: dict[str, dict[str, Any]] = {}
     with Target(cfg.python, heartbeats=2) as target:
         time.sleep(0.3)
         threads_before = target.threads()

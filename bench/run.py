@@ -24,6 +24,7 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make `bench` importable
@@ -32,7 +33,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable
 MEASURES = ("freeze", "cold", "warm", "throughput", "scale", "resident", "threads")
 
 
-def _measure(name: str):
+def _measure(name: str) -> ModuleType:
     return importlib.import_module("bench.m_" + name)
 
 

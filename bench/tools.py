@@ -186,7 +186,7 @@ class InjectionClock:
     def __enter__(self) -> InjectionClock:
         import inspector.session as session_module
 
-        original = getattr(session_module, "make_injector", None)
+        original: Any = getattr(session_module, "make_injector", None)
         if original is None:
             return self
         clock = self
@@ -194,7 +194,7 @@ class InjectionClock:
         def make_injector(name: str) -> Any:
             backend = original(name)
             inject = backend.inject
-            stopped_work = getattr(backend, "_inject_stopped", None)
+            stopped_work: Any = getattr(backend, "_inject_stopped", None)
 
             def timed_inject(*args: Any, **kwargs: Any) -> Any:
                 report = inject(*args, **kwargs)
@@ -213,14 +213,14 @@ class InjectionClock:
             return backend
 
         self._saved = original
-        session_module.make_injector = make_injector
+        setattr(session_module, "make_injector", make_injector)  # noqa: B010 (not re-exported)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._saved is not None:
             import inspector.session as session_module
 
-            session_module.make_injector = self._saved
+            setattr(session_module, "make_injector", self._saved)  # noqa: B010
 
 
 def injector_problem(injector: str) -> str | None:
