@@ -14,6 +14,7 @@ from .report import Goal, Section, fmt, fmt_ratio
 from .targets import Target
 
 CHECK = "ok=len(config) > 0"
+NOISE_WINDOWS = 20  # probe-long windows with no probe: the heartbeat's noise floor
 
 
 def inspector_cmd(*args: str) -> list[str]:
@@ -55,6 +56,17 @@ def timed_cli(target: Target, *args: str) -> dict[str, Any]:
             "stderr": proc.stderr.strip()[-300:]}
 
 
+def quiet_windows(target: Target, count: int, seconds: float) -> list[float]:
+    """The heartbeats' gap over windows as long as a probe, with no probe:
+    what the machine alone does to a 1 ms sleeper."""
+    out = []
+    for _ in range(count):
+        target.reset()
+        time.sleep(seconds)
+        out.append(target.unborrowed_gap_ms())
+    return out
+
+
 def wait_threads(target: Target, expected: int, timeout: float) -> int:
     """The target's thread count once it is back to `expected` (or at the timeout)."""
     deadline = time.monotonic() + timeout
@@ -85,6 +97,8 @@ def run(cfg: Config) -> Section:
                 modes[mode] = probe_loop(target, count)
             total[mode] = (time.monotonic() - t0) * 1000.0
         threads_after = wait_threads(target, threads_before, 3.0)
+        window = stats.median([r["wall_ms"] for r in modes["resident"]]) / 1000.0
+        noise = quiet_windows(target, min(count, NOISE_WINDOWS), window)
 
     section = Section("resident", "6. Resident agent: %d probes in a row" % count)
     section.columns = ["mode", "total s", "per probe ms (median)", "p90 ms",
@@ -99,13 +113,18 @@ def run(cfg: Config) -> Section:
             stats.median(gaps), max(gaps),
             "%d/%d" % (sum(1 for r in rs if r["status"] == "OK"), len(rs)),
             "%d/%d" % (sum(1 for r in rs if r["reused"]), len(rs))])
+    section.rows.append(["no probe (same window length; noise)", None, None, None,
+                         stats.median(noise), max(noise), "", ""])
+    noise_p90 = stats.percentile(noise, 90)
     res_gap = stats.median([r["gap_ms"] for r in modes["resident"]])
     inj_gap = stats.median([r["gap_ms"] for r in modes["re-inject"]])
     section.goals = [
         Goal("resident probes do not freeze the target (no injection)",
-             res_gap <= max(5.0, 0.25 * inj_gap),
-             "median freeze %s ms vs %s ms re-injecting (%s less); total %s vs %s s" % (
-                 fmt(res_gap), fmt(inj_gap), fmt_ratio(stats.ratio(inj_gap, res_gap)),
+             res_gap <= max(5.0, noise_p90),
+             "median freeze %s ms (no probe: %s ms median, p90 %s) vs %s ms re-injecting "
+             "(%s less); total %s vs %s s" % (
+                 fmt(res_gap), fmt(stats.median(noise)), fmt(noise_p90), fmt(inj_gap),
+                 fmt_ratio(stats.ratio(inj_gap, res_gap)),
                  fmt(total["resident"] / 1000.0), fmt(total["re-inject"] / 1000.0))),
     ]
     section.notes = [
@@ -114,6 +133,11 @@ def run(cfg: Config) -> Section:
         "the smaller of the two heartbeats' largest gaps during that probe (the native "
         "injector borrows at most one thread, often a heartbeat). Modes ran in the order %s."
         % (python_version(cfg.python), CHECK, " then ".join(order)),
+        "The goal is judged against the heartbeats' noise: %d windows as long as a resident "
+        "probe with no probe at all; met when the resident probes' median freeze is within "
+        "that noise's p90 (or 5 ms). Re-injecting is no longer the yardstick: the native "
+        "injector's freeze is small enough that a fraction of it is below the noise."
+        % len(noise),
         "Setup of the resident mode: `attach --keep` %s ms wall, %s ms freeze; `detach` %s ms."
         % (fmt(setup["attach --keep"]["wall_ms"]), fmt(setup["attach --keep"]["gap_ms"]),
            fmt(setup["detach"]["wall_ms"])),
@@ -123,6 +147,6 @@ def run(cfg: Config) -> Section:
     errors = sorted({r["error"] for rs in modes.values() for r in rs if r["error"]})
     if errors:
         section.notes.append("Probe errors: %s" % "; ".join(errors))
-    section.data = {"probes": modes, "setup": setup, "total_ms": total,
+    section.data = {"probes": modes, "setup": setup, "total_ms": total, "noise_ms": noise,
                     "threads_after": threads_after}
     return section
