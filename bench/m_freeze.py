@@ -46,14 +46,17 @@ def payload_compile_ms(python: str, runs: int) -> dict[str, float]:
     return {name: stats.median(v) for name, v in samples.items()}
 
 
-def unborrowed_gap(by_thread: dict[int, float], borrowed: int | None) -> tuple[float, float]:
+def unborrowed_gap(by_thread: dict[int, float],
+                   borrowed: int | None) -> tuple[float, float, int | None]:
     """(gap of one heartbeat the tool did not borrow, gap of the borrowed
-    heartbeat or nan), ms. Every tool is judged by one heartbeat: the one
-    with the highest tid that was not borrowed, so no tool gets the max of
-    more samples than another."""
+    heartbeat or nan, the tid read), ms. Every tool is judged by one
+    heartbeat: the one with the lowest tid that was not borrowed (the native
+    injector, given two sleeping heartbeats, takes the lowest tid), so no
+    tool gets the max of more samples than another."""
     free = sorted(tid for tid in by_thread if tid != borrowed)
-    gap = by_thread[free[-1]] if free else float("nan")
-    return gap, by_thread.get(borrowed, float("nan")) if borrowed is not None else float("nan")
+    gap = by_thread[free[0]] if free else float("nan")
+    borrowed_gap = by_thread.get(borrowed, float("nan")) if borrowed is not None else float("nan")
+    return gap, borrowed_gap, (free[0] if free else None)
 
 
 def split_gaps(events: list[tuple[float, float]], run: tools.ToolRun) -> tuple[float, float]:
@@ -86,11 +89,12 @@ def measure_tool(target: Target, tool: tools.Tool) -> dict[str, Any]:
     stopped = target.ensure_running()
     if stopped:
         run.error += " (target was left in state %r; the bench resumed it)" % stopped
-    gap, borrowed_gap = unborrowed_gap(target.gap_by_thread(), run.borrowed_tid)
+    gap, borrowed_gap, read_tid = unborrowed_gap(target.gap_by_thread(), run.borrowed_tid)
     stop, agent = split_gaps(target.gap_events(exclude=run.borrowed_tid), run)
     return {"ok": run.ok, "error": run.error, "gap_ms": gap, "wall_ms": run.wall_ms,
             "stopped_ms": run.stopped_ms, "stop_gap_ms": stop, "agent_gap_ms": agent,
             "borrowed_tid": run.borrowed_tid, "borrowed_gap_ms": borrowed_gap,
+            "heartbeat_tid": read_tid, "heartbeat_tids": target.heartbeat_tids(),
             "path": run.path, "phases": run.phases}
 
 

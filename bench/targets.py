@@ -81,6 +81,9 @@ class Target:
             out[int(tid)] = float(ms)
         return out
 
+    def heartbeat_tids(self) -> list[int]:
+        return sorted(self.gap_by_thread())
+
     def unborrowed_gap_ms(self) -> float:
         """The smallest of the heartbeats' largest gaps since reset. An injector
         borrows at most one thread, so with two heartbeats this is a gap that

@@ -33,4 +33,8 @@ def test_bench_quick_freeze(tmp_path: Path) -> None:
     assert ours and all(r["ok"] for r in ours), ours
     assert all(r["gap_ms"] > 0 for r in ours)
     assert all(r["stopped_ms"] is not None and r["borrowed_tid"] for r in ours), ours
+    # ours is read on a heartbeat it did not borrow, and it is one of the target's heartbeats
+    for r in ours:
+        assert r["heartbeat_tid"] in r["heartbeat_tids"], r
+        assert r["heartbeat_tid"] != r["borrowed_tid"], r
     assert all(g["status"].split()[0] in ("met", "GAP", "n/a") for g in section["goals"])
