@@ -5,8 +5,8 @@
     .venv/bin/python bench/run.py --only freeze,warm --out bench/results/x.json
 
 Prints markdown tables (goals met or the gap) and writes JSON (default
-bench/results/latest.json). Needs root or ptrace rights on its own children,
-gdb, and the anchors (`pip install -e ".[bench]"`); a missing anchor is a row
+bench/results/latest.json). Needs root or ptrace rights on its own children
+and the anchors (`pip install -e ".[bench]"`); a missing anchor is a row
 that says so, not a failure.
 """
 
@@ -24,15 +24,16 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-MEASURES = ("freeze", "cold", "warm", "throughput", "scale", "resident")
+MEASURES = ("freeze", "cold", "warm", "throughput", "scale", "resident", "threads")
 
 
-def _measure(name: str):
+def _measure(name: str) -> ModuleType:
     return importlib.import_module("bench.m_" + name)
 
 

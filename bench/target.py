@@ -1,20 +1,23 @@
 """The benchmark target: a small CPython program driven through stdin/stdout.
 
 Runs unchanged on CPython 3.8-3.13 (stdlib only; no f-string `=`, no walrus).
-Start it as ``python target.py [--heartbeat] [--threads N] [--objects N]
-[--work]``; it prints ``ready`` and then answers one line per command read
-from stdin (the main thread is parked in ``read``, like an idle service):
+Start it as ``python target.py [--heartbeat | --heartbeats N] [--threads N]
+[--objects N] [--work]``; it prints ``ready`` and then answers one line per
+command read from stdin (the main thread is parked in ``read``, like an idle
+service):
 
-    reset            forget the heartbeat's gaps         -> ok
-    gap              largest gap since reset, ms         -> 12.3
-    gaps             every gap >= GAP_EVENT_MS since reset: "end_monotonic:ms ..."
+    reset            forget the heartbeats' gaps         -> ok
+    gap              largest gap since reset, ms (any heartbeat) -> 12.3
+    gap_by_thread    largest gap of each heartbeat: "tid:ms tid:ms"
+    gaps             every gap >= GAP_EVENT_MS since reset: "end_monotonic:ms:tid ..."
     ops SECONDS      CPU-work operations per second over SECONDS (needs --work)
     quit             exit
 
-The heartbeat thread sleeps 1 ms in a loop and records the largest interval
+A heartbeat thread sleeps 1 ms in a loop and records the largest interval
 between two wake-ups: any time the process was stopped (ptrace) or another
-thread held the GIL shows up as a gap. Times are CLOCK_MONOTONIC, comparable
-with the bench process's `time.monotonic()`.
+thread held the GIL shows up as a gap. With several heartbeats each keeps its
+own (an injector that borrows one thread is judged by the others). Times are
+CLOCK_MONOTONIC, comparable with the bench process's `time.monotonic()`.
 """
 import sys
 import threading
@@ -29,6 +32,7 @@ class Heartbeat:
         self.max_gap = 0.0
         self.events = []
         self.lock = threading.Lock()
+        self.tid = 0
 
     def reset(self):
         with self.lock:
@@ -36,6 +40,7 @@ class Heartbeat:
             self.events = []
 
     def run(self):
+        self.tid = threading.get_native_id()
         last = time.monotonic()
         sleep = time.sleep
         clock = time.monotonic
@@ -91,7 +96,10 @@ def sleeper(depth, event):
 
 
 def main(argv):
-    heartbeat = Heartbeat() if "--heartbeat" in argv else None
+    beats = int(argv[argv.index("--heartbeats") + 1]) if "--heartbeats" in argv else 0
+    if "--heartbeat" in argv:
+        beats = max(beats, 1)
+    heartbeats = [Heartbeat() for _ in range(beats)]
     work = Work() if "--work" in argv else None
     threads = int(argv[argv.index("--threads") + 1]) if "--threads" in argv else 0
     objects = int(argv[argv.index("--objects") + 1]) if "--objects" in argv else 0
@@ -108,11 +116,13 @@ def main(argv):
     for i in range(threads):
         threading.Thread(target=sleeper, args=(i % 8, stop), name="sleeper-%d" % i,
                          daemon=True).start()
-    if heartbeat is not None:
-        threading.Thread(target=heartbeat.run, name="heartbeat", daemon=True).start()
+    for i, beat in enumerate(heartbeats):
+        threading.Thread(target=beat.run, name="heartbeat-%d" % i, daemon=True).start()
+    while any(not beat.tid for beat in heartbeats):
+        time.sleep(0.001)
     if work is not None:
         threading.Thread(target=work.run, name="work", daemon=True).start()
-    g["heartbeat"] = heartbeat
+    g["heartbeats"] = heartbeats
     g["work"] = work
 
     out = sys.stdout
@@ -121,13 +131,18 @@ def main(argv):
     for line in sys.stdin:
         words = line.split()
         cmd = words[0] if words else ""
-        if cmd == "reset" and heartbeat is not None:
-            heartbeat.reset()
+        if cmd == "reset" and heartbeats:
+            for beat in heartbeats:
+                beat.reset()
             reply = "ok"
-        elif cmd == "gap" and heartbeat is not None:
-            reply = "%.3f" % (heartbeat.max_gap * 1000.0)
-        elif cmd == "gaps" and heartbeat is not None:
-            reply = " ".join("%.6f:%.3f" % (t, g * 1000.0) for t, g in list(heartbeat.events))
+        elif cmd == "gap" and heartbeats:
+            reply = "%.3f" % (max(beat.max_gap for beat in heartbeats) * 1000.0)
+        elif cmd == "gap_by_thread" and heartbeats:
+            reply = " ".join("%d:%.3f" % (beat.tid, beat.max_gap * 1000.0)
+                             for beat in heartbeats)
+        elif cmd == "gaps" and heartbeats:
+            reply = " ".join("%.6f:%.3f:%d" % (t, g * 1000.0, beat.tid) for beat in heartbeats
+                             for t, g in list(beat.events))
         elif cmd == "ops" and work is not None:
             seconds = float(words[1])
             before, t0 = work.ops, time.monotonic()

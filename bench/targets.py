@@ -15,11 +15,11 @@ READY_TIMEOUT = 120.0  # building 5M objects takes a while on a slow machine
 class Target:
     """One running target process; `command()` speaks its line protocol."""
 
-    def __init__(self, python: str, *, heartbeat: bool = False, threads: int = 0,
-                 objects: int = 0, work: bool = False) -> None:
+    def __init__(self, python: str, *, heartbeat: bool = False, heartbeats: int = 0,
+                 threads: int = 0, objects: int = 0, work: bool = False) -> None:
         args = [python, str(TARGET_SCRIPT)]
-        if heartbeat:
-            args.append("--heartbeat")
+        if heartbeat or heartbeats:
+            args += ["--heartbeats", str(max(heartbeats, 1))]
         if work:
             args.append("--work")
         if threads:
@@ -73,12 +73,32 @@ class Target:
     def gap_ms(self) -> float:
         return float(self.command("gap"))
 
-    def gap_events(self) -> list[tuple[float, float]]:
-        """(monotonic end time, gap ms) of every gap of at least 4 ms since reset."""
+    def gap_by_thread(self) -> dict[int, float]:
+        """Largest gap (ms) since reset of each heartbeat thread, by its tid."""
+        out = {}
+        for word in self.command("gap_by_thread").split():
+            tid, ms = word.split(":")
+            out[int(tid)] = float(ms)
+        return out
+
+    def heartbeat_tids(self) -> list[int]:
+        return sorted(self.gap_by_thread())
+
+    def unborrowed_gap_ms(self) -> float:
+        """The smallest of the heartbeats' largest gaps since reset. An injector
+        borrows at most one thread, so with two heartbeats this is a gap that
+        a thread which was not borrowed saw (for a tool run where we cannot
+        tell which thread was borrowed, e.g. the CLI)."""
+        return min(self.gap_by_thread().values())
+
+    def gap_events(self, exclude: int | None = None) -> list[tuple[float, float]]:
+        """(monotonic end time, gap ms) of every gap of at least 4 ms since
+        reset, seen by any heartbeat but the thread `exclude`."""
         out = []
         for word in self.command("gaps").split():
-            t, ms = word.split(":")
-            out.append((float(t), float(ms)))
+            t, ms, tid = word.split(":")
+            if exclude is None or int(tid) != exclude:
+                out.append((float(t), float(ms)))
         return out
 
     def ops_per_second(self, seconds: float) -> float:

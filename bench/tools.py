@@ -12,8 +12,10 @@ and `run(pid)` -> ToolRun. The anchors run exactly as an operator types them:
   file holding one assignment: the price of pyrasite's injection itself.
 
 Ours: `OursApi` is ``inspector.attach(pid, injector=...)`` + ``stack()`` +
-detach in this process (so gdb's stop can be timed; see `InjectionClock`);
-`OursCli` is the ``inspector`` command in a fresh process.
+detach in this process (so the injector's stop can be timed: the session's
+`InjectionReport` and `InjectionClock`); "ours" is the default (native)
+injector, gdb and pyrasite are extra rows that say why when this machine
+refuses them. `ours_cli` is the ``inspector`` command in a fresh process.
 """
 
 from __future__ import annotations
@@ -76,9 +78,13 @@ class ToolRun:
     wall_ms: float
     output: str = ""
     error: str = ""
-    stopped_ms: float | None = None  # ours: how long gdb had every thread stopped
-    injected_at: float | None = None  # ours: time.monotonic() when gdb detached
+    # ours: how long the target was stopped (native: the one borrowed thread,
+    # from the interrupt stop to the detach; gdb: every thread)
+    stopped_ms: float | None = None
+    injected_at: float | None = None  # ours: time.monotonic() when the injector detached
     phases: dict[str, float] = field(default_factory=dict)  # ours: ms per phase
+    borrowed_tid: int | None = None  # ours: the thread the injector made its calls on
+    path: str = ""  # ours: "thread", "pending" or "gil" (InjectionReport.path)
 
 
 class Tool:
@@ -167,10 +173,11 @@ class PyrasiteAlone(Tool):
 class InjectionClock:
     """Records when our injector let the target run again, by wrapping the
     backend that `inspector.session` creates (bench-side only; the library is
-    unchanged). For the gdb backend that is when its work on the stopped
-    target ended (`_inject_stopped` returned; the detach follows within a
-    millisecond or two); for others, when `inject` returned. Records nothing
-    if the library's internals moved."""
+    unchanged). For the native backend that is when `inject` returned (it
+    returns right after detaching from the borrowed thread); for the gdb
+    backend, when its work on the stopped target ended (`_inject_stopped`
+    returned; the detach follows within a millisecond or two). Records
+    nothing if the library's internals moved."""
 
     def __init__(self) -> None:
         self.detached_at: float | None = None
@@ -179,7 +186,7 @@ class InjectionClock:
     def __enter__(self) -> InjectionClock:
         import inspector.session as session_module
 
-        original = getattr(session_module, "make_injector", None)
+        original: Any = getattr(session_module, "make_injector", None)
         if original is None:
             return self
         clock = self
@@ -187,7 +194,7 @@ class InjectionClock:
         def make_injector(name: str) -> Any:
             backend = original(name)
             inject = backend.inject
-            stopped_work = getattr(backend, "_inject_stopped", None)
+            stopped_work: Any = getattr(backend, "_inject_stopped", None)
 
             def timed_inject(*args: Any, **kwargs: Any) -> Any:
                 report = inject(*args, **kwargs)
@@ -206,35 +213,48 @@ class InjectionClock:
             return backend
 
         self._saved = original
-        session_module.make_injector = make_injector
+        setattr(session_module, "make_injector", make_injector)  # noqa: B010 (not re-exported)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._saved is not None:
             import inspector.session as session_module
 
-            session_module.make_injector = self._saved
+            setattr(session_module, "make_injector", self._saved)  # noqa: B010
+
+
+def injector_problem(injector: str) -> str | None:
+    """Why our `injector` backend cannot run on this machine (one line), or
+    None. For gdb and pyrasite this is the library's own preflight (gdb
+    installed, and able to restore registers in a throwaway process)."""
+    from inspector._inject import make_injector
+
+    try:
+        make_injector(injector)
+    except inspector.AttachError as e:
+        return e.message
+    return None
 
 
 class OursApi(Tool):
-    """inspector.attach(pid, injector=...) + stack() + detach, in this process."""
+    """inspector.attach(pid, injector=...) + stack() + detach, in this process.
+
+    "ours" is the default (native) injector; gdb and pyrasite are extra rows."""
 
     ours = True
 
-    def __init__(self, injector: str = "gdb") -> None:
+    def __init__(self, injector: str = "native") -> None:
         self.injector = injector
-        self.name = "ours (%s backend)" % injector
+        self.name = "ours" if injector == "native" else "ours (%s backend)" % injector
 
     def missing(self) -> str | None:
-        if shutil.which("gdb") is None:
-            return "gdb is not installed"
-        return None
+        return injector_problem(self.injector)
 
     def run(self, pid: int) -> ToolRun:
         started = time.monotonic()
         with InjectionClock() as clock:
             try:
-                session = inspector.attach(pid, injector=self.injector)
+                session = inspector.attach(pid, injector=self.injector, reuse=False)
             except inspector.AttachError as e:
                 ATTACH_FAILURES.append("pid %d: %s" % (pid, e.message))
                 raise
@@ -252,17 +272,20 @@ class OursApi(Tool):
             "detach": (done - answered) * 1000.0,
         }
         if report is not None:
-            phases["gdb_total"] = report.total_ms
-            phases["gdb_stopped"] = report.stopped_ms
+            phases["inject_total"] = report.total_ms
+            phases["stopped"] = report.stopped_ms
             if clock.detached_at is not None:
-                # From gdb's detach to the agent's hello: the agent thread
-                # waiting for the GIL, compiling its modules, connecting back.
+                # From the injector's detach to the agent's hello: the agent
+                # thread waiting for the GIL, compiling its modules, connecting back.
                 phases["agent_start"] = (attached - clock.detached_at) * 1000.0
-                phases["before_gdb"] = (clock.detached_at - started) * 1000.0 - report.total_ms
+                phases["before_inject"] = ((clock.detached_at - started) * 1000.0
+                                           - report.total_ms)
         return ToolRun(bool(stacks), (done - started) * 1000.0,
                        output="%d threads" % len(stacks),
                        stopped_ms=report.stopped_ms if report else None,
-                       injected_at=clock.detached_at, phases=phases)
+                       injected_at=clock.detached_at, phases=phases,
+                       borrowed_tid=report.thread if report else None,
+                       path=report.path if report else "")
 
 
 def python_startup_ms(python: str, code: str, runs: int,
