@@ -392,6 +392,7 @@ class _Borrow:
         self.stopped_at = 0.0
         self.page = -1
         self.result: int | None = None
+        self.early = False
 
     @property
     def path(self) -> str:
@@ -485,7 +486,8 @@ class _Borrow:
         except BaseException:
             self._detach()  # nothing changed yet
             raise
-        early = self.path == "thread" and arch.fpstate_restores_exactly(xstate)
+        early = arch.fpstate_restores_exactly(xstate)
+        self.early = early
         try:
             self._inject(regs, frame)
             if early:
@@ -699,7 +701,7 @@ class _Borrow:
     def _check_result(self) -> None:
         result = self.result
         if result is None:
-            if self.path == "thread":
+            if self.early:
                 return  # let go early; the agent's hello (or its absence) tells
             raise AttachError("the borrowed thread %d of process %d did not run the injection "
                               "routine" % (self.tid, self.pid))
