@@ -14,6 +14,8 @@ Messages are one line: what failed, then what to do about it.
 
 from __future__ import annotations
 
+from ._text import term_safe
+
 
 class InspectorError(Exception):
     """Base class of all inspector errors."""
@@ -84,6 +86,7 @@ _BY_KIND: dict[str, type[InspectorError]] = {
 
 def from_reply(kind: str, message: str) -> InspectorError:
     """Map an agent error reply to the client exception."""
+    message = term_safe(message)  # the target's text: shown by the CLI and the TUI
     cls = _BY_KIND.get(kind)
     if cls is None:
         return TargetLost("agent internal error: %s" % message)

@@ -23,6 +23,7 @@ from ._bundle import BootParams, render_boot_file, render_stage1
 from ._channel import BOOT_NAME, Connection, Listener
 from ._diagnose import agent_blocked, describe_busy_threads, process_alive
 from ._inject import InjectionReport, Target, make_injector
+from ._text import term_safe
 from .audit import AuditLog
 from .errors import AttachError, InspectorError, TargetLost, UsageError, from_reply
 from .models import AgentInfo, FrameInfo, ModuleInfo, ThreadInfo, ThreadStack, Value
@@ -359,14 +360,17 @@ class Session:
 
 def _frame_info(raw: dict[str, Any], pid: int) -> FrameInfo:
     locals_node = raw.get("locals")
+    # Names and source lines are display text from the target: control and
+    # format characters escaped (term_safe), here once for CLI, TUI and API.
+    source = _source.source_line(pid, str(raw["file"]), int(raw.get("line") or 0))
     return FrameInfo(
         index=int(raw["index"]),
-        function=str(raw["function"]),
-        qualname=str(raw.get("qualname") or raw["function"]),
-        file=str(raw["file"]),
+        function=term_safe(raw["function"]),
+        qualname=term_safe(raw.get("qualname") or raw["function"]),
+        file=term_safe(raw["file"]),
         line=int(raw.get("line") or 0),
         first_line=int(raw.get("first_line") or 0),
-        source=_source.source_line(pid, str(raw["file"]), int(raw.get("line") or 0)),
+        source=term_safe(source) if source is not None else None,
         locals=Value(locals_node) if locals_node is not None else None,
         frame_id=raw.get("frame_id") if isinstance(raw.get("frame_id"), int) else None,
     )
@@ -380,7 +384,7 @@ def _thread_info(raw: dict[str, Any], pid: int) -> ThreadInfo:
     return ThreadInfo(
         ident=int(raw["ident"]),
         native_id=native_id,
-        name=name,
+        name=term_safe(name) if name is not None else None,
         daemon=raw.get("daemon"),
         is_main=is_main or (native_id == pid),
         is_agent=bool(raw.get("is_agent")),
