@@ -79,6 +79,9 @@ def connect_resident(pid: int, *, timeout: float = 5.0, redact: bool = True) -> 
     target = _preflight.check(pid)
     spec = _resident.find(pid, target.uid)
     if spec is None:
+        if _resident.live_resident(pid):
+            raise AttachError("process %d has a resident agent, but not one this client can "
+                              "reach (another user started it); run as that user" % pid)
         raise AttachError("process %d has no resident agent; start one with "
                           "`inspector attach %d --keep`" % (pid, pid))
     return Session(_resident.connect(spec, timeout=timeout), target, None, redact=redact)
@@ -89,9 +92,37 @@ def _inject(target: Target, *, injector: str, timeout: float, idle_timeout: floa
     pid = target.pid
     backend = make_injector(injector)
     resident = None
+    claim = None
     if keep:
-        spec, key = _resident.prepare(pid, target.uid)
-        resident = _resident.boot_spec(spec, key)
+        # Atomic: one client claims residency; the others reach its agent,
+        # or are told to retry, and never touch its files.
+        got = _resident.claim(pid, target.uid)
+        if isinstance(got, Connection):
+            return Session(got, target, None, redact=redact, audit=audit)
+        claim = got
+        if _resident.live_resident(pid):
+            claim.abort()
+            raise AttachError("process %d already has a resident agent that this client cannot "
+                              "reach (another user started it, or its files are gone); stop it "
+                              "with `inspector detach %d` as that user, or wait for its idle "
+                              "timeout" % (pid, pid))
+        resident = claim.boot_spec()
+    try:
+        session = _start_agent(target, backend, timeout=timeout, idle_timeout=idle_timeout,
+                               redact=redact, keep=keep, audit=audit, resident=resident)
+    except BaseException:
+        if claim is not None:
+            claim.abort()
+        raise
+    if claim is not None:
+        claim.release()
+    return session
+
+
+def _start_agent(target: Target, backend: Any, *, timeout: float, idle_timeout: float,
+                 redact: bool, keep: bool, audit: AuditLog | None,
+                 resident: dict[str, str] | None) -> Session:
+    pid = target.pid
     listener = Listener(pid, target.uid)
     try:
         deadline = time.monotonic() + timeout
@@ -111,7 +142,8 @@ def _inject(target: Target, *, injector: str, timeout: float, idle_timeout: floa
         try:
             conn = listener.accept(deadline)
         except TimeoutError:
-            raise AttachError(_no_agent_message(target, report, timeout)) from None
+            unread = listener.boot_path if listener.unread(BOOT_NAME) else None
+            raise AttachError(_no_agent_message(target, report, timeout, unread)) from None
     finally:
         listener.close()
     session = Session(conn, target, report, redact=redact, audit=audit)
@@ -128,13 +160,18 @@ def _inject(target: Target, *, injector: str, timeout: float, idle_timeout: floa
     return session
 
 
-def _no_agent_message(target: Target, report: InjectionReport, timeout: float) -> str:
+def _no_agent_message(target: Target, report: InjectionReport, timeout: float,
+                      unread_boot: str | None = None) -> str:
     pid = target.pid
     if not process_alive(pid):
         return "process %d exited before the agent started" % pid
-    blocked = agent_blocked(pid)  # stopped, or out of file descriptors
+    blocked = agent_blocked(pid)  # stopped, out of file descriptors or address space
     if blocked:
         return blocked
+    unread = ("; its boot file %s was still unread (so the agent never started: if the "
+              "target cannot reach that path - another mount namespace, no permission on the "
+              "directory - that is the cause; the file is removed)" % unread_boot
+              if unread_boot else "")
     busy = describe_busy_threads(pid)
     if report.path == "pending":
         why = ("the main thread did not reach a safe point (a bytecode boundary) within "
@@ -142,8 +179,8 @@ def _no_agent_message(target: Target, report: InjectionReport, timeout: float) -
     else:
         why = "the agent thread could not take the GIL within %.0f s" % timeout
     hint = (" %s: it may be holding the GIL in a long C call." % busy) if busy else ""
-    return ("%s.%s Retry later or with a longer --timeout; the queued loader does nothing "
-            "if it runs late" % (why, hint))
+    return ("%s%s.%s Retry later or with a longer --timeout; the queued loader does nothing "
+            "if it runs late" % (why, unread, hint))
 
 
 class Session:
@@ -199,6 +236,11 @@ class Session:
             if not process_alive(self.pid):
                 raise TargetLost("target process %d exited; the session is over"
                                  % self.pid) from None
+            # A stopping resident agent removes its socket first, then ends its sessions.
+            if self.resident is not None and _resident.find(self.pid, self.target.uid) is None:
+                raise TargetLost("the resident agent of process %d was stopped (`inspector "
+                                 "detach`, or its idle timeout) during this request; the "
+                                 "process is alive: attach again" % self.pid) from None
             raise
         if reply.get("ok"):
             if audit_query is not None:
