@@ -320,13 +320,13 @@ def test_root_attaches_to_an_unprivileged_users_process(spawn, monkeypatch):
     assert (seen["dir"].st_uid, stat.S_IMODE(seen["dir"].st_mode)) == (NOBODY, 0o700)
     assert (seen["boot"].st_uid, stat.S_IMODE(seen["boot"].st_mode)) == (NOBODY, 0o600)
     assert seen["socket"].st_uid == NOBODY
-    # And a resident agent lives in /tmp/inspector-65534 (0700, nobody's), key 0600
+    # And a resident agent lives in /run/inspector/uid-65534 (0700, nobody's), key 0600
     assert run_cli("attach", str(target.pid), "--keep", "--idle-timeout", "60").returncode == 0
     try:
         spec = _resident.find(target.pid, NOBODY)
         assert spec is not None
         directory = os.path.dirname(spec.host_socket)
-        assert directory.endswith("/inspector-%d" % NOBODY)
+        assert directory == "/run/inspector/uid-%d" % NOBODY
         st_dir, st_key = os.lstat(directory), os.lstat(spec.host_key)
         assert stat.S_ISDIR(st_dir.st_mode) and st_dir.st_uid == NOBODY
         assert stat.S_IMODE(st_dir.st_mode) == 0o700
