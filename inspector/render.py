@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # only the census/task/memory renderers need them, and they are given them
     from .diagnostics import Census, CensusDelta, Dump, MemorySummary, TaskInfo, TaskNode
-from ._text import term_safe
+from ._text import term_safe as term_safe  # re-exported for the TUI (public API)
 from .models import ThreadStack, Value
 from .procs import PythonProcess
 

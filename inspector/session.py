@@ -170,7 +170,8 @@ def _no_agent_message(target: Target, report: InjectionReport, timeout: float,
         return blocked
     unread = ("; its boot file %s was still unread (so the agent never started: if the "
               "target cannot reach that path - another mount namespace, no permission on the "
-              "directory - that is the cause; the file is removed)" % unread_boot
+              "directory - or replaced builtins.exec, that is the cause; the file is removed)"
+              % unread_boot
               if unread_boot else "")
     busy = describe_busy_threads(pid)
     if report.path == "pending":

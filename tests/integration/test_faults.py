@@ -612,3 +612,89 @@ def test_resident_and_one_shot_operators_at_once(edge_python, spawn):
     assert target.wait_threads(baseline) == baseline
     _same_state(before, target.state())
     assert target.stderr_text() == ""
+
+
+# -- a target that rebound builtins (issue 13 item 8) --------------------------------
+
+_SWAP_TARGET = """\
+import builtins, json, os, sys
+B = builtins.__dict__
+ORIG = dict(B)
+CALLS = [0]
+NAME = [""]
+orders = [1, 2, 3]
+def trap(*args, **kwargs):
+    CALLS[0] += 1
+    return None
+sys.stdout.write("ready %d\\n" % os.getpid()); sys.stdout.flush()
+for line in sys.stdin:
+    parts = line.split()
+    if parts[0] == "swap":
+        NAME[0] = parts[1]
+        CALLS[0] = 0
+        B[parts[1]] = trap
+        sys.stdout.write('{"swapped": "%s"}\\n' % parts[1])
+    elif parts[0] == "restore":
+        B[NAME[0]] = ORIG[NAME[0]]
+        sys.stdout.write('{"calls": %d}\\n' % CALLS[0])
+    sys.stdout.flush()
+"""
+
+
+def _builtins_the_agent_uses() -> list[str]:
+    """Every builtin name the payload modules, the prelude and the first stage
+    look up, plus the two the interpreter calls by itself."""
+    import ast
+    import builtins
+
+    from inspector._bundle import _STAGE1
+
+    texts = [p.read_text("utf-8") for p in (Path(__file__).resolve().parents[2]
+                                            / "payloads").glob("*.py")]
+    texts.append(_STAGE1.format(deadline=0.0, boot_path="/b"))
+    names = {"__import__", "__build_class__"}
+    for text in texts:
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) \
+                    and node.id in builtins.__dict__:
+                names.add(node.id)
+    names -= {"None", "True", "False", "Ellipsis", "NotImplemented"}
+    return sorted(names)
+
+
+def test_every_builtin_the_agent_uses_replaced_one_at_a_time(edge_python, needs_gdb):
+    # Given a target that replaces one builtin at a time with a function of its
+    # own, which counts its calls
+    names = _builtins_the_agent_uses()
+    assert {"len", "repr", "isinstance", "compile", "type"} <= set(names)
+    target = TargetProcess(edge_python, ["-c", _SWAP_TARGET], control=True)
+    try:
+        baseline = target.os_thread_count()
+        broken = {}
+        for name in names:
+            assert target.command("swap " + name) == {"swapped": name}
+            # When we attach, look at the stacks and evaluate
+            try:
+                if name == "exec":
+                    # The first stage itself needs the genuine exec(): never
+                    # calls the stand-in, and the refusal says what happened
+                    with pytest.raises(AttachError, match="boot file .* still unread"):
+                        inspector.attach(target.pid, reuse=False, timeout=3)
+                else:
+                    with inspector.attach(target.pid, reuse=False) as session:
+                        stacks = session.stack()
+                        assert any(f.function == "<module>" for s in stacks for f in s.frames)
+                        assert session.eval("orders[1]").to_python() == 2
+                        assert session.globals().node["kind"] == "map"
+            except Exception as e:  # collect every failing name, not just the first
+                broken[name] = repr(e)
+            finally:
+                # Then the target's function was never called
+                calls = target.command("restore")["calls"]
+                if calls:
+                    broken[name] = broken.get(name, "") + " (called %d times)" % calls
+            assert target.wait_threads(baseline) == baseline
+        assert broken == {}, json.dumps(broken, indent=1)
+        assert target.alive() and target.stderr_text() == ""
+    finally:
+        target.kill()
