@@ -38,9 +38,10 @@ _STAGE1 = """\
 try:
     B = __builtins__
     T = ().__class__.__class__
+    D = B if T(B) is T({{}}) else B.__dict__
     def _g(name):
-        v = B.__dict__.get(name)
-        if T(v) is T([].append) and v.__self__ is B and v.__name__ == name:
+        v = D.get(name)
+        if T(v) is T([].append) and v.__name__ == name and (B is D or v.__self__ is B):
             return v
         return None
     def _imp(name):
@@ -87,9 +88,10 @@ except:  # noqa: E722
 # The outer statement: exec() the stage above in a fresh dict (nothing of ours
 # is bound in __main__), with the genuine exec only: a replaced one is never
 # called, and then nothing happens (the client reports the unread boot file).
-_OUTER = ("(lambda B, T=().__class__.__class__: (lambda e: e(%r, {'__builtins__': B, "
-          "'__name__': '_inspector_boot'}) if T(e) is T([].append) and e.__self__ is B and "
-          "e.__name__ == 'exec' else None)(B.__dict__.get('exec')))(__builtins__)\n")
+_OUTER = ("(lambda B, T=().__class__.__class__: (lambda D: (lambda e: e(%r, {'__builtins__': "
+          "B, '__name__': '_inspector_boot'}) if T(e) is T([].append) and e.__name__ == 'exec' "
+          "and (B is D or e.__self__ is B) else None)(D.get('exec')))(B if T(B) is T({}) else "
+          "B.__dict__))(__builtins__)\n")
 
 
 @dataclass(frozen=True)
