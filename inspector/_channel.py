@@ -109,7 +109,7 @@ def open_temp_base(pid: int) -> TempBase:
 
 
 _DIR_PREFIX = "inspector-"
-_DIR_RE = re.compile(r"^inspector-(\d+)\.(\d+)\.[0-9a-f]{12}$")
+_DIR_RE = re.compile(r"^inspector-(\d+)\.(\d+)\.[0-9a-f]{8}$")
 _OWN_FILES = (SOCKET_NAME, BOOT_NAME, "stage1.py")
 
 
@@ -125,7 +125,7 @@ def _private_dir_name() -> str:
     """inspector-<our pid>.<our start time>.<random>: a later run can tell a
     directory whose client is dead (SIGKILLed) and sweep it."""
     return "%s%d.%d.%s" % (_DIR_PREFIX, os.getpid(), _process_start(os.getpid()) or 0,
-                           os.urandom(6).hex())
+                           os.urandom(4).hex())
 
 
 def sweep_stale(base: TempBase) -> int:

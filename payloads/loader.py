@@ -109,7 +109,17 @@ def _report_failure(params, message):
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         sock.settimeout(5.0)
-        sock.connect(params["socket_path"])
+        path = params["socket_path"]
+        if len(path) < 100:
+            sock.connect(path)
+        else:  # longer than sun_path allows: through the directory's fd
+            posix = dict.get(sys.modules, "posix")
+            head, _, name = path.rpartition("/")
+            fd = posix.open(head or "/", posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
+            try:
+                sock.connect("/proc/self/fd/%d/%s" % (fd, name))
+            finally:
+                posix.close(fd)
         body = ('{"kind": "hello", "proto": 1, "token": %s, "refused": %s}'
                 % (_json_string(params["token"]), _json_string(message))).encode("ascii")
         sock.sendall(len(body).to_bytes(4, "big") + body)
