@@ -251,7 +251,7 @@ def _tracemalloc_summary(raw: dict[str, Any] | None) -> TracemallocSummary | Non
         peak=_optional_int(raw.get("peak")),
         overhead=_optional_int(raw.get("overhead")),
         traceback_limit=_optional_int(raw.get("traceback_limit")),
-        top=tuple(AllocationSite(str(t["file"]), int(t["line"]), int(t["size"]),
+        top=tuple(AllocationSite(term_safe(t["file"]), int(t["line"]), int(t["size"]),
                                  int(t["count"])) for t in raw.get("top") or ()),
         sites=_optional_int(raw.get("sites")),
         note=raw.get("note"),

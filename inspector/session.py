@@ -286,7 +286,9 @@ class Session:
         return Value(self._call("globals", query, module=module, redact=self._redact(redact)))
 
     def modules(self) -> list[ModuleInfo]:
-        return [ModuleInfo(m["name"], m.get("file"), m.get("version"))
+        return [ModuleInfo(term_safe(m["name"]),
+                           term_safe(m["file"]) if m.get("file") is not None else None,
+                           term_safe(m["version"]) if m.get("version") is not None else None)
                 for m in self._call("modules", {})]
 
     def eval(self, expr: str, thread: int | str | None = None, frame: int | None = None, *,
