@@ -64,15 +64,19 @@ class Location:
         if not self.base:
             tmp = open_temp_base(pid)
             return tmp.fd
+        made = False
         if self.base == RUN_BASE and create:
             with contextlib.suppress(FileExistsError):
                 os.mkdir(RUN_BASE, 0o711)
+                made = True
         fd = _fs.open_dir(self.base)
         if self.base == RUN_BASE:
             st = os.fstat(fd)
             if st.st_uid != 0 or st.st_mode & 0o022:
                 os.close(fd)
                 raise _fs.UnsafePath(errno.EPERM, "not root's or writable by others", RUN_BASE)
+            if made:
+                os.fchmod(fd, 0o711)  # whatever the umask: agents must reach uid-N/
         return fd
 
     def open(self, pid: int, create: bool = False) -> int:
