@@ -771,7 +771,6 @@ def test_source_lines_only_from_files_the_target_itself_can_read(make_user, tmp_
                                               writer_done.append(True)), daemon=True)
     writer.start()
     try:
-        before = os.stat("/etc/shadow")
         # When root asks for the stacks (text and JSON)
         start = time.monotonic()
         out = run_cli("stack", str(target.pid), timeout=60)
@@ -786,10 +785,9 @@ def test_source_lines_only_from_files_the_target_itself_can_read(make_user, tmp_
         for text in (out.stdout, doc.stdout):
             assert shadow not in text and "root:" not in text
         assert doc.stdout.isascii()
-        # And the FIFO was never opened for reading, /etc/shadow never touched
+        # And the FIFO was never opened for reading
         time.sleep(0.2)
         assert writer_done == []
-        assert os.stat("/etc/shadow").st_atime == before.st_atime or True  # noatime mounts
         assert target.alive() and target.stderr_text() == ""
     finally:
         with contextlib.suppress(OSError):
