@@ -83,3 +83,11 @@ def test_audit_log_fifo_with_reader_is_refused(tmp_path: Path) -> None:
     os.close(fd)
     reader.join(5)
     assert got == [b""]
+
+
+def test_tui_previews_are_escaped() -> None:
+    from tui.values import clip
+
+    out = clip("a\x1b]0;x\x07b\nc\u202e")
+    assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
+    assert out.startswith("a\\x1b]0;x\\x07b⏎c")
