@@ -24,6 +24,9 @@ class InspectorError(Exception):
     kind = "error"
 
     def __init__(self, message: str) -> None:
+        # Messages are display text and often quote the target (thread names
+        # from /proc, paths, its exception text): control characters escaped.
+        message = term_safe(message)
         super().__init__(message)
         self.message = message
 
@@ -86,7 +89,6 @@ _BY_KIND: dict[str, type[InspectorError]] = {
 
 def from_reply(kind: str, message: str) -> InspectorError:
     """Map an agent error reply to the client exception."""
-    message = term_safe(message)  # the target's text: shown by the CLI and the TUI
     cls = _BY_KIND.get(kind)
     if cls is None:
         return TargetLost("agent internal error: %s" % message)
