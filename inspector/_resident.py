@@ -34,6 +34,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import re
 import socket
 import stat
 import time
@@ -283,6 +284,7 @@ def claim(pid: int, target_uid: int) -> Claim | Connection:
                               % (spec.location.shown, e.strerror or e, spec.location.owner)) \
                 from None
         try:
+            _sweep_dead(fd)
             made = _create_key(fd, spec)
             if made is not None:
                 return made
@@ -304,6 +306,29 @@ def claim(pid: int, target_uid: int) -> Claim | Connection:
             os.close(fd)
     raise ResidentBusy("another client is making process %d resident right now; retry in a "
                        "moment" % pid)
+
+
+_AGENT_FILE = re.compile(r"^agent-(\d+)-(\d+)\.(sock|key)$")
+
+
+def _sweep_dead(dir_fd: int) -> None:
+    """Remove the files of agents whose process is gone (a target killed while
+    resident leaves them). Only our names, unlinked relative to the fd."""
+    try:
+        names = os.listdir(dir_fd)
+    except OSError:
+        return
+    for name in names:
+        match = _AGENT_FILE.match(name)
+        if match is None:
+            continue
+        try:
+            alive = _start_ticks(int(match.group(1))) == int(match.group(2))
+        except TargetLost:
+            alive = False
+        if not alive:
+            with contextlib.suppress(OSError):
+                _fs.unlink_in(dir_fd, name)
 
 
 def _create_key(dir_fd: int, spec: ResidentSpec) -> Claim | None:

@@ -38,6 +38,7 @@ DEFAULT_IDLE_TIMEOUT = 600.0  # the agent leaves after this long without a reque
 DEFAULT_CALL_TIMEOUT = 30.0  # per request; above the evaluator's own wall budget
 DEFAULT_CENSUS_SECONDS = 10.0  # payloads/census.py MAX_SECONDS
 MAX_CENSUS_SECONDS = 120.0  # payloads/census.py MAX_SECONDS_CAP
+SHUTDOWN_WAIT = 2.0  # seconds `shutdown()` waits for the resident agent's files to go
 
 
 def attach(
@@ -381,6 +382,12 @@ class Session:
         finally:
             self.closed = True
             self._conn.close()
+        # The agent removes its socket and key within its poll interval
+        # (0.5 s): return when it has, so "stopped" is true when we say it.
+        deadline = time.monotonic() + SHUTDOWN_WAIT
+        while _resident.find(self.pid, self.target.uid) is not None and \
+                time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def detach(self) -> None:
         """End this session. A one-shot agent leaves (thread ends, socket

@@ -826,3 +826,19 @@ def test_little_address_space_headroom_is_named(edge_python, spawn):
     line = _one_line(out.stderr)
     assert "RLIMIT_AS" in line and "prlimit" in line and "GIL" not in line
     assert target.alive()
+
+
+def test_files_of_a_target_killed_while_resident_are_swept(edge_python, spawn):
+    # Given a resident agent whose target is SIGKILLed (its files stay behind)
+    dead = spawn(edge_python, "sleep")
+    assert run_cli("attach", str(dead.pid), "--keep", "--idle-timeout", "60").returncode == 0
+    assert _resident_files(dead.pid) != []
+    dead.kill()
+    # When another target is made resident
+    target = spawn(edge_python, "sleep")
+    assert run_cli("attach", str(target.pid), "--keep", "--idle-timeout", "60").returncode == 0
+    try:
+        # Then the dead one's files are gone
+        assert _resident_files(dead.pid) == []
+    finally:
+        assert run_cli("detach", str(target.pid)).returncode == 0

@@ -721,6 +721,9 @@ def make_user():
         subprocess.run(["pkill", "-KILL", "-u", name], check=False)
         subprocess.run(["userdel", name], check=False)
         subprocess.run(["groupdel", name], check=False)
+        # root's resident state directory for that uid goes with it (rmtree
+        # works through fds and never follows the symlinks a test planted)
+        shutil.rmtree("/run/inspector/uid-%s" % name[len("insp"):], ignore_errors=True)
 
 
 def _system_python() -> str:
