@@ -5,8 +5,9 @@ or in a pending call). It is one exception-proof expression statement: it
 binds no name in ``__main__``, prints nothing, and only starts one thread
 with ``_thread``, then returns. That thread (stage 1's ``go``) checks the
 deadline, reads and deletes the 0600 boot file and executes it: the boot file
-is ``payloads/loader.py`` followed by a call carrying the token, the socket
-path and every payload source.
+is ``payloads/prelude.py`` (which recovers the target's original builtins)
+followed by a call that runs ``payloads/loader.py`` with them, carrying the
+token, the socket path and every payload source.
 
 A stage 1 that fires late (a pending call the client gave up on) finds the
 deadline passed, or the boot file gone, and does nothing.
@@ -29,12 +30,35 @@ PAYLOAD_MODULES = (
     "census", "tasks", "isolate", "resident", "agent",
 )
 
+# No builtin *name* is trusted here: a target may have rebound any of them
+# (`builtins.__import__ = hook`, `builtins.compile = ...`). `_g` takes a
+# builtin only if it is still CPython's own (a builtin function of the
+# builtins module under its own name); imports go through the genuine
+# __import__, else importlib's frozen one. A bare `except:` because
+# `except BaseException` looks a builtin name up.
 _STAGE1 = """\
 try:
-    import _thread
+    B = __builtins__
+    T = ().__class__.__class__
+    D = B if T(B) is T({{}}) else B.__dict__
+    def _g(name):
+        v = D.get(name)
+        if T(v) is T([].append) and v.__name__ == name and (B is D or v.__self__ is B):
+            return v
+        return None
+    def _imp(name):
+        real = _g("__import__")
+        if real is not None:
+            return real(name)
+        for cls in T.__dict__["__subclasses__"](T.__mro__[-1]):
+            attrs = T.__dict__["__dict__"].__get__(cls)
+            if T.__dict__["__name__"].__get__(cls) == "BuiltinImporter" and \\
+                    attrs.get("__module__") == "_frozen_importlib":
+                return attrs["find_spec"].__func__.__globals__["__import__"](name)
+    _thread = _imp("_thread")
     def go():
         try:
-            import posix, time
+            posix, time = _imp("posix"), _imp("time")
             if time.monotonic() >= {deadline!r}:
                 return
             fd = posix.open({boot_path!r}, posix.O_RDONLY | posix.O_NOFOLLOW | posix.O_CLOEXEC)
@@ -51,14 +75,25 @@ try:
             finally:
                 posix.close(fd)
             posix.unlink({boot_path!r})
-            code = compile(b"".join(chunks), "<inspector-agent>", "exec", dont_inherit=True)
-            exec(code, {{"__builtins__": __builtins__, "__name__": "_inspector_loader"}})
-        except BaseException:
+            code = b"".join(chunks)
+            comp = _g("compile")  # replaced: exec() compiles the bytes itself, in C
+            if comp is not None:
+                code = comp(code, "<inspector-agent>", "exec", 0, True)
+            _g("exec")(code, {{"__builtins__": B, "__name__": "_inspector_loader"}})
+        except:  # noqa: E722
             pass
     _thread.start_new_thread(go, ())
-except BaseException:
+except:  # noqa: E722
     pass
 """
+
+# The outer statement: exec() the stage above in a fresh dict (nothing of ours
+# is bound in __main__), with the genuine exec only: a replaced one is never
+# called, and then nothing happens (the client reports the unread boot file).
+_OUTER = ("(lambda B, T=().__class__.__class__: (lambda D: (lambda e: e(%r, {'__builtins__': "
+          "B, '__name__': '_inspector_boot'}) if T(e) is T([].append) and e.__name__ == 'exec' "
+          "and (B is D or e.__self__ is B) else None)(D.get('exec')))(B if T(B) is T({}) else "
+          "B.__dict__))(__builtins__)\n")
 
 
 @dataclass(frozen=True)
@@ -83,8 +118,7 @@ def payload_source(name: str) -> str:
 def render_stage1(params: BootParams) -> str:
     """The statement run by PyRun_SimpleString in the target's __main__."""
     inner = _STAGE1.format(deadline=params.deadline, boot_path=params.boot_path)
-    # exec() in a fresh dict: nothing of ours is bound in __main__.
-    return "exec(%r, {'__builtins__': __builtins__, '__name__': '_inspector_boot'})\n" % inner
+    return _OUTER % inner
 
 
 _PAYLOADS_DIR = Path(payloads.__file__).parent  # shipped in the wheel (test_packaging)
@@ -115,9 +149,11 @@ def payload_chunks(name: str) -> list[list[object]]:
 
 
 def render_boot_file(params: BootParams) -> bytes:
-    """Stage 2: loader.py plus the call that carries token and sources."""
+    """Stage 2: prelude.py (original builtins, see there), then the call that
+    runs loader.py with them and carries token and sources."""
     sources = {name: payload_chunks(name) for name in PAYLOAD_MODULES}
-    call = "main(%r, %r)\n" % (
+    call = "run(%r, %r, %r)\n" % (
+        payload_source("loader"),
         {
             "token": params.token,
             "socket_path": params.socket_path,
@@ -128,4 +164,4 @@ def render_boot_file(params: BootParams) -> bytes:
         },
         sources,
     )
-    return (payload_source("loader") + "\n\n" + call).encode("utf-8")
+    return (payload_source("prelude") + "\n\n" + call).encode("utf-8")

@@ -132,12 +132,42 @@ def fd_exhaustion(pid: int, needed: int = AGENT_FDS) -> str:
             "and retry" % (pid, used, soft, needed, pid, used + 64, hard))
 
 
+# Address space the agent needs free: its thread's stack (8 MB by default), a
+# malloc arena for the new thread (glibc reserves 64 MB per arena) and the
+# compiled payload. Below this, starting the agent thread fails inside the
+# target, which looks to the client like a GIL that is never released.
+AGENT_ADDRESS_SPACE = 64 * 1024 * 1024
+
+
+def address_space_shortage(pid: int, needed: int = AGENT_ADDRESS_SPACE) -> str:
+    """Why the agent thread cannot start in `pid` (near RLIMIT_AS), or ''."""
+    try:
+        with open("/proc/%d/limits" % pid) as f:
+            line = next((x for x in f if x.startswith("Max address space")), "")
+        fields = line[len("Max address space"):].split()
+        if not fields or fields[0] == "unlimited":
+            return ""
+        soft = int(fields[0])
+        size_kb = int(_status_fields("/proc/%d/status" % pid).get("VmSize", "0 kB").split()[0])
+    except (OSError, ValueError, IndexError):
+        return ""
+    free = soft - size_kb * 1024
+    if free >= needed:
+        return ""
+    mb = 1024 * 1024
+    return ("process %d has only %d MB of address space left under its RLIMIT_AS (limit %d MB, "
+            "%d MB mapped); the agent's thread needs about %d MB to start: raise the limit "
+            "(`prlimit --pid %d --as=%d`) and retry"
+            % (pid, max(0, free) // mb, soft // mb, size_kb // 1024, needed // mb, pid,
+               soft + 2 * needed))
+
+
 def agent_blocked(pid: int) -> str:
     """Why an injected agent could not have reached the client, seen from /proc: the
-    process is stopped, or out of file descriptors. '' if neither."""
+    process is stopped, out of file descriptors or of address space. '' if none."""
     stop = describe_stop(pid)
     if stop:
         return ("%s, so the agent could not start; it is left as it is: resume it with "
                 "`kill -CONT %d` and retry (the loader it runs then does nothing, it is "
                 "too late)" % (stop, pid))
-    return fd_exhaustion(pid)
+    return fd_exhaustion(pid) or address_space_shortage(pid)

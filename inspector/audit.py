@@ -4,7 +4,16 @@ Where: ``$INSPECTOR_AUDIT_LOG`` if set; otherwise ``/var/log/inspector/audit.jso
 for root and ``$XDG_STATE_HOME/inspector/audit.jsonl`` (default
 ``~/.local/state/inspector/audit.jsonl``) for everyone else. The file is
 opened append-only (O_APPEND), created 0600, and each record is written with
-a single ``write`` so concurrent operators do not interleave lines.
+a single ``write`` so concurrent operators do not interleave lines. Records
+are ASCII-only JSON (C1 controls, U+2028 and the like escaped), so a record is
+exactly one line whatever the target's command line holds.
+
+Only a regular file is written: the log is opened ``O_NONBLOCK`` (a FIFO
+without a reader, or a device, can never block the client) and anything else
+is refused. Rule: the audit log fails *open*. When it cannot be written
+(refused type, permissions, full disk) the command still runs, and the client
+warns once, on stderr, naming the path and the cause; it never blocks or
+fails a query because of its log.
 
 A record: ts (UTC ISO-8601), operator uid and user, target pid and command,
 op, query (expression, thread, frame, module, path), options (redaction,
@@ -14,12 +23,15 @@ properties), outcome ("ok" or the error kind) and the error message.
 from __future__ import annotations
 
 import datetime
-import json
+import errno
 import logging
 import os
 import pwd
+import stat
 from pathlib import Path
 from typing import Any
+
+from ._text import json_dumps
 
 log = logging.getLogger(__name__)
 
@@ -64,18 +76,26 @@ class AuditLog:
         }
         if message:
             entry["message"] = message[:500]
-        line = (json.dumps(entry, ensure_ascii=False, default=str) + "\n").encode()
+        line = (json_dumps(entry, default=str) + "\n").encode()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+                         | os.O_NONBLOCK | os.O_NOCTTY, 0o600)
             try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise OSError(errno.EINVAL, "not a regular file (refused: it could block or "
+                                  "swallow the records)")
                 _keep_private(fd)
                 os.write(fd, line)
             finally:
                 os.close(fd)
         except OSError as e:
             if not self.failed:
-                log.warning("cannot write the audit log %s: %s", self.path, e)
+                why = ("a FIFO or device with no reader" if e.errno == errno.ENXIO
+                       else e.strerror or str(e))
+                log.warning("cannot write the audit log %s: %s; this command goes on without "
+                            "it (the audit log fails open): point INSPECTOR_AUDIT_LOG at a "
+                            "regular file", self.path, why)
             self.failed = True
 
 

@@ -10,7 +10,6 @@ usage, 3 refused by the sandbox, 4 budget exceeded, 5 could not attach,
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -20,6 +19,7 @@ from dataclasses import asdict
 from typing import Any, NoReturn
 
 from ._inject import BACKENDS, DEFAULT_INJECTOR
+from ._text import SafeStream, json_dumps
 from .errors import Denied, InspectorError, UsageError
 
 EXIT_OK = 0
@@ -35,7 +35,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _emit_json(doc: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(doc, ensure_ascii=False, default=_json_default) + "\n")
+    sys.stdout.write(json_dumps(doc, default=_json_default) + "\n")
 
 
 def _json_default(obj: Any) -> Any:
@@ -564,6 +564,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Whatever reaches the terminal went through term_safe: the target's text
+    # may hold escape sequences (the client writes none of its own).
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = SafeStream(out), SafeStream(err)
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout, sys.stderr = out, err
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,

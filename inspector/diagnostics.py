@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._text import term_safe
 from .models import ThreadStack
 
 # -- object census, memory summary, asyncio tasks ------------------------------
@@ -220,7 +221,7 @@ class Dump:
 
 def parse_census(raw: dict[str, Any], taken_at: float) -> Census:
     return Census(
-        entries=tuple(CensusEntry(str(e["type"]), int(e["count"]), int(e["size"]))
+        entries=tuple(CensusEntry(term_safe(e["type"]), int(e["count"]), int(e["size"]))
                       for e in raw.get("types", [])),
         total_objects=int(raw.get("total_objects", 0)),
         total_size=int(raw.get("total_size", 0)),
@@ -250,7 +251,7 @@ def _tracemalloc_summary(raw: dict[str, Any] | None) -> TracemallocSummary | Non
         peak=_optional_int(raw.get("peak")),
         overhead=_optional_int(raw.get("overhead")),
         traceback_limit=_optional_int(raw.get("traceback_limit")),
-        top=tuple(AllocationSite(str(t["file"]), int(t["line"]), int(t["size"]),
+        top=tuple(AllocationSite(term_safe(t["file"]), int(t["line"]), int(t["size"]),
                                  int(t["count"])) for t in raw.get("top") or ()),
         sites=_optional_int(raw.get("sites")),
         note=raw.get("note"),
@@ -278,15 +279,22 @@ def parse_memory_summary(raw: dict[str, Any], process: ProcessStats | None) -> M
 
 def _await_link(raw: dict[str, Any]) -> AwaitLink:
     if raw.get("kind") in ("coroutine", "generator"):
-        return AwaitLink(kind=str(raw["kind"]), name=str(raw.get("qualname") or "?"),
-                         file=raw.get("file"), line=_optional_int(raw.get("line")),
+        return AwaitLink(kind=str(raw["kind"]), name=term_safe(raw.get("qualname") or "?"),
+                         file=_opt_text(raw.get("file")), line=_optional_int(raw.get("line")),
                          running=bool(raw.get("running")))
-    return AwaitLink(kind=str(raw.get("kind") or "awaitable"), name=str(raw.get("type") or ""))
+    return AwaitLink(kind=str(raw.get("kind") or "awaitable"),
+                     name=term_safe(raw.get("type") or ""))
+
+
+def _opt_text(value: Any) -> str | None:
+    """Display text from the target, escaped (term_safe); None stays None."""
+    return term_safe(value) if value is not None else None
 
 
 def _loop_info(raw: dict[str, Any]) -> LoopInfo:
-    return LoopInfo(id=int(raw["id"]), type=str(raw.get("type") or "?"),
-                    thread=_optional_int(raw.get("thread")), thread_name=raw.get("thread_name"),
+    return LoopInfo(id=int(raw["id"]), type=term_safe(raw.get("type") or "?"),
+                    thread=_optional_int(raw.get("thread")),
+                    thread_name=_opt_text(raw.get("thread_name")),
                     running=bool(raw.get("running")), closed=raw.get("closed"),
                     current_task=_optional_int(raw.get("current_task")))
 
@@ -298,14 +306,14 @@ def parse_tasks(raw: dict[str, Any]) -> list[TaskInfo]:
         waiter = t.get("waiter") or {}
         loop_id = t.get("loop")
         out.append(TaskInfo(
-            id=int(t["id"]), name=t.get("name"), type=str(t.get("type") or "?"),
+            id=int(t["id"]), name=_opt_text(t.get("name")), type=term_safe(t.get("type") or "?"),
             state=str(t.get("state") or "?"),
             loop=loops.get(loop_id) if loop_id is not None else None,
             chain=tuple(_await_link(link) for link in t.get("chain", [])),
             waiter=waiter.get("type"),
             awaiting=tuple(int(i) for i in t.get("awaiting", [])),
             current=bool(t.get("current")),
-            exception=t.get("exception"),
+            exception=_opt_text(t.get("exception")),
         ))
     out.sort(key=lambda task: (task.loop.id if task.loop else 0, _natural(task.label)))
     return out

@@ -24,6 +24,7 @@ import typing
 from functools import cache
 from typing import Any
 
+from ._text import json_dumps
 from .diagnostics import Dump, DumpTarget
 from .errors import BudgetExceeded, Denied, EvalError, UsageError
 
@@ -89,7 +90,7 @@ def _plain(value: Any) -> Any:
 
 
 def dump_to_text(dump: Dump) -> str:
-    return json.dumps(dump_to_json(dump), ensure_ascii=False, indent=1) + "\n"
+    return json_dumps(dump_to_json(dump), indent=1) + "\n"
 
 
 def load_dump(text: str | bytes, source: str = "the dump") -> Dump:

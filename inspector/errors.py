@@ -14,6 +14,8 @@ Messages are one line: what failed, then what to do about it.
 
 from __future__ import annotations
 
+from ._text import term_safe
+
 
 class InspectorError(Exception):
     """Base class of all inspector errors."""
@@ -22,6 +24,9 @@ class InspectorError(Exception):
     kind = "error"
 
     def __init__(self, message: str) -> None:
+        # Messages are display text and often quote the target (thread names
+        # from /proc, paths, its exception text): control characters escaped.
+        message = term_safe(message)
         super().__init__(message)
         self.message = message
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import psutil  # imported where used: attach's preflight needs none of it
 
 from . import _elf
+from ._text import term_safe
 
 _LIBPYTHON_RE = re.compile(r"/libpython(\d)\.(\d+)[a-z]*\.so")
 _NAME_VERSION_RE = re.compile(r"python(\d)\.(\d+)")
@@ -124,7 +125,8 @@ def list_python_processes(include_all_users: bool = True) -> list[PythonProcess]
                     pid=proc.pid,
                     user=proc.username(),
                     version=found[1],
-                    command=" ".join(proc.cmdline()) or proc.name(),
+                    # any local user's text: no escape sequences (term_safe)
+                    command=term_safe(" ".join(proc.cmdline()) or proc.name()),
                     cpu_percent=proc.cpu_percent(None),
                     rss=proc.memory_info().rss,
                     num_threads=proc.num_threads(),

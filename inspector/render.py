@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # only the census/task/memory renderers need them, and they are given them
     from .diagnostics import Census, CensusDelta, Dump, MemorySummary, TaskInfo, TaskNode
+from ._text import term_safe as term_safe  # re-exported for the TUI (public API)
 from .models import ThreadStack, Value
 from .procs import PythonProcess
 
@@ -30,7 +31,11 @@ def _ellipsis(node: dict[str, Any], shown: int) -> str:
 
 
 def inline(node: dict[str, Any]) -> str:
-    """A one-line rendering of a node."""
+    """A one-line rendering of a node (the target's text escaped: term_safe)."""
+    return term_safe(_inline(node))
+
+
+def _inline(node: dict[str, Any]) -> str:
     kind = node.get("kind")
     tname = str(node.get("type", "?"))
     if kind == "scalar":
@@ -79,7 +84,7 @@ def pretty(node: dict[str, Any], width: int = 100, indent: int = 0) -> str:
     pad = INDENT * (indent + 1)
     tname = node.get("type", "?")
     if kind in ("seq", "set", "map"):
-        opener, closer = _OPEN_CLOSE.get(tname, (tname + "([", "])"))
+        opener, closer = _OPEN_CLOSE.get(tname, (term_safe(tname) + "([", "])"))
         lines = [opener]
         if kind == "map":
             for k, v in node.get("items", []):
@@ -92,9 +97,9 @@ def pretty(node: dict[str, Any], width: int = 100, indent: int = 0) -> str:
         lines.append(INDENT * indent + closer)
         return "\n".join(lines)
     if kind == "object":
-        lines = ["<%s" % tname]
+        lines = ["<%s" % term_safe(tname)]
         for k, v in (node.get("attrs") or {}).items():
-            lines.append("%s%s=%s" % (pad, k, pretty(v, width, indent + 1)))
+            lines.append("%s%s=%s" % (pad, term_safe(k), pretty(v, width, indent + 1)))
         if node.get("truncated"):
             lines.append(pad + "…")
         lines.append(INDENT * indent + ">")
@@ -114,7 +119,7 @@ def render_namespace(node: dict[str, Any], width: int = 100, indent: int = 0) ->
         name = key.get("text", "?") if isinstance(key, dict) else str(key)
         name = name[1:-1] if name[:1] in "'\"" and name[-1:] == name[:1] else name
         body = pretty(val, width - len(pad) - len(name) - 3, indent)
-        lines.append("%s%s = %s" % (pad, name, body))
+        lines.append("%s%s = %s" % (pad, term_safe(name), body))
     if node.get("truncated"):
         lines.append(pad + _ellipsis(node, len(node.get("items", []))))
     return lines
@@ -127,13 +132,14 @@ def render_stacks(stacks: Iterable[ThreadStack], *, width: int = 100) -> str:
         flags = [f for f, on in (("main", t.is_main), ("daemon", t.daemon)) if on]
         native = " native %d" % t.native_id if t.native_id is not None else ""
         out.append('Thread %d "%s"%s%s' % (
-            t.ident, t.name or "?", native, " (%s)" % ", ".join(flags) if flags else ""))
+            t.ident, term_safe(t.name or "?"), native, " (%s)" % ", ".join(flags) if flags else ""))
         if not st.frames:
             out.append("  (no Python frames)")
         for f in st.frames:
-            out.append("  #%-2d %s (%s:%d)" % (f.index, f.qualname, f.file, f.line))
+            out.append("  #%-2d %s (%s:%d)" % (f.index, term_safe(f.qualname),
+                                               term_safe(f.file), f.line))
             if f.source:
-                out.append("        " + f.source)
+                out.append("        " + term_safe(f.source))
             if f.locals is not None:
                 out.extend(render_namespace(f.locals.node, width, indent=4))
         if st.frames_cut:

@@ -23,6 +23,7 @@ from ._bundle import BootParams, render_boot_file, render_stage1
 from ._channel import BOOT_NAME, Connection, Listener
 from ._diagnose import agent_blocked, describe_busy_threads, process_alive
 from ._inject import InjectionReport, Target, make_injector
+from ._text import term_safe
 from .audit import AuditLog
 from .errors import AttachError, InspectorError, TargetLost, UsageError, from_reply
 from .models import AgentInfo, FrameInfo, ModuleInfo, ThreadInfo, ThreadStack, Value
@@ -37,6 +38,7 @@ DEFAULT_IDLE_TIMEOUT = 600.0  # the agent leaves after this long without a reque
 DEFAULT_CALL_TIMEOUT = 30.0  # per request; above the evaluator's own wall budget
 DEFAULT_CENSUS_SECONDS = 10.0  # payloads/census.py MAX_SECONDS
 MAX_CENSUS_SECONDS = 120.0  # payloads/census.py MAX_SECONDS_CAP
+SHUTDOWN_WAIT = 2.0  # seconds `shutdown()` waits for the resident agent's files to go
 
 
 def attach(
@@ -78,6 +80,9 @@ def connect_resident(pid: int, *, timeout: float = 5.0, redact: bool = True) -> 
     target = _preflight.check(pid)
     spec = _resident.find(pid, target.uid)
     if spec is None:
+        if _resident.live_resident(pid):
+            raise AttachError("process %d has a resident agent, but not one this client can "
+                              "reach (another user started it); run as that user" % pid)
         raise AttachError("process %d has no resident agent; start one with "
                           "`inspector attach %d --keep`" % (pid, pid))
     return Session(_resident.connect(spec, timeout=timeout), target, None, redact=redact)
@@ -89,9 +94,37 @@ def _inject(target: Target, *, injector: str, timeout: float, idle_timeout: floa
     deadline = time.monotonic() + timeout  # --timeout bounds the whole attach
     backend = make_injector(injector, deadline)
     resident = None
+    claim = None
     if keep:
-        spec, key = _resident.prepare(pid, target.uid)
-        resident = _resident.boot_spec(spec, key)
+        # Atomic: one client claims residency; the others reach its agent,
+        # or are told to retry, and never touch its files.
+        got = _resident.claim(pid, target.uid)
+        if isinstance(got, Connection):
+            return Session(got, target, None, redact=redact, audit=audit)
+        claim = got
+        if _resident.live_resident(pid):
+            claim.abort()
+            raise AttachError("process %d already has a resident agent that this client cannot "
+                              "reach (another user started it, or its files are gone); stop it "
+                              "with `inspector detach %d` as that user, or wait for its idle "
+                              "timeout" % (pid, pid))
+        resident = claim.boot_spec()
+    try:
+        session = _start_agent(target, backend, timeout=timeout, idle_timeout=idle_timeout,
+                               redact=redact, keep=keep, audit=audit, resident=resident)
+    except BaseException:
+        if claim is not None:
+            claim.abort()
+        raise
+    if claim is not None:
+        claim.release()
+    return session
+
+
+def _start_agent(target: Target, backend: Any, *, timeout: float, idle_timeout: float,
+                 redact: bool, keep: bool, audit: AuditLog | None,
+                 resident: dict[str, str] | None) -> Session:
+    pid = target.pid
     listener = Listener(pid, target.uid)
     try:
         params = BootParams(
@@ -110,7 +143,8 @@ def _inject(target: Target, *, injector: str, timeout: float, idle_timeout: floa
         try:
             conn = listener.accept(deadline)
         except TimeoutError:
-            raise AttachError(_no_agent_message(target, report, timeout)) from None
+            unread = listener.boot_path if listener.unread(BOOT_NAME) else None
+            raise AttachError(_no_agent_message(target, report, timeout, unread)) from None
     finally:
         listener.close()
     session = Session(conn, target, report, redact=redact, audit=audit)
@@ -127,13 +161,19 @@ def _inject(target: Target, *, injector: str, timeout: float, idle_timeout: floa
     return session
 
 
-def _no_agent_message(target: Target, report: InjectionReport, timeout: float) -> str:
+def _no_agent_message(target: Target, report: InjectionReport, timeout: float,
+                      unread_boot: str | None = None) -> str:
     pid = target.pid
     if not process_alive(pid):
         return "process %d exited before the agent started" % pid
-    blocked = agent_blocked(pid)  # stopped, or out of file descriptors
+    blocked = agent_blocked(pid)  # stopped, out of file descriptors or address space
     if blocked:
         return blocked
+    unread = ("; its boot file %s was still unread (so the agent never started: if the "
+              "target cannot reach that path - another mount namespace, no permission on the "
+              "directory - or replaced builtins.exec, that is the cause; the file is removed)"
+              % unread_boot
+              if unread_boot else "")
     busy = describe_busy_threads(pid)
     if report.path == "pending":
         why = ("the main thread did not reach a safe point (a bytecode boundary) within "
@@ -141,8 +181,8 @@ def _no_agent_message(target: Target, report: InjectionReport, timeout: float) -
     else:
         why = "the agent thread could not take the GIL within %.0f s" % timeout
     hint = (" %s: it may be holding the GIL in a long C call." % busy) if busy else ""
-    return ("%s.%s Retry later or with a longer --timeout; the queued loader does nothing "
-            "if it runs late" % (why, hint))
+    return ("%s%s.%s Retry later or with a longer --timeout; the queued loader does nothing "
+            "if it runs late" % (why, unread, hint))
 
 
 class Session:
@@ -198,6 +238,11 @@ class Session:
             if not process_alive(self.pid):
                 raise TargetLost("target process %d exited; the session is over"
                                  % self.pid) from None
+            # A stopping resident agent removes its socket first, then ends its sessions.
+            if self.resident is not None and _resident.find(self.pid, self.target.uid) is None:
+                raise TargetLost("the resident agent of process %d was stopped (`inspector "
+                                 "detach`, or its idle timeout) during this request; the "
+                                 "process is alive: attach again" % self.pid) from None
             raise
         if reply.get("ok"):
             if audit_query is not None:
@@ -242,7 +287,9 @@ class Session:
         return Value(self._call("globals", query, module=module, redact=self._redact(redact)))
 
     def modules(self) -> list[ModuleInfo]:
-        return [ModuleInfo(m["name"], m.get("file"), m.get("version"))
+        return [ModuleInfo(term_safe(m["name"]),
+                           term_safe(m["file"]) if m.get("file") is not None else None,
+                           term_safe(m["version"]) if m.get("version") is not None else None)
                 for m in self._call("modules", {})]
 
     def eval(self, expr: str, thread: int | str | None = None, frame: int | None = None, *,
@@ -335,6 +382,12 @@ class Session:
         finally:
             self.closed = True
             self._conn.close()
+        # The agent removes its socket and key within its poll interval
+        # (0.5 s): return when it has, so "stopped" is true when we say it.
+        deadline = time.monotonic() + SHUTDOWN_WAIT
+        while _resident.find(self.pid, self.target.uid) is not None and \
+                time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def detach(self) -> None:
         """End this session. A one-shot agent leaves (thread ends, socket
@@ -359,14 +412,17 @@ class Session:
 
 def _frame_info(raw: dict[str, Any], pid: int) -> FrameInfo:
     locals_node = raw.get("locals")
+    # Names and source lines are display text from the target: control and
+    # format characters escaped (term_safe), here once for CLI, TUI and API.
+    source = _source.source_line(pid, str(raw["file"]), int(raw.get("line") or 0))
     return FrameInfo(
         index=int(raw["index"]),
-        function=str(raw["function"]),
-        qualname=str(raw.get("qualname") or raw["function"]),
-        file=str(raw["file"]),
+        function=term_safe(raw["function"]),
+        qualname=term_safe(raw.get("qualname") or raw["function"]),
+        file=term_safe(raw["file"]),
         line=int(raw.get("line") or 0),
         first_line=int(raw.get("first_line") or 0),
-        source=_source.source_line(pid, str(raw["file"]), int(raw.get("line") or 0)),
+        source=term_safe(source) if source is not None else None,
         locals=Value(locals_node) if locals_node is not None else None,
         frame_id=raw.get("frame_id") if isinstance(raw.get("frame_id"), int) else None,
     )
@@ -380,7 +436,7 @@ def _thread_info(raw: dict[str, Any], pid: int) -> ThreadInfo:
     return ThreadInfo(
         ident=int(raw["ident"]),
         native_id=native_id,
-        name=name,
+        name=term_safe(name) if name is not None else None,
         daemon=raw.get("daemon"),
         is_main=is_main or (native_id == pid),
         is_agent=bool(raw.get("is_agent")),

@@ -45,7 +45,7 @@ def run(params, refusal, guard=None):
     server = None
     try:
         sock.settimeout(CONNECT_TIMEOUT)
-        sock.connect(params["socket_path"])
+        connect_unix(sock, params["socket_path"])
         if not _server_trusted(sock, params):
             return
         resident_spec = params.get("resident")
@@ -81,6 +81,23 @@ def run(params, refusal, guard=None):
             server.serve_forever()
         except BaseException:
             pass
+
+
+def connect_unix(sock, path):
+    """connect() to a Unix socket path of any length: a path longer than
+    sun_path (108 bytes; a deep TMPDIR) is reached through its directory's
+    fd, /proc/self/fd/N/NAME."""
+    if len(path.encode("utf-8", "surrogateescape")) < 100:
+        sock.connect(path)
+        return
+    import posix
+
+    head, _, name = path.rpartition("/")
+    fd = posix.open(head or "/", posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
+    try:
+        sock.connect("/proc/self/fd/%d/%s" % (fd, name))
+    finally:
+        posix.close(fd)
 
 
 def other_agents(own_ident):

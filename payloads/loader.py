@@ -1,11 +1,15 @@
 """Second stage of the bootstrap: build the agent's private modules and run it.
 
-How this file runs: the client appends a call ``main(PARAMS, SOURCES)`` to
-this source and writes the result to a 0600 file in its private directory.
-The first stage (rendered by ``inspector/_bundle.py``, run at the injection
-point) starts one thread with ``_thread`` that reads that file, deletes it
-and executes it in a fresh namespace. So everything below already runs on
-the agent's own thread, never on a target thread.
+How this file runs: the client writes a boot file (0600, in its private
+directory) holding ``payloads/prelude.py`` and a call ``run(LOADER, PARAMS,
+SOURCES)``, LOADER being this source. The first stage (rendered by
+``inspector/_bundle.py``, run at the injection point) starts one thread with
+``_thread`` that reads that file, deletes it and executes it. The prelude
+finds the target's *original* builtins (the target may have rebound any)
+and executes this file with them as its ``__builtins__``, then calls
+``main(PARAMS, SOURCES, CLEAN, MISSING)``. So everything below runs on the
+agent's own thread, never on a target thread, and no name it uses can be
+rebound by the target.
 
 Private modules: each payload source is executed into a ``types.ModuleType``
 that is *not* registered in ``sys.modules``. Relative imports between payload
@@ -20,6 +24,10 @@ target).
 """
 import builtins
 import sys
+
+# The builtins this file runs with: the prelude's clean dict, or (run without
+# the prelude, as unit tests do) the builtins module's own.
+_OWN_BUILTINS = __builtins__ if type(__builtins__) is dict else builtins.__dict__
 
 AGENT_THREAD_NAME = "inspector-agent"  # also the Linux thread name (15 chars max)
 # `from __future__ import annotations` for every chunk after the first
@@ -56,13 +64,17 @@ def _sys_modules():
     return _DICT_GET(_MODULE_DICT(sys), "modules")
 
 
-def main(params, sources):
-    """Entry point of the agent thread. Never raises, never prints."""
+def main(params, sources, clean=None, missing=()):
+    """Entry point of the agent thread. Never raises, never prints.
+
+    `clean`: the original builtins (see prelude.py); `missing`: builtins the
+    target replaced and whose originals could not be recovered."""
     modules = None
     guard = release = None
     try:
         _name_thread(AGENT_THREAD_NAME)
-        modules = _PrivateImporter(params["package"], sources)
+        modules = _PrivateImporter(params["package"], sources,
+                                   clean if clean is not None else builtins.__dict__)
         guard, release = _hold_collections(modules)
         refusal = _untrustworthy_runtime(modules.import_module)
         try:
@@ -70,8 +82,10 @@ def main(params, sources):
         except BaseException as e:
             # E.g. the target replaced a builtin our code needs: tell the
             # client why instead of letting it time out.
-            _report_failure(params, "the agent could not load: %s: %s"
-                            % (type(e).__name__, _safe_text(e)))
+            lost = (" (the target replaced builtins %s and their originals could not be "
+                    "recovered)" % ", ".join(missing)) if missing else ""
+            _report_failure(params, "the agent could not load: %s: %s%s"
+                            % (type(e).__name__, _safe_text(e), lost))
             return
         agent.run(params, refusal, guard)
     except BaseException:
@@ -139,7 +153,17 @@ def _report_failure(params, message):
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         sock.settimeout(5.0)
-        sock.connect(params["socket_path"])
+        path = params["socket_path"]
+        if len(path) < 100:
+            sock.connect(path)
+        else:  # longer than sun_path allows: through the directory's fd
+            posix = dict.get(sys.modules, "posix")
+            head, _, name = path.rpartition("/")
+            fd = posix.open(head or "/", posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
+            try:
+                sock.connect("/proc/self/fd/%d/%s" % (fd, name))
+            finally:
+                posix.close(fd)
         body = ('{"kind": "hello", "proto": 1, "token": %s, "refused": %s}'
                 % (_json_string(params["token"]), _json_string(message))).encode("ascii")
         sock.sendall(len(body).to_bytes(4, "big") + body)
@@ -218,14 +242,52 @@ def _empty_classes(namespace, prefix):
 
 
 def _real_import():
-    """builtins.__import__ if it is still CPython's; else importlib's own
-    (frozen, part of CPython), never a replacement made by the target. The
-    import system still consults the target's sys.meta_path finders for a
-    module it has not loaded yet: that is inherent to importing."""
-    current = builtins.__dict__.get("__import__")
+    """Our builtins' __import__ (the prelude's original) if it is CPython's;
+    else importlib's own (frozen, part of CPython), never a replacement made
+    by the target. The import system still consults the target's
+    sys.meta_path finders for a module it has not loaded yet: that is
+    inherent to importing."""
+    current = _OWN_BUILTINS.get("__import__")
     if type(current) is _BUILTIN_FUNCTION and getattr(current, "__self__", None) is builtins:
         return current
     return _DICT_GET(_sys_modules(), "_frozen_importlib").__import__
+
+
+def _c_module(name):
+    """Load the C module `name` (built in, or an extension file on sys.path)
+    straight through _imp, or None if it is neither.
+
+    The import system proper is Python code (importlib's frozen bootstrap)
+    that runs with the *target's* builtins: a replaced hasattr, isinstance or
+    str would be called by it (the agent imports `_socket` into a target that
+    never used sockets). _imp's create/exec functions are C; finding the
+    file is a stat() per sys.path entry and extension suffix, as FileFinder
+    does, without its hooks."""
+    try:
+        imp = dict.get(sys.modules, "_imp")
+        posix = dict.get(sys.modules, "posix")
+        spec_class = sys.modules["_frozen_importlib"].ModuleSpec
+        if imp is None or posix is None:
+            return None
+        if name in sys.builtin_module_names:
+            module = imp.create_builtin(spec_class(name, None, origin="built-in"))
+            imp.exec_builtin(module)
+            return module
+        for entry in list(sys.path):
+            if type(entry) is not str:
+                continue
+            for suffix in imp.extension_suffixes():
+                path = (entry or ".") + "/" + name + suffix
+                try:
+                    posix.stat(path)
+                except OSError:
+                    continue
+                module = imp.create_dynamic(spec_class(name, None, origin=path))
+                imp.exec_dynamic(module)
+                return module
+    except BaseException:
+        pass
+    return None
 
 
 class _FutureStandIn:
@@ -238,23 +300,20 @@ class _FutureStandIn:
 class _PrivateImporter:
     """Executes payload sources into private modules, on demand."""
 
-    def __init__(self, package, sources):
+    def __init__(self, package, sources, clean):
         self.package = package
         self.sources = dict(sources)
         self.modules = {}
         self.added = {}  # stdlib modules our code imported that the target had not
-        self.builtins = self._agent_builtins()
+        self.builtins = self._agent_builtins(clean)
 
-    def _agent_builtins(self):
-        # A copy of builtins where anything the target replaced by a non-C
-        # object is dropped: our code then fails with NameError instead of
-        # calling the target's replacement.
+    def _agent_builtins(self, clean):
+        # The original builtins the prelude recovered; a last filter keeps
+        # only C objects (a target's replacement can never get through).
         # type() and `is` only: isinstance() could read a __class__ property.
-        # A class the target put there (`builtins.dict = MyDict`) is a heap
-        # type: dropped too.
         flags = type.__dict__["__flags__"]
-        own = {"__name__": "builtins", "__debug__": builtins.__debug__}
-        for name, value in builtins.__dict__.items():
+        own = {"__name__": "builtins", "__debug__": clean.get("__debug__", True)}
+        for name, value in clean.items():
             kind = type(value)
             if kind is _BUILTIN_FUNCTION or value is None or value is Ellipsis \
                     or value is NotImplemented \
@@ -280,7 +339,9 @@ class _PrivateImporter:
         if loaded is not None:
             return loaded
         absent = not _DICT_CONTAINS(modules, name)
-        module = _real_import()(name, globals, locals, fromlist, level)
+        module = _c_module(name) if "." not in name else None
+        if module is None:
+            module = _real_import()(name, globals, locals, fromlist, level)
         if absent and _DICT_CONTAINS(modules, name):
             self.added[name] = _DICT_GET(modules, name)
         return module

@@ -20,6 +20,8 @@ import time
 from . import policy, wire
 
 MAX_SESSIONS = 4
+THREAD_NAME = "inspector-resid"  # the serving thread's OS name: clients probe for it
+STOP_GRACE = 10.0  # seconds an in-flight request may take to finish after a shutdown
 HELLO_TIMEOUT = 5.0  # seconds for a connecting client to send its hello
 POLL = 0.5  # seconds between checks of the stop flag and the idle clock
 _SO_PEERCRED = getattr(_socket, "SO_PEERCRED", 17)
@@ -74,6 +76,7 @@ class ResidentServer:
     def serve_forever(self):
         import posix
 
+        name_thread(THREAD_NAME)
         try:
             while not self.stop:
                 idle = time.monotonic() - self.last_activity
@@ -147,14 +150,36 @@ class ResidentServer:
         return True
 
     def _end_sessions(self):
-        """Close every open session and wait (briefly) for its thread to go."""
-        with self.lock:
-            conns = list(self.active.values())
-        for conn in conns:
-            try:
-                conn.shutdown(_socket.SHUT_RDWR)
-            except BaseException:
-                pass
-        deadline = time.monotonic() + 5.0
-        while self.active and time.monotonic() < deadline:
-            time.sleep(0.01)
+        """End every open session. First only their reading side: a request
+        in flight (another client's query while someone detaches) still gets
+        its answer, and the session then ends at its next read. After
+        STOP_GRACE, whatever is left is cut."""
+        for how, grace in ((_socket.SHUT_RD, STOP_GRACE), (_socket.SHUT_RDWR, 1.0)):
+            with self.lock:
+                conns = list(self.active.values())
+            for conn in conns:
+                try:
+                    conn.shutdown(how)
+                except BaseException:
+                    pass
+            deadline = time.monotonic() + grace
+            while self.active and time.monotonic() < deadline:
+                time.sleep(0.01)
+
+
+def name_thread(name):
+    """Set this thread's OS name (/proc/self/task/TID/comm); best effort."""
+    try:
+        import posix
+
+        get_native_id = getattr(_thread, "get_native_id", None)  # 3.8+
+        if get_native_id is None:
+            return
+        fd = posix.open("/proc/self/task/%d/comm" % get_native_id(),
+                        posix.O_WRONLY | posix.O_CLOEXEC)
+        try:
+            posix.write(fd, name[:15].encode("ascii"))
+        finally:
+            posix.close(fd)
+    except BaseException:
+        pass

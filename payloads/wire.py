@@ -250,10 +250,20 @@ class _Decoder:
 
 # ---------------------------------------------------------------- framing
 
-def recv_exact(sock, n):
-    """Read exactly n bytes from a socket; EOFError if it closes first."""
+def recv_exact(sock, n, deadline=None, clock=None):
+    """Read exactly n bytes from a socket; EOFError if it closes first.
+
+    With `deadline` (a `clock()` value), the whole read must end by then
+    (TimeoutError): a peer dripping one byte just inside each read's timeout
+    is still cut off. Without it, the socket's own timeout applies per read.
+    """
     chunks = []
     while n:
+        if deadline is not None:
+            remaining = deadline - clock()
+            if remaining <= 0:
+                raise TimeoutError("no complete frame before the deadline")
+            sock.settimeout(remaining)
         chunk = sock.recv(min(n, 1 << 20))
         if not chunk:
             raise EOFError

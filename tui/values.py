@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from inspector.models import FrameInfo
-from inspector.render import inline
+from inspector.render import inline, term_safe
 
 Node = dict[str, Any]
 Step = tuple[str, str | int]
@@ -216,7 +216,7 @@ def more_label(shown: int, total: int) -> str:
 
 
 def clip(text: str, limit: int = PREVIEW_CHARS) -> str:
-    text = text.replace("\n", "⏎")
+    text = term_safe(text.replace("\n", "⏎"))  # the target's text: no escape sequences
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

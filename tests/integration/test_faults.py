@@ -622,3 +622,233 @@ def test_resident_and_one_shot_operators_at_once(edge_python, spawn):
     assert target.wait_threads(baseline) == baseline
     _same_state(before, target.state())
     assert target.stderr_text() == ""
+
+
+# -- a target that rebound builtins (issue 13 item 8) --------------------------------
+
+_SWAP_TARGET = """\
+import builtins, json, os, sys
+B = builtins.__dict__
+ORIG = dict(B)
+CALLS = [0]
+NAME = [""]
+orders = [1, 2, 3]
+def trap(*args, **kwargs):
+    CALLS[0] += 1
+    return None
+sys.stdout.write("ready %d\\n" % os.getpid()); sys.stdout.flush()
+for line in sys.stdin:
+    parts = line.split()
+    if parts[0] == "swap":
+        NAME[0] = parts[1]
+        CALLS[0] = 0
+        B[parts[1]] = trap
+        sys.stdout.write('{"swapped": "%s"}\\n' % parts[1])
+    elif parts[0] == "restore":
+        B[NAME[0]] = ORIG[NAME[0]]
+        sys.stdout.write('{"calls": %d}\\n' % CALLS[0])
+    sys.stdout.flush()
+"""
+
+
+def _builtins_the_agent_uses() -> list[str]:
+    """Every builtin name the payload modules, the prelude and the first stage
+    look up, plus the two the interpreter calls by itself."""
+    import ast
+    import builtins
+
+    from inspector._bundle import _STAGE1
+
+    texts = [p.read_text("utf-8") for p in (Path(__file__).resolve().parents[2]
+                                            / "payloads").glob("*.py")]
+    texts.append(_STAGE1.format(deadline=0.0, boot_path="/b"))
+    names = {"__import__", "__build_class__"}
+    for text in texts:
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) \
+                    and node.id in builtins.__dict__:
+                names.add(node.id)
+    names -= {"None", "True", "False", "Ellipsis", "NotImplemented"}
+    return sorted(names)
+
+
+def test_every_builtin_the_agent_uses_replaced_one_at_a_time(edge_python, needs_gdb):
+    # Given a target that replaces one builtin at a time with a function of its
+    # own, which counts its calls
+    names = _builtins_the_agent_uses()
+    assert {"len", "repr", "isinstance", "compile", "type"} <= set(names)
+    target = TargetProcess(edge_python, ["-c", _SWAP_TARGET], control=True)
+    try:
+        baseline = target.os_thread_count()
+        broken = {}
+        for name in names:
+            assert target.command("swap " + name) == {"swapped": name}
+            # When we attach, look at the stacks and evaluate
+            try:
+                if name == "exec":
+                    # The first stage itself needs the genuine exec(): never
+                    # calls the stand-in, and the refusal says what happened
+                    with pytest.raises(AttachError, match="boot file .* still unread"):
+                        inspector.attach(target.pid, reuse=False, timeout=3)
+                else:
+                    with inspector.attach(target.pid, reuse=False) as session:
+                        stacks = session.stack()
+                        assert any(f.function == "<module>" for s in stacks for f in s.frames)
+                        assert session.eval("orders[1]").to_python() == 2
+                        assert session.globals().node["kind"] == "map"
+            except Exception as e:  # collect every failing name, not just the first
+                broken[name] = repr(e)
+            finally:
+                # Then the target's function was never called
+                calls = target.command("restore")["calls"]
+                if calls:
+                    broken[name] = broken.get(name, "") + " (called %d times)" % calls
+            assert target.wait_threads(baseline) == baseline
+        assert broken == {}, json.dumps(broken, indent=1)
+        assert target.alive() and target.stderr_text() == ""
+    finally:
+        target.kill()
+
+
+# -- resident agents: atomic claim, no orphans (issue 13 items 1-3, 7) ----------------
+
+
+def _resident_files(pid: int) -> list[str]:
+    state = "/run/inspector/uid-%d" % os.geteuid() if os.geteuid() == 0 else None
+    if state is None or not os.path.isdir(state):
+        return []
+    return [n for n in os.listdir(state) if n.startswith("agent-%d-" % pid)]
+
+
+def test_concurrent_keep_claims_one_agent_and_loses_nothing(edge_python, spawn):
+    # Given a target and three operators asking for a resident agent at once
+    target = spawn(edge_python, "sleep", control=True)
+    before = target.state()
+    baseline = target.os_thread_count()
+    procs = [subprocess.Popen([sys.executable, "-m", "inspector", "attach", str(target.pid),
+                               "--keep", "--idle-timeout", "60"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    results = [(p.wait(60), p.stdout.read(), p.stderr.read()) for p in procs]  # type: ignore
+    for p in procs:
+        p.stdout.close()  # type: ignore[union-attr]
+        p.stderr.close()  # type: ignore[union-attr]
+    try:
+        # Then exactly one agent was injected; the others reused it or were
+        # told to retry (exit 5, one line) - never an orphan
+        started = [r for r in results if r[0] == 0 and "agent started" in r[1]]
+        assert len(started) == 1, results
+        for code, out, err in results:
+            assert code == 0 or (code == 5 and "retry in a moment" in err
+                                 and len(err.strip().splitlines()) == 1), (code, out, err)
+        assert target.wait_threads(baseline + 1) == baseline + 1
+        # And the winner's files are intact: a plain query reaches it
+        out = run_cli("eval", str(target.pid), "len(orders)")
+        assert out.returncode == 0 and out.stdout.strip() == "10", out.stderr
+    finally:
+        detach = run_cli("detach", str(target.pid))
+    assert detach.returncode == 0, detach.stderr
+    assert target.wait_threads(baseline) == baseline
+    assert _wait_for(lambda: _resident_files(target.pid) == [], 5)
+    _same_state(before, target.state())
+    assert target.stderr_text() == ""
+
+
+def _tracer(pid: int) -> int:
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("TracerPid:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_sigkilled_clients_leave_nothing_after_the_next_run(edge_python, spawn, tmp_path):
+    # Given a private TMPDIR and a target
+    target = spawn(edge_python, "sleep", control=True)
+    before = target.state()
+    baseline = target.os_thread_count()
+    private = tmp_path / "tmp"
+    private.mkdir()
+    env = dict(os.environ, TMPDIR=str(private))
+    # When clients are SIGKILLed at different points of their attach
+    for delay in (0.05, 0.15, 0.25, 0.35, 0.5, 0.7, 0.9, 1.2):
+        cmd = subprocess.Popen([sys.executable, "-m", "inspector", "stack", str(target.pid)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        time.sleep(delay)
+        cmd.kill()
+        cmd.wait()
+        # (the next client needs the target untraced: a killed client's
+        # helper may still be finishing)
+        assert _wait_for(lambda: _tracer(target.pid) == 0, 30)
+    # Then the next run sweeps whatever the killed ones left
+    out = run_cli("stack", str(target.pid), env={"TMPDIR": str(private)})
+    assert out.returncode == 0, out.stderr
+    assert os.listdir(private) == []
+    # And no agent thread stays (one that started late finds no client and leaves)
+    assert target.wait_threads(baseline, timeout=20) == baseline
+    assert _agent_threads(target.pid) == []
+    _same_state(before, target.state())
+    assert target.stderr_text() == ""
+
+
+def test_a_detach_does_not_cut_another_clients_query(edge_python, spawn):
+    # Given a resident agent busy with one operator's long query
+    target = spawn(edge_python, "sleep", control=True)
+    baseline = target.os_thread_count()
+    assert run_cli("attach", str(target.pid), "--keep", "--idle-timeout", "60").returncode == 0
+    session = inspector.attach(target.pid)
+    assert session.resident
+    results: list[object] = []
+
+    def ask() -> None:
+        try:
+            # (a generous wall budget: on a loaded machine it may take > 2 s)
+            results.append(session.eval(LONG_QUERY, limits={"max_seconds": 20}).to_python())
+        except BaseException as e:  # noqa: B036 - reported below
+            results.append(e)
+
+    worker = threading.Thread(target=ask)
+    worker.start()
+    time.sleep(0.3)  # the query is in flight
+    # When another operator stops the resident agent
+    detach = run_cli("detach", str(target.pid))
+    worker.join(60)
+    # Then the query in flight is still answered
+    assert detach.returncode == 0, detach.stderr
+    assert results == [250000], results
+    # And the next request says what happened, not "connection lost"
+    with pytest.raises(inspector.TargetLost, match="was stopped"):
+        session.eval("1")
+    assert target.wait_threads(baseline, timeout=20) == baseline
+
+
+def test_little_address_space_headroom_is_named(edge_python, spawn):
+    # Given a target with only 16 MB of address space left under RLIMIT_AS
+    target = spawn(edge_python, "sleep", control=True)
+    with open("/proc/%d/status" % target.pid) as f:
+        size_kb = next(int(x.split()[1]) for x in f if x.startswith("VmSize:"))
+    limit = size_kb * 1024 + 16 * 1024 * 1024
+    resource.prlimit(target.pid, resource.RLIMIT_AS, (limit, limit))
+    # When we attach
+    out = run_cli("stack", str(target.pid), "--timeout", "5")
+    # Then the refusal names the limit and the remedy
+    assert out.returncode == 5, out.stdout + out.stderr
+    line = _one_line(out.stderr)
+    assert "RLIMIT_AS" in line and "prlimit" in line and "GIL" not in line
+    assert target.alive()
+
+
+def test_files_of_a_target_killed_while_resident_are_swept(edge_python, spawn):
+    # Given a resident agent whose target is SIGKILLed (its files stay behind)
+    dead = spawn(edge_python, "sleep")
+    assert run_cli("attach", str(dead.pid), "--keep", "--idle-timeout", "60").returncode == 0
+    assert _resident_files(dead.pid) != []
+    dead.kill()
+    # When another target is made resident
+    target = spawn(edge_python, "sleep")
+    assert run_cli("attach", str(target.pid), "--keep", "--idle-timeout", "60").returncode == 0
+    try:
+        # Then the dead one's files are gone
+        assert _resident_files(dead.pid) == []
+    finally:
+        assert run_cli("detach", str(target.pid)).returncode == 0

@@ -9,15 +9,21 @@ and random source at the evaluator (in-process).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import errno
+import grp
 import json
 import logging
 import os
+import pwd
 import select
+import shlex
+import shutil
 import socket
 import stat
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -320,13 +326,13 @@ def test_root_attaches_to_an_unprivileged_users_process(spawn, monkeypatch):
     assert (seen["dir"].st_uid, stat.S_IMODE(seen["dir"].st_mode)) == (NOBODY, 0o700)
     assert (seen["boot"].st_uid, stat.S_IMODE(seen["boot"].st_mode)) == (NOBODY, 0o600)
     assert seen["socket"].st_uid == NOBODY
-    # And a resident agent lives in /tmp/inspector-65534 (0700, nobody's), key 0600
+    # And a resident agent lives in /run/inspector/uid-65534 (0700, nobody's), key 0600
     assert run_cli("attach", str(target.pid), "--keep", "--idle-timeout", "60").returncode == 0
     try:
         spec = _resident.find(target.pid, NOBODY)
         assert spec is not None
         directory = os.path.dirname(spec.host_socket)
-        assert directory.endswith("/inspector-%d" % NOBODY)
+        assert directory == "/run/inspector/uid-%d" % NOBODY
         st_dir, st_key = os.lstat(directory), os.lstat(spec.host_key)
         assert stat.S_ISDIR(st_dir.st_mode) and st_dir.st_uid == NOBODY
         assert stat.S_IMODE(st_dir.st_mode) == 0o700
@@ -674,3 +680,490 @@ def test_fuzz_evaluator_with_random_source():
     assert sorted(scope_globals) == keys
     assert payload_cases.fingerprint() == before
     assert {"ok", "denied", "eval"} <= outcomes
+
+
+# -- a hostile target or local user (issue 14) ----------------------------------------
+#
+# Real users, created here (groupadd/useradd) and removed after; targets run as
+# them, in their own mount namespace where it matters. Each test shows the
+# attack closed: nothing read, created, chowned or hung outside the design.
+
+
+@pytest.fixture
+def make_user():
+    """make_user() -> uid of a fresh system user (its gid is the same number)."""
+    if os.geteuid() != 0 or not shutil.which("useradd"):
+        pytest.skip("needs root and useradd: creates real users")
+    created: list[str] = []
+
+    def _make() -> int:
+        for uid in range(61000 + os.getpid() % 500, 62000):
+            try:
+                pwd.getpwuid(uid)
+                continue
+            except KeyError:
+                pass
+            try:
+                grp.getgrgid(uid)
+                continue
+            except KeyError:
+                pass
+            name = "insp%d" % uid
+            subprocess.run(["groupadd", "-g", str(uid), name], check=True)
+            subprocess.run(["useradd", "-u", str(uid), "-g", str(uid), "-M", "-N", "-s",
+                            "/usr/sbin/nologin", name], check=True)
+            created.append(name)
+            return uid
+        raise RuntimeError("no free uid")
+
+    yield _make
+    for name in created:
+        subprocess.run(["pkill", "-KILL", "-u", name], check=False)
+        subprocess.run(["userdel", name], check=False)
+        subprocess.run(["groupdel", name], check=False)
+        # root's resident state directory for that uid goes with it (rmtree
+        # works through fds and never follows the symlinks a test planted)
+        shutil.rmtree("/run/inspector/uid-%s" % name[len("insp"):], ignore_errors=True)
+
+
+def _system_python() -> str:
+    if not os.path.exists(SYSTEM_PYTHON):
+        pytest.skip("%s is not installed: targets run as fresh users" % SYSTEM_PYTHON)
+    return SYSTEM_PYTHON
+
+
+_PARK_FILES = """\
+import os, sys, threading, time
+def park(name):
+    code = compile("def f():\\n    while True: time.sleep(0.05)\\n", name, "exec")
+    ns = {"time": time}
+    exec(code, ns)
+    threading.Thread(target=ns["f"], daemon=True).start()
+for name in sys.argv[1:]:
+    park(name)
+sys.stdout.write("ready\\n"); sys.stdout.flush()
+while True:
+    time.sleep(0.1)
+"""
+
+
+@integration
+def test_source_lines_only_from_files_the_target_itself_can_read(make_user, tmp_path, needs_gdb):
+    # Given a target (a fresh user) whose frames name: root's /etc/shadow, a
+    # FIFO, /dev/zero, a symlink to /etc/shadow, a `..` escape, and its own file
+    python = _system_python()
+    uid = make_user()
+    home = tmp_path / "home"
+    home.mkdir()
+    os.chmod(tmp_path, 0o755)
+    fifo = home / "fifo"
+    os.mkfifo(fifo)
+    own = home / "own.py"
+    own.write_text("def f():\n    pass  # OWN-LINE-VISIBLE\n")
+    link = home / "link"
+    link.symlink_to("/etc/shadow")
+    for path in (home, fifo, own):
+        os.lchown(path, uid, uid)
+    os.lchown(link, uid, uid)
+    names = ["/etc/shadow", str(fifo), "/dev/zero", str(link), "../../../../etc/shadow",
+             str(own)]
+    target = TargetProcess(python, ["-c", _PARK_FILES, *names], user=uid, cwd=str(home))
+    # A writer waits for the FIFO to be opened for reading: it must never be
+    writer_done: list[bool] = []
+    writer = threading.Thread(target=lambda: (os.close(os.open(fifo, os.O_WRONLY)),
+                                              writer_done.append(True)), daemon=True)
+    writer.start()
+    try:
+        # When root asks for the stacks (text and JSON)
+        start = time.monotonic()
+        out = run_cli("stack", str(target.pid), timeout=60)
+        doc = run_cli("stack", str(target.pid), "--json", timeout=60)
+        took = time.monotonic() - start
+        # Then it did not hang, and shows the target's own file only
+        assert out.returncode == 0 and doc.returncode == 0, out.stderr + doc.stderr
+        assert took < 40
+        assert "OWN-LINE-VISIBLE" in out.stdout and "OWN-LINE-VISIBLE" in doc.stdout
+        with open("/etc/shadow") as f:
+            shadow = f.read().splitlines()[0]
+        for text in (out.stdout, doc.stdout):
+            assert shadow not in text and "root:" not in text
+        assert doc.stdout.isascii()
+        # And the FIFO was never opened for reading
+        time.sleep(0.2)
+        assert writer_done == []
+        assert target.alive() and target.stderr_text() == ""
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+        writer.join(5)
+        target.kill()
+
+
+def _chroot_with_tmp_symlink(root: Path, victim: Path) -> None:
+    """A tiny root file system whose /tmp is a symlink to a host directory."""
+    for name in ("usr", "proc", "etc"):
+        (root / name).mkdir(parents=True)
+    for name in ("lib", "lib64", "bin", "sbin"):
+        (root / name).symlink_to("usr/" + name)
+    (root / "tmp").symlink_to(str(victim))
+
+
+@integration
+def test_a_container_tmp_symlink_cannot_make_root_write_outside(make_user, tmp_path,
+                                                                 needs_gdb):
+    # Given a target in its own mount namespace and root directory, run by a
+    # fresh user, whose /tmp is a symlink to a host directory
+    python = _system_python()
+    uid = make_user()
+    os.chmod(tmp_path, 0o755)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    root = tmp_path / "rootfs"
+    _chroot_with_tmp_symlink(root, victim)
+    script = ("import sys, time; sys.stdout.write('ready\\n'); sys.stdout.flush()\n"
+              "while True: time.sleep(0.1)\n")
+    shell = ("mount --bind /usr %s/usr && exec chroot --userspec=%d:%d %s %s -c %s"
+             % (root, uid, uid, root, python, shlex.quote(script)))
+    target = TargetProcess("/usr/bin/unshare", ["-m", "--propagation", "private", "sh", "-c",
+                                                shell])
+    try:
+        with open("/proc/%d/status" % target.pid) as f:
+            assert "Uid:\t%d" % uid in f.read()
+        assert os.stat("/proc/self/ns/mnt").st_ino != os.stat(
+            "/proc/%d/ns/mnt" % target.pid).st_ino
+        before = os.stat(victim)
+        # When root inspects it, one-shot and resident
+        for args in (["stack", str(target.pid)], ["attach", str(target.pid), "--keep"]):
+            out = run_cli(*args)
+            # Then it is refused, naming the symlink, in one line
+            assert out.returncode == 5, out.stdout + out.stderr
+            assert "/tmp of process %d" % target.pid in out.stderr
+            assert "symlink" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+        # And nothing was created or chowned in the host directory
+        assert os.listdir(victim) == []
+        after = os.stat(victim)
+        assert (after.st_uid, after.st_mode, after.st_mtime) == (before.st_uid, before.st_mode,
+                                                                 before.st_mtime)
+        assert target.alive() and target.stderr_text() == ""
+    finally:
+        target.kill()
+
+
+def _host_tmp_entries_of(uid: int) -> list[str]:
+    out = []
+    for name in os.listdir("/tmp"):
+        with contextlib.suppress(OSError):
+            if os.lstat(os.path.join("/tmp", name)).st_uid == uid:
+                out.append(name)
+    return out
+
+
+@integration
+def test_a_target_with_a_private_tmp_is_inspected_there(make_user, needs_gdb):
+    # Given a target (a fresh user) in its own mount namespace with its own
+    # /tmp (as systemd PrivateTmp= or `unshare -m` + tmpfs make it)
+    python = _system_python()
+    uid = make_user()
+    script = ("import sys, time\norders = list(range(10))\n"
+              "sys.stdout.write('ready\\n'); sys.stdout.flush()\n"
+              "while True: time.sleep(0.1)\n")
+    shell = ("mount -t tmpfs -o mode=1777 tmpfs /tmp && exec setpriv --reuid %d --regid %d "
+             "--clear-groups %s -c %s" % (uid, uid, python, shlex.quote(script)))
+    target = TargetProcess("/usr/bin/unshare", ["-m", "--propagation", "private", "sh", "-c",
+                                                shell])
+    inner_tmp = "/proc/%d/root/tmp" % target.pid
+    try:
+        baseline = len(os.listdir("/proc/%d/task" % target.pid))
+        # When root asks one-shot, then leaves a resident agent and uses it
+        out = run_cli("eval", str(target.pid), "len(orders)")
+        assert out.returncode == 0 and out.stdout.strip() == "10", out.stderr
+        assert os.listdir(inner_tmp) == []  # the one-shot left nothing in its /tmp
+        out = run_cli("attach", str(target.pid), "--keep", "--idle-timeout", "60")
+        assert out.returncode == 0, out.stderr
+        assert "/tmp/inspector-%d/" % uid in out.stdout
+        out = run_cli("eval", str(target.pid), "orders[3]")
+        assert out.returncode == 0 and out.stdout.strip() == "3", out.stderr
+        assert run_cli("detach", str(target.pid)).returncode == 0
+        # Then its state lived in the target's /tmp: 0700, the target's user
+        state = os.lstat(os.path.join(inner_tmp, "inspector-%d" % uid))
+        assert (state.st_uid, stat.S_IMODE(state.st_mode)) == (uid, 0o700)
+        deadline = time.monotonic() + 10
+        while os.listdir(os.path.join(inner_tmp, "inspector-%d" % uid)) and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert os.listdir(os.path.join(inner_tmp, "inspector-%d" % uid)) == []
+        # And nothing of it appeared in the host's /tmp
+        assert _host_tmp_entries_of(uid) == []
+        deadline = time.monotonic() + 10
+        while len(os.listdir("/proc/%d/task" % target.pid)) != baseline and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(os.listdir("/proc/%d/task" % target.pid)) == baseline
+        assert target.alive() and target.stderr_text() == ""
+    finally:
+        target.kill()
+
+
+@integration
+def test_an_unread_boot_file_is_named_at_the_timeout(make_user, tmp_path, needs_gdb):
+    # Given a target in its own mount namespace that cannot reach the client's
+    # TMPDIR... simulated: TMPDIR is a directory the target's user cannot enter
+    python = _system_python()
+    uid = make_user()
+    private = tmp_path / "closed"
+    private.mkdir(mode=0o700)
+    target = TargetProcess(python, ["-c", "import sys, time; sys.stdout.write('ready\\n'); "
+                                          "sys.stdout.flush()\nwhile True: time.sleep(0.1)"],
+                           user=uid)
+    try:
+        out = run_cli("stack", str(target.pid), "--timeout", "3",
+                      env={"TMPDIR": str(private)})
+        assert out.returncode == 5
+        assert "boot file" in out.stderr and "still unread" in out.stderr
+        assert os.listdir(private) == []  # and it was removed
+        assert target.alive() and target.stderr_text() == ""
+    finally:
+        target.kill()
+
+
+_SLEEPER = ("import sys, time\norders = list(range(10))\nsys.stdout.write('ready\\n'); "
+            "sys.stdout.flush()\nwhile True: time.sleep(0.1)\n")
+
+
+def _resident_dir(uid: int) -> str:
+    return "/run/inspector/uid-%d" % uid
+
+
+@integration
+def test_the_targets_owner_cannot_redirect_roots_resident_files(make_user, tmp_path,
+                                                                needs_gdb):
+    # Given a target run by a fresh user, and root's resident state for it
+    python = _system_python()
+    uid = make_user()
+    os.chmod(tmp_path, 0o755)
+    victim_dir = tmp_path / "victim"
+    victim_dir.mkdir()
+    victim = tmp_path / "victim-file"
+    victim.write_text("untouched\n")
+    target = TargetProcess(python, ["-c", _SLEEPER], user=uid)
+    try:
+        assert run_cli("attach", str(target.pid), "--keep", "--idle-timeout", "60").returncode \
+            == 0
+        assert run_cli("detach", str(target.pid)).returncode == 0
+        state = _resident_dir(uid)
+        parent = os.lstat("/run/inspector")
+        assert parent.st_uid == 0 and not parent.st_mode & 0o022
+        # When the target's owner plants symlinks for the key and socket names
+        # (to a file and a directory of root's), over and over
+        with open("/proc/%d/stat" % target.pid) as f:
+            start = f.read().rsplit(")", 1)[1].split()[19]
+        base = "agent-%d-%s" % (target.pid, start)
+
+        def plant() -> dict:
+            end = time.monotonic() + 6
+            n = 0
+            while time.monotonic() < end:
+                for name, dest in ((base + ".key", str(victim)),
+                                   (base + ".sock", str(victim_dir / "x"))):
+                    with contextlib.suppress(OSError):
+                        os.unlink(os.path.join(state, name))
+                    with contextlib.suppress(OSError):
+                        os.symlink(dest, os.path.join(state, name))
+                        n += 1
+            return {"planted": n}
+
+        results: list[Any] = []
+        attacker = threading.Thread(target=lambda: results.append(as_user(uid, plant)))
+        attacker.start()
+        outcomes = []
+        while attacker.is_alive():
+            out = run_cli("attach", str(target.pid), "--keep", "--idle-timeout", "60")
+            outcomes.append((out.returncode, out.stderr.strip()))
+            run_cli("detach", str(target.pid))
+        attacker.join()
+        assert results and results[0]["planted"] > 0
+        # Then root never followed them: the file and directory are untouched
+        assert victim.read_text() == "untouched\n" and os.stat(victim).st_uid == 0
+        assert os.listdir(victim_dir) == []
+        # And every attempt either worked or was refused in one line (no traceback)
+        for code, err in outcomes:
+            assert code in (0, 5), err
+            assert "Traceback" not in err and len(err.splitlines()) <= 1
+        assert target.alive() and target.stderr_text() == ""
+    finally:
+        target.kill()
+
+
+@integration
+def test_a_bystander_cannot_hang_or_block_root(make_user, needs_gdb):
+    # Given another user's target, and a bystander who squats its legacy
+    # /tmp/inspector-<uid> with an empty ".sock" and a FIFO ".key"
+    python = _system_python()
+    uid, bystander = make_user(), make_user()
+    target = TargetProcess(python, ["-c", _SLEEPER], user=uid)
+    with open("/proc/%d/stat" % target.pid) as f:
+        start = f.read().rsplit(")", 1)[1].split()[19]
+    base = "agent-%d-%s" % (target.pid, start)
+    squat = "/tmp/inspector-%d" % uid
+
+    def squat_it() -> dict:
+        os.mkdir(squat, 0o711)
+        os.chmod(squat, 0o711)
+        open(os.path.join(squat, base + ".sock"), "w").close()
+        os.mkfifo(os.path.join(squat, base + ".key"), 0o600)
+        return {"ok": True}
+
+    try:
+        assert as_user(bystander, squat_it) == {"ok": True}
+        # When root inspects the target, one-shot and resident
+        out = run_cli("stack", str(target.pid), timeout=60)
+        assert out.returncode == 0, out.stderr
+        keep = run_cli("attach", str(target.pid), "--keep", "--idle-timeout", "60", timeout=60)
+        assert keep.returncode == 0, keep.stderr
+        assert _resident_dir(uid) in keep.stdout
+        out = run_cli("eval", str(target.pid), "len(orders)", timeout=60)
+        assert out.returncode == 0 and out.stdout.strip() == "10", out.stderr
+        assert run_cli("detach", str(target.pid), timeout=60).returncode == 0
+        # Then nothing hung, and the bystander's files are as they were
+        assert stat.S_ISFIFO(os.lstat(os.path.join(squat, base + ".key")).st_mode)
+        assert os.lstat(squat).st_uid == bystander
+        assert target.alive() and target.stderr_text() == ""
+    finally:
+        target.kill()
+        shutil.rmtree(squat, ignore_errors=True)
+
+
+@integration
+def test_where_a_resident_agent_lives_does_not_depend_on_tmpdir(edge_python, spawn, tmp_path):
+    # Given a resident agent started with some TMPDIR
+    target = spawn(edge_python, "sleep")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    baseline = len(os.listdir("/proc/%d/task" % target.pid))
+    out = run_cli("attach", str(target.pid), "--keep", "--idle-timeout", "60",
+                  env={"TMPDIR": str(elsewhere)})
+    assert out.returncode == 0, out.stderr
+    try:
+        # When plain commands run with another TMPDIR
+        again = run_cli("attach", str(target.pid), "--keep")
+        # Then they find it: reused, not a second agent
+        assert again.returncode == 0 and "reused the resident agent" in again.stdout
+        assert len(os.listdir("/proc/%d/task" % target.pid)) == baseline + 1
+    finally:
+        assert run_cli("detach", str(target.pid)).returncode == 0
+    assert os.listdir(elsewhere) == []
+
+
+@integration
+@needs_root
+def test_a_second_resident_agent_is_never_injected(make_user, needs_gdb):
+    # Given root's resident agent in a fresh user's target
+    python = _system_python()
+    uid = make_user()
+    target = TargetProcess(python, ["-c", _SLEEPER], user=uid)
+    try:
+        assert run_cli("attach", str(target.pid), "--keep", "--idle-timeout", "60").returncode \
+            == 0
+        threads = len(os.listdir("/proc/%d/task" % target.pid))
+
+        # When the target's own user asks for a resident agent too
+        def keep_as_user() -> dict:
+            try:
+                inspector.attach(target.pid, keep=True).detach()
+            except inspector.AttachError as e:
+                return {"refused": e.message}
+            return {"refused": None}
+
+        got = as_user(uid, keep_as_user)
+        # Then it is refused, saying why, and no agent was added
+        assert got["refused"] and "already has a resident agent" in got["refused"]
+        assert len(os.listdir("/proc/%d/task" % target.pid)) == threads
+    finally:
+        run_cli("detach", str(target.pid))
+        target.kill()
+
+
+# -- replies: one deadline, one size cap (issue 14 item 6) ---------------------------
+
+
+def test_a_slow_drip_is_cut_off_at_the_deadline():
+    from inspector._channel import Connection
+    from inspector.errors import ProtocolError, TargetLost
+
+    ours, theirs = socket.socketpair()
+    stop = threading.Event()
+
+    def drip() -> None:
+        theirs.recv(65536)  # the request
+        frame = wire.encode_frame({"id": 1, "ok": True, "value": "x" * 100})
+        for byte in frame:
+            if stop.wait(0.2):
+                return
+            with contextlib.suppress(OSError):
+                theirs.send(bytes([byte]))
+
+    dripper = threading.Thread(target=drip, daemon=True)
+    dripper.start()
+    conn = Connection(ours, {})
+    start = time.monotonic()
+    with pytest.raises(TargetLost, match="did not answer within 1.0 s"):
+        conn.call("ping", timeout=1.0)
+    assert time.monotonic() - start < 1.8  # one deadline, not 1 s per byte
+    stop.set()
+    dripper.join(5)
+    theirs.close()
+    # And a reply announced above 32 MB is refused before it is read
+    ours, theirs = socket.socketpair()
+    theirs.sendall((33 * 1024 * 1024).to_bytes(4, "big"))
+    conn = Connection(ours, {})
+    with pytest.raises(ProtocolError, match="exceeds"):
+        conn.call("ping", timeout=5.0)
+    theirs.close()
+
+
+# -- text from the target on the operator's terminal (issue 14 item 5) -----------------
+
+_ESCAPES_TARGET = """\
+# x\u2028y\x85z
+import sys, threading, time
+EVIL = "\\x1b]0;pwned\\x07\\x1b[2J\\x1b[Hfake\\x9b31m\\x85\\u2028\\u202eevil"
+threading.Thread(target=lambda: time.sleep(3600), name=EVIL, daemon=True).start()
+data = {EVIL: EVIL}
+exec(compile("def g():\\n    time.sleep(3600)  # \\x1b[2J" + "\\n", "evil.py", "exec"))
+sys.stdout.write("ready\\n"); sys.stdout.flush()
+while True:
+    time.sleep(0.1)
+"""
+
+_UNSAFE_TEXT = ("\x1b", "\x07", "\x9b", "\x85", "\u2028", "\u202e")
+
+
+@integration
+def test_target_text_reaches_the_terminal_escaped(edge_python, needs_gdb, tmp_path):
+    # Given a target whose thread name, dict keys and values carry terminal
+    # control sequences, started with a command line that holds line breaks
+    target = TargetProcess(edge_python, ["-c", _ESCAPES_TARGET])
+    audit = tmp_path / "audit.jsonl"
+    env = {"INSPECTOR_AUDIT_LOG": str(audit)}
+    try:
+        # When root looks at stacks, threads and the value (text and --json)
+        outs = [run_cli("stack", str(target.pid), env=env),
+                run_cli("eval", str(target.pid), "data", env=env),
+                run_cli("eval", str(target.pid), "data", "--json", env=env),
+                run_cli("stack", str(target.pid), "--json", env=env)]
+        for out in outs:
+            assert out.returncode == 0, out.stderr
+            # Then no control character reached the terminal
+            for bad in _UNSAFE_TEXT:
+                assert bad not in out.stdout and bad not in out.stderr
+        assert "\\x1b]0;pwned" in outs[0].stdout and "\\x1b]0;pwned" in outs[1].stdout
+        assert outs[2].stdout.isascii() and outs[3].stdout.isascii()
+        # And the audit log has exactly one line per record, ASCII only
+        text = audit.read_text("utf-8")
+        assert text.isascii()
+        records = [json.loads(line) for line in text.splitlines()]
+        assert len(records) == len(outs)  # one record per command, one line each
+        assert all("# x\u2028y\x85z\nimport" in r["target_command"] for r in records)
+        assert target.alive() and target.stderr_text() == ""
+    finally:
+        target.kill()

@@ -42,6 +42,7 @@ def test_boot_file_is_valid_python_with_every_module():
     boot = render_boot_file(params)
     tree = ast.parse(boot)
     call = tree.body[-1].value
-    assert call.func.id == "main"
-    sources = ast.literal_eval(call.args[1])
+    assert call.func.id == "run"  # prelude.run(LOADER, PARAMS, SOURCES)
+    ast.parse(ast.literal_eval(call.args[0]))  # the loader
+    sources = ast.literal_eval(call.args[2])
     assert set(sources) == set(PAYLOAD_MODULES)
