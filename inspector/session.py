@@ -110,8 +110,9 @@ def _inject(target: Target, *, injector: str, timeout: float, idle_timeout: floa
                               "timeout" % (pid, pid))
         resident = claim.boot_spec()
     try:
-        session = _start_agent(target, backend, timeout=timeout, idle_timeout=idle_timeout,
-                               redact=redact, keep=keep, audit=audit, resident=resident)
+        session = _start_agent(target, backend, timeout=timeout, deadline=deadline,
+                               idle_timeout=idle_timeout, redact=redact, keep=keep, audit=audit,
+                               resident=resident)
     except BaseException:
         if claim is not None:
             claim.abort()
@@ -121,7 +122,8 @@ def _inject(target: Target, *, injector: str, timeout: float, idle_timeout: floa
     return session
 
 
-def _start_agent(target: Target, backend: Any, *, timeout: float, idle_timeout: float,
+def _start_agent(target: Target, backend: Any, *, timeout: float, deadline: float,
+                 idle_timeout: float,
                  redact: bool, keep: bool, audit: AuditLog | None,
                  resident: dict[str, str] | None) -> Session:
     pid = target.pid
