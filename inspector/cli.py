@@ -274,7 +274,11 @@ class ProbeCommand(Command):
         output = parser.add_mutually_exclusive_group()
         output.add_argument("--json", action="store_true", help="one JSON document")
         output.add_argument("--prometheus", action="store_true",
-                            help="Prometheus text format (node_exporter textfile collector)")
+                            help="Prometheus text format on stdout")
+        parser.add_argument("--prometheus-file", metavar="PATH",
+                            help="replace PATH atomically with the Prometheus text, whatever "
+                                 "the status (node_exporter's textfile collector); nothing "
+                                 "on stdout unless --json or --prometheus is also given")
 
     def run(self, args: argparse.Namespace) -> int:
         from . import probe
@@ -288,15 +292,22 @@ class ProbeCommand(Command):
                 raise UsageError("no checks: give --check NAME=EXPR or --file CHECKS.toml")
             probe.validate_names(checks)
         except UsageError as e:
+            result = probe.ProbeResult(args.pid, (), 0.0, error=e.message, error_kind=e.kind)
             print("inspector: %s" % e.message, file=sys.stderr)
-            return probe.UNKNOWN
-        result = probe.probe(args.pid, checks, attach=attach, timeout=args.timeout,
-                             keep=args.keep, injector=args.injector)
+        else:
+            result = probe.probe(args.pid, checks, attach=attach, timeout=args.timeout,
+                                 keep=args.keep, injector=args.injector)
+        if args.prometheus_file:
+            try:
+                probe.write_textfile(args.prometheus_file, probe.render_prometheus(result))
+            except UsageError as e:
+                print("inspector: %s" % e.message, file=sys.stderr)
+                return probe.UNKNOWN
         if args.json:
             _emit_json(probe.to_json(result))
         elif args.prometheus:
             sys.stdout.write(probe.render_prometheus(result))
-        else:
+        elif not args.prometheus_file and not result.error_kind == "usage":
             print(probe.render_plugin(result))
         return result.status
 

@@ -1,0 +1,131 @@
+"""What an operator runs, through the installed `inspector` console script:
+the README's monitoring recipes exactly as written, `--json` on every
+command and error, `ps`, thread/frame mistakes, dump permissions."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.targets.process import TargetProcess
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent  # the venv's bin: the real `inspector` console script
+SCRIPT = BIN / "inspector"
+
+
+def inspector(*args: str, env: dict[str, str] | None = None,
+              timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, env=full_env,
+                          timeout=timeout, cwd=str(REPO))
+
+
+def readme_blocks(section: str) -> list[str]:
+    """The ```sh blocks of one README section, verbatim."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    start = text.index("\n## " + section)
+    end = text.find("\n## ", start + 1)
+    body = text[start:end if end != -1 else None]
+    return re.findall(r"```sh\n(.*?)```", body, flags=re.S)
+
+
+def run_recipe(block: str, **env: str) -> subprocess.CompletedProcess[str]:
+    full_env = dict(os.environ)
+    full_env["PATH"] = "%s:%s" % (BIN, full_env.get("PATH", ""))
+    full_env.update(env)
+    return subprocess.run(["bash", "-c", block], capture_output=True, text=True, env=full_env,
+                          timeout=120, cwd=str(REPO))
+
+
+def prom(path: Path) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for family in text_string_to_metric_families(path.read_text()):
+        for s in family.samples:
+            out.setdefault(s.name, {})[s.labels.get("check", "")] = s.value
+    return out
+
+
+@pytest.fixture
+def service(needs_gdb):
+    target = TargetProcess.example(sys.executable, "threaded_service.py")
+    time.sleep(0.5)
+    yield target
+    inspector("detach", str(target.pid))
+    target.kill()
+
+
+def test_readme_nagios_recipe_as_written(service):
+    (block,) = [b for b in readme_blocks("Health probes and monitoring") if "Nagios" in b]
+    out = run_recipe(block, PID=str(service.pid), CHECKS=str(REPO / "examples/checks.toml"))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "resident agent listening" in out.stdout  # from `attach --keep`
+    plugin_line = out.stdout.strip().splitlines()[-1]
+    assert plugin_line.startswith("INSPECTOR OK - 4 checks OK | queue_depth="), out.stdout
+
+
+def test_readme_prometheus_recipe_publishes_every_status(service, tmp_path):
+    (block,) = [b for b in readme_blocks("Health probes and monitoring") if "Prometheus" in b]
+    textfile = tmp_path / "textfile"
+    textfile.mkdir()
+    final = textfile / "inspector.prom"
+    critical = tmp_path / "critical.toml"
+    critical.write_text('[[check]]\nname = "queue_depth"\nexpr = "len(queue.queue)"\n'
+                        'warn = -2\ncrit = -1\n')
+    env = {"PID": str(service.pid), "TEXTFILE_DIR": str(textfile)}
+
+    # OK: published, exit 0, nothing on stdout
+    out = run_recipe(block, CHECKS=str(REPO / "examples/checks.toml"), **env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == ""
+    metrics = prom(final)
+    assert metrics["inspector_probe_status"][""] == 0
+    assert set(metrics["inspector_check_status"]) == {"queue_depth", "workers_alive",
+                                                       "cache_hit_ratio", "timeout_sane"}
+    assert stat.S_IMODE(final.stat().st_mode) == 0o644
+
+    # CRITICAL: the file says so (the old `> tmp && mv` recipe kept the OK data)
+    out = run_recipe(block, CHECKS=str(critical), **env)
+    assert out.returncode == 2, out.stderr
+    metrics = prom(final)
+    assert metrics["inspector_probe_status"][""] == 2
+    assert metrics["inspector_check_status"] == {"queue_depth": 2}
+
+    # UNKNOWN (the target is gone): published too, with success 0
+    inspector("detach", str(service.pid))
+    service.kill()
+    out = run_recipe(block, CHECKS=str(REPO / "examples/checks.toml"), **env)
+    assert out.returncode == 3
+    metrics = prom(final)
+    assert metrics["inspector_probe_status"][""] == 3
+    assert metrics["inspector_probe_success"][""] == 0
+    assert "inspector_check_status" not in metrics
+    # and nothing else is left in the collector's directory
+    assert sorted(p.name for p in textfile.iterdir()) == ["inspector.prom"]
+
+
+def test_prometheus_file_on_a_usage_error_is_unknown(tmp_path):
+    final = tmp_path / "inspector.prom"
+    out = inspector("probe", "1", "--file", str(tmp_path / "missing.toml"),
+                    "--prometheus-file", str(final))
+    assert out.returncode == 3
+    assert "cannot read checks file" in out.stderr
+    assert prom(final)["inspector_probe_status"][""] == 3
+
+
+def test_prometheus_file_in_a_missing_directory_is_one_line(tmp_path):
+    out = inspector("probe", "1", "--check", "a=1 == 1",
+                    "--prometheus-file", str(tmp_path / "no" / "x.prom"))
+    assert out.returncode == 3
+    assert "cannot write" in out.stderr and len(out.stderr.strip().splitlines()) == 1
