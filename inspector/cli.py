@@ -111,7 +111,8 @@ class PsCommand(Command):
         if args.json:
             _emit_json({"ok": True, "value": [p.to_json() for p in rows]})
         else:
-            print(render_processes(rows, _width()))
+            # Piped without COLUMNS: whole command lines (a pipe has no width)
+            print(render_processes(rows, _terminal_width()))
         return EXIT_OK
 
 
@@ -549,11 +550,20 @@ COMMANDS: tuple[type[Command], ...] = (PsCommand, StackCommand, EvalCommand, Pro
                                        TuiCommand)
 
 
-def _width() -> int:
+def _terminal_width() -> int | None:
+    """Columns to lay out for: $COLUMNS if set (as `ls` and `ps` honour it),
+    else stdout's terminal, else None (a pipe or file)."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return max(60, int(columns))
     try:
-        return max(60, os.get_terminal_size().columns)
-    except OSError:
-        return 120
+        return max(60, os.get_terminal_size(sys.stdout.fileno()).columns)
+    except (OSError, ValueError):
+        return None
+
+
+def _width() -> int:
+    return _terminal_width() or 120
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,6 +4,7 @@ command and error, `ps`, thread/frame mistakes, dump permissions."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
@@ -129,3 +130,34 @@ def test_prometheus_file_in_a_missing_directory_is_one_line(tmp_path):
                     "--prometheus-file", str(tmp_path / "no" / "x.prom"))
     assert out.returncode == 3
     assert "cannot write" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+# -- ps -----------------------------------------------------------------------
+
+LONG_TAIL = "tail-" + "x" * 150 + "-END"
+
+
+def test_ps_cpu_is_sampled_and_command_not_cut_when_piped(python, spawn):
+    busy = spawn(python, "busy")
+    sleeper = TargetProcess(python, ["-c", "import time; print('ready', flush=True); "
+                                     "time.sleep(120)", LONG_TAIL])
+    try:
+        doc = json.loads(inspector("ps", "--json").stdout)
+        rows = {r["pid"]: r for r in doc["value"]}
+        assert rows[busy.pid]["cpu_percent"] > 30, rows[busy.pid]
+        assert rows[sleeper.pid]["cpu_percent"] < 30
+        # a pipe has no width: the whole command line
+        env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+        piped = subprocess.run([str(SCRIPT), "ps"], capture_output=True, text=True, env=env,
+                               timeout=60).stdout
+        line = next(x for x in piped.splitlines() if x.lstrip().startswith(str(sleeper.pid)))
+        assert line.endswith(LONG_TAIL)
+        busy_line = next(x for x in piped.splitlines()
+                         if x.lstrip().startswith(str(busy.pid)))
+        assert float(busy_line.split()[3]) > 30, busy_line
+        # COLUMNS is honoured
+        narrow = inspector("ps", env={"COLUMNS": "100"}).stdout
+        line = next(x for x in narrow.splitlines() if x.lstrip().startswith(str(sleeper.pid)))
+        assert len(line) == 100 and not line.endswith("-END")
+    finally:
+        sleeper.kill()
