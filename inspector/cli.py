@@ -10,6 +10,7 @@ usage, 3 refused by the sandbox, 4 budget exceeded, 5 could not attach,
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
@@ -24,13 +25,38 @@ from .errors import Denied, InspectorError, UsageError
 EXIT_OK = 0
 
 
+class _ArgumentsError(Exception):
+    """argparse found a usage error; main() reports it (one line, and one
+    JSON document with --json)."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that reports usage errors in one line, exit code 2."""
 
     usage_exit_code = 2  # `probe` uses 3: a broken check is UNKNOWN to a monitoring system
 
     def error(self, message: str) -> NoReturn:
-        self.exit(self.usage_exit_code, "inspector: %s (see `%s --help`)\n" % (message, self.prog))
+        raise _ArgumentsError("%s (see `%s --help`)" % (message, self.prog),
+                              self.usage_exit_code)
+
+
+def _wants_json(argv: Sequence[str]) -> bool:
+    """--json anywhere before `--` (argparse also takes a prefix like --js)."""
+    for token in argv:
+        if token == "--":
+            return False
+        if len(token) >= 4 and "--json".startswith(token):
+            return True
+    return False
+
+
+def _emit_error(kind: str, message: str) -> None:
+    _emit_json({"ok": False, "error": {"kind": kind, "message": message}})
 
 
 def _emit_json(doc: dict[str, Any]) -> None:
@@ -490,26 +516,50 @@ class DumpCommand(Command):
         parser.add_argument("--census", type=_non_negative_int, default=0, metavar="N",
                             help="include an object census of the N biggest types")
         parser.add_argument("-o", "--output", metavar="FILE",
-                            help="write the dump here instead of stdout")
+                            help="write the dump here (mode 0600: it holds locals) instead "
+                                 "of stdout")
+        parser.add_argument("--json", action="store_true",
+                            help="one JSON document: the dump as its value, or with -o "
+                                 "where it went")
 
     def run(self, args: argparse.Namespace) -> int:
-        from .dump import build_dump, dump_to_text
+        from .dump import build_dump, dump_to_json, dump_to_text
 
         with _session(args) as session:
             dump = build_dump(session, locals=args.locals, census_top=args.census)
-        text = dump_to_text(dump)
         if args.output:
-            try:
-                with open(args.output, "w", encoding="utf-8") as f:
-                    f.write(text)
-            except OSError as e:
-                raise UsageError("cannot write %s: %s" % (args.output, e.strerror)) from None
+            _write_private(args.output, dump_to_text(dump))
+            if args.json:
+                _emit_json({"ok": True, "value": {"path": args.output,
+                                                  "errors": dict(dump.errors)}})
+        elif args.json:
+            _emit_json({"ok": True, "value": dump_to_json(dump)})
         else:
-            sys.stdout.write(text)
+            sys.stdout.write(dump_to_text(dump))
         for section, why in sorted(dump.errors.items()):
             print("inspector: warning: the dump has no %s: %s" % (section, why),
                   file=sys.stderr)
         return EXIT_OK
+
+
+def _write_private(path: str, text: str) -> None:
+    """Write a file only its owner can read (it may hold frame locals), as
+    the audit log is: created 0600, and an existing file is made 0600 before
+    anything is written into it."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+                     | os.O_CLOEXEC, 0o600)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise UsageError("cannot write %s: it is a symbolic link, which someone else "
+                             "could point anywhere; give the real path" % path) from None
+        raise UsageError("cannot write %s: %s" % (path, e.strerror)) from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            os.fchmod(f.fileno(), 0o600)
+            f.write(text)
+    except OSError as e:
+        raise UsageError("cannot write %s: %s" % (path, e.strerror)) from None
 
 
 class ShowCommand(Command):
@@ -518,11 +568,14 @@ class ShowCommand(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("file", metavar="DUMP", help="the dump file ('-' for stdin)")
-        parser.add_argument("--tui", action="store_true",
+        output = parser.add_mutually_exclusive_group()
+        output.add_argument("--tui", action="store_true",
                             help="browse it in the terminal UI (read-only, no target)")
+        output.add_argument("--json", action="store_true",
+                            help="one JSON document: the checked dump as its value")
 
     def run(self, args: argparse.Namespace) -> int:
-        from .dump import load_dump
+        from .dump import dump_to_json, load_dump
         from .render import render_dump
 
         try:
@@ -540,6 +593,9 @@ class ShowCommand(Command):
             except ImportError as e:
                 raise UsageError("the TUI is not available: %s" % e) from None
             return run_dump_viewer(dump)
+        if args.json:
+            _emit_json({"ok": True, "value": dump_to_json(dump)})
+            return EXIT_OK
         print(render_dump(dump, _width()))
         return EXIT_OK
 
@@ -583,22 +639,41 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    want_json = _wants_json(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except _ArgumentsError as e:
+        if want_json:
+            _emit_error("usage", e.message)
+        print("inspector: %s" % e.message, file=sys.stderr)
+        return e.exit_code
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="inspector: %(message)s")
-    want_json = getattr(args, "json", False)
+    want_json = bool(getattr(args, "json", False))
     try:
         return int(args.handler.run(args))
     except InspectorError as e:
         if args.debug:
             traceback.print_exc()
         if want_json:
-            _emit_json({"ok": False, "error": {"kind": e.kind, "message": e.message}})
+            _emit_error(e.kind, e.message)
         print("inspector: %s" % e.message, file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
+        if want_json:
+            _emit_error("interrupted", "interrupted")
         print("inspector: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except Exception as e:
+        if not want_json:
+            raise
+        # --json promises one document even for a bug; --debug shows where
+        if args.debug:
+            traceback.print_exc()
+        _emit_error("internal", "%s: %s" % (type(e).__name__, e))
+        print("inspector: internal error: %s: %s (please report it; --debug shows the "
+              "traceback)" % (type(e).__name__, e), file=sys.stderr)
+        return 1

@@ -161,3 +161,73 @@ def test_ps_cpu_is_sampled_and_command_not_cut_when_piped(python, spawn):
         assert len(line) == 100 and not line.endswith("-END")
     finally:
         sleeper.kill()
+
+
+# -- --json: one document on stdout for every command and every error ----------------
+
+def _one_error_doc(out: subprocess.CompletedProcess[str], kind: str) -> dict:
+    doc = json.loads(out.stdout)  # exactly one document: json.loads refuses trailing data
+    assert doc["ok"] is False and doc["error"]["kind"] == kind, doc
+    assert doc["error"]["message"] in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    return doc
+
+
+@pytest.mark.parametrize("args, code", [
+    (["stack", "abc", "--json"], 2),
+    (["eval", "--json"], 2),
+    (["frobnicate", "--json"], 2),
+    (["--json"], 2),
+    (["census", "1", "--top", "-3", "--json"], 2),
+    (["probe", "abc", "--check", "a=1", "--json"], 3),
+    (["stack", "1", "--bogus", "--json"], 2),
+    (["tui", "1", "--json"], 2),
+    (["show", "/nonexistent/dump.json", "--json"], 2),
+])
+def test_usage_errors_are_one_json_document(args, code):
+    out = inspector(*args)
+    assert out.returncode == code, out.stderr
+    _one_error_doc(out, "usage")
+
+
+def test_probe_json_has_ok_and_value(service):
+    out = inspector("probe", str(service.pid), "--check", "q=len(queue.queue) >= 0", "--json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["ok"] is True and doc["value"]["status"] == "OK"
+    assert doc["value"]["checks"][0]["name"] == "q"
+    # a probe that could not run: ok false, the error, and still the UNKNOWN status
+    out = inspector("probe", "999999999", "--check", "q=1 == 1", "--json")
+    assert out.returncode == 3
+    doc = json.loads(out.stdout)
+    assert doc["ok"] is False and doc["error"]["kind"] == "attach"
+    assert doc["value"]["status"] == "UNKNOWN"
+    # a usage error of probe's own (no checks)
+    out = inspector("probe", "1", "--json")
+    assert out.returncode == 3
+    assert json.loads(out.stdout)["error"]["kind"] == "usage"
+
+
+def test_dump_json_and_private_file(service, tmp_path):
+    out = inspector("dump", str(service.pid), "--json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["ok"] is True and doc["value"]["format"]
+    assert any(t["thread"]["name"] == "MainThread" for t in doc["value"]["threads"])
+    # -o: a 0600 file (it holds locals), even if a 0644 one was there
+    path = tmp_path / "dump.json"
+    path.write_text("old")
+    path.chmod(0o644)
+    out = inspector("dump", str(service.pid), "--locals", "-o", str(path), "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["value"]["path"] == str(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    shown = inspector("show", str(path), "--json")
+    assert json.loads(shown.stdout)["value"]["target"]["pid"] == service.pid
+    # a symbolic link is not followed
+    link = tmp_path / "link.json"
+    link.symlink_to(tmp_path / "elsewhere.json")
+    out = inspector("dump", str(service.pid), "-o", str(link), "--json")
+    assert out.returncode == 2
+    assert "symbolic link" in _one_error_doc(out, "usage")["error"]["message"]
+    assert not (tmp_path / "elsewhere.json").exists()
