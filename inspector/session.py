@@ -377,6 +377,8 @@ def _thread_info(raw: dict[str, Any], pid: int) -> ThreadInfo:
     native_id = raw.get("native_id")
     name = raw.get("name")
     is_main = bool(raw.get("is_main"))
+    if is_main and native_id is None:
+        native_id = pid  # Linux: the main thread's id is the process id
     return ThreadInfo(
         ident=int(raw["ident"]),
         native_id=native_id,

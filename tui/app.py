@@ -31,7 +31,7 @@ from textual.widgets import Input
 from textual.worker import get_current_worker
 
 import inspector
-from inspector.errors import InspectorError, TargetLost
+from inspector.errors import FrameGone, InspectorError, TargetLost
 from inspector.metrics import ProcessSampler
 from inspector.models import Value
 from inspector.procs import list_python_processes
@@ -90,7 +90,6 @@ class Timings:
 
 
 # How the agent reports a frame_id whose call has returned (payloads/frames.py).
-FRAME_GONE_PREFIX = "FrameGone:"
 
 
 class InspectorApp(App[int]):
@@ -230,9 +229,9 @@ class InspectorApp(App[int]):
             except TargetLost as e:
                 self.post_message(SessionLost(e.message))
                 return None, Failure("lost", e.message)
+            except FrameGone as e:  # the agent: the call a frame_id named returned
+                return None, Failure("moved", e.message)
             except InspectorError as e:
-                if e.message.startswith(FRAME_GONE_PREFIX):  # the agent: that call returned
-                    return None, Failure("moved", e.message[len(FRAME_GONE_PREFIX):].strip())
                 return None, Failure(e.kind, e.message)
             except FrameGoneError as e:
                 return None, Failure("moved", str(e))

@@ -231,3 +231,59 @@ def test_dump_json_and_private_file(service, tmp_path):
     assert out.returncode == 2
     assert "symbolic link" in _one_error_doc(out, "usage")["error"]["message"]
     assert not (tmp_path / "elsewhere.json").exists()
+
+
+# -- --thread / --frame mistakes; the main thread without `threading` ----------------
+
+def test_thread_and_frame_mistakes_exit_2_and_list_what_exists(edge_python, spawn):
+    target = spawn(edge_python, "threads")
+    pid = str(target.pid)
+    out = inspector("eval", pid, "1", "--thread", "worker-nope")
+    assert out.returncode == 2, out.stderr
+    line = out.stderr.strip()
+    assert "no thread 'worker-nope'" in line and "'MainThread'" in line, line
+    assert "`threads`" not in line and len(line.splitlines()) == 1
+    assert "inspector-agent" not in line  # our own thread is not offered
+    out = inspector("eval", pid, "1", "--thread", "MainThread", "--frame", "99", "--json")
+    assert out.returncode == 2, out.stderr
+    message = _one_error_doc(out, "usage")["error"]["message"]
+    assert message.startswith("thread 'MainThread' has no frame 99; its "), message
+    assert "0 main, 1 <module> (0 = innermost)" in message, message
+    out = inspector("stack", pid, "--thread", "12345")
+    assert out.returncode == 2 and "no thread 12345" in out.stderr, out.stderr
+    # the right names work
+    ok = inspector("eval", pid, "1 + 1", "--thread", "MainThread", "--frame", "0", "--json")
+    assert json.loads(ok.stdout)["value"]["text"] == "2", ok.stderr
+    assert target.alive()
+
+
+NO_THREADING = ("import sys, time\n"
+                "assert 'threading' not in sys.modules\n"
+                "print('ready', flush=True)\n"
+                "def spin():\n"
+                "    while True:\n"
+                "        sum(range(10000))\n"
+                "spin()\n")
+
+
+def test_main_thread_of_a_target_without_threading(edge_python, needs_gdb):
+    target = TargetProcess(edge_python, ["-c", NO_THREADING])
+    try:
+        doc = json.loads(inspector("stack", str(target.pid), "--json").stdout)
+        (main,) = [s["thread"] for s in doc["value"] if s["thread"]["is_main"]]
+        assert main["name"] == "MainThread" and main["native_id"] == target.pid, main
+        text = inspector("stack", str(target.pid)).stdout
+        assert '"MainThread" native %d (main)' % target.pid in text, text
+        out = inspector("eval", str(target.pid), "1", "--thread", "MainThread")
+        assert out.returncode == 0, out.stderr
+    finally:
+        target.kill()
+
+
+def test_example_cpu_worker_main_thread(needs_gdb):
+    target = TargetProcess.example(sys.executable, "cpu_worker.py")
+    try:
+        text = inspector("stack", str(target.pid)).stdout
+        assert '"MainThread" native %d (main)' % target.pid in text, text
+    finally:
+        target.kill()
