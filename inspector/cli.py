@@ -15,12 +15,13 @@ import json
 import logging
 import os
 import sys
+import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any, NoReturn
 
-from .errors import Denied, InspectorError, UsageError
+from .errors import AttachError, Denied, InspectorError, UsageError
 
 EXIT_OK = 0
 
@@ -270,15 +271,47 @@ class DetachCommand(Command):
         parser.add_argument("--json", action="store_true", help="one JSON document")
 
     def run(self, args: argparse.Namespace) -> int:
+        from . import _preflight, _resident
         from .session import connect_resident
 
-        session = connect_resident(args.pid)
+        target = _preflight.check(args.pid)
+
+        def gone(wait: float) -> bool:
+            deadline = time.monotonic() + wait
+            while _resident.find(args.pid, target.uid) is not None:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.05)
+            return True
+
+        try:
+            if gone(0):
+                raise _NothingToStop
+            try:
+                session = connect_resident(args.pid)
+            except AttachError:
+                # An agent that is leaving (a detach a moment ago, its idle
+                # timeout) refuses us and removes its socket just after
+                if gone(1.0):
+                    raise _NothingToStop from None
+                raise
+        except _NothingToStop:
+            if args.json:
+                _emit_json({"ok": True, "value": {"pid": args.pid, "stopped": False}})
+            else:
+                print("process %d has no resident agent: nothing to stop" % args.pid)
+            return EXIT_OK
         session.shutdown()
+        gone(2.0)  # the agent removes its socket as it leaves: a next command sees it gone
         if args.json:
             _emit_json({"ok": True, "value": {"pid": args.pid, "stopped": True}})
         else:
             print("process %d: resident agent stopped" % args.pid)
         return EXIT_OK
+
+
+class _NothingToStop(Exception):
+    pass
 
 
 class ProbeCommand(Command):

@@ -137,9 +137,9 @@ def _no_agent_message(target: Target, report: InjectionReport, timeout: float) -
     busy = describe_busy_threads(pid)
     if report.path == "pending":
         why = ("the main thread did not reach a safe point (a bytecode boundary) within "
-               "%.0f s" % timeout)
+               "%g s" % timeout)
     else:
-        why = "the agent thread could not take the GIL within %.0f s" % timeout
+        why = "the agent thread could not take the GIL within %g s" % timeout
     hint = (" %s: it may be holding the GIL in a long C call." % busy) if busy else ""
     return ("%s.%s Retry later or with a longer --timeout; the queued loader does nothing "
             "if it runs late" % (why, hint))
@@ -348,6 +348,10 @@ class Session:
         finally:
             self.closed = True
             self._conn.close()
+
+    def close(self) -> None:
+        """Same as detach(): end this session (a resident agent stays)."""
+        self.detach()
 
     def __enter__(self) -> Session:
         return self

@@ -287,3 +287,42 @@ def test_example_cpu_worker_main_thread(needs_gdb):
         assert '"MainThread" native %d (main)' % target.pid in text, text
     finally:
         target.kill()
+
+
+# -- smaller items ------------------------------------------------------------------
+
+def test_fractional_timeout_is_reported_as_given(edge_python, spawn):
+    target = spawn(edge_python, "gilhog")
+    out = inspector("stack", str(target.pid), "--timeout", "0.5")
+    assert out.returncode == 5
+    assert "within 0.5 s" in out.stderr, out.stderr
+    assert target.alive()
+
+
+def test_one_check_ok_and_second_detach_is_a_no_op(service):
+    pid = str(service.pid)
+    out = inspector("probe", pid, "--check", "q=len(queue.queue) >= 0", "--keep")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("INSPECTOR OK - 1 check OK |"), out.stdout
+    first = inspector("detach", pid)
+    assert first.returncode == 0 and "resident agent stopped" in first.stdout, first.stderr
+    again = inspector("detach", pid, "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout) == {"ok": True, "value": {"pid": service.pid,
+                                                              "stopped": False}}
+    assert "nothing to stop" in inspector("detach", pid).stdout
+
+
+def test_api_close_and_value_printing(service):
+    import inspector as api
+
+    session = api.attach(service.pid)
+    try:
+        value = session.eval("{'a': 1}")
+        assert str(value) == "{a: 1}"  # as `inspector eval` prints it
+        assert repr(value) == "Value(dict: {a: 1})"
+    finally:
+        session.close()
+    assert session.closed
+    with pytest.raises(api.TargetLost):
+        session.eval("1")

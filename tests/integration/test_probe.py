@@ -103,4 +103,4 @@ def test_detach_stops_the_resident_agent(edge_python, spawn):
     assert out.returncode == 0, out.stderr
     assert target.wait_threads(baseline, timeout=3) == baseline
     again = run_cli("detach", str(target.pid))
-    assert again.returncode == 5 and "no resident agent" in again.stderr
+    assert again.returncode == 0 and "no resident agent: nothing to stop" in again.stdout
