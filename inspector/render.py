@@ -66,7 +66,10 @@ def inline(node: dict[str, Any]) -> str:
     if kind == "cycle":
         return "<cycle: %s>" % tname
     if kind == "opaque":
-        return "<%s %s>" % (tname, node.get("text", "")) if node.get("text") else "<%s>" % tname
+        text = str(node.get("text", ""))
+        if text.startswith("<"):  # the agent's own `<function f>`, `<module os>`
+            return text
+        return "<%s %s>" % (tname, text) if text else "<%s>" % tname
     return "<%s>" % tname
 
 

@@ -37,6 +37,7 @@ DEFAULT_IDLE_TIMEOUT = 600.0  # the agent leaves after this long without a reque
 DEFAULT_CALL_TIMEOUT = 30.0  # per request; above the evaluator's own wall budget
 DEFAULT_CENSUS_SECONDS = 10.0  # payloads/census.py MAX_SECONDS
 MAX_CENSUS_SECONDS = 120.0  # payloads/census.py MAX_SECONDS_CAP
+RESIDENT_AGENT_FILE = "<inspector-agent:resident>"  # payloads/resident.py's code
 
 
 def attach(
@@ -383,6 +384,8 @@ def _thread_info(raw: dict[str, Any], pid: int) -> ThreadInfo:
     is_main = bool(raw.get("is_main"))
     if is_main and native_id is None:
         native_id = pid  # Linux: the main thread's id is the process id
+    if raw.get("is_agent") and top and str(top.get("file", "")) == RESIDENT_AGENT_FILE:
+        name = "inspector-agent (resident)"  # its listener, beside the session's thread
     return ThreadInfo(
         ident=int(raw["ident"]),
         native_id=native_id,

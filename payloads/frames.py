@@ -220,13 +220,17 @@ def _thread_names(threads):
 
 
 def thread_label(thread_ident, selector=None):
-    """The thread as the caller named it (`selector`), else by its name."""
-    if selector is not None:
-        return repr(selector) if type(selector) is str else str(selector)
+    """The thread by its name (as the caller wrote it when that was a name),
+    with the number the caller gave, if any: `'worker-1'`, `'worker-1'
+    (140615661206400)`, `140615661206400`."""
+    if type(selector) is str:
+        return repr(selector)
+    name = None
     for t in list_threads(None):
         if t["ident"] == thread_ident and type(t["name"]) is str:
-            return repr(t["name"])
-    return str(thread_ident)
+            name = t["name"]
+    number = selector if selector is not None else thread_ident
+    return "%r (%s)" % (name, number) if name is not None else str(number)
 
 
 def get_frame(thread_ident, index, wanted=None, selector=None):

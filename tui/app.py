@@ -27,7 +27,7 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Input
+from textual.widgets import Input, Static
 from textual.worker import get_current_worker
 
 import inspector
@@ -76,6 +76,7 @@ T = TypeVar("T")
 LOCK_POLL = 0.1  # seconds between checks for cancellation while waiting for the session
 # Actions bound to plain letters on the process view; hidden while an input has focus.
 LETTER_ACTIONS = frozenset({"refresh_target", "detach", "quit_app", "show_help", "reattach"})
+OFFLINE_REFUSED = frozenset({"refresh_target", "detach", "reattach"})
 DETACH_WAIT = 5.0  # seconds the exiting app waits for a call in flight before detaching
 
 
@@ -110,8 +111,11 @@ class InspectorApp(App[int]):
     def __init__(self, pid: int | None = None, *, injector: str = "gdb", redact: bool = True,
                  attach: AttachFn | None = None, list_processes: ProcessLister | None = None,
                  sampler: SamplerFactory | None = None, clock: Callable[[], float] = time.time,
-                 timings: Timings | None = None) -> None:
+                 timings: Timings | None = None, offline: bool = False) -> None:
         super().__init__()
+        # offline: a dump (tui/offline.py), not a process: no picker, no queries,
+        # no watches, nothing to refresh, detach or re-attach.
+        self.offline = offline
         self.initial_pid = pid
         self.injector = injector
         self.redact = redact
@@ -146,10 +150,14 @@ class InspectorApp(App[int]):
     # -- lifecycle --------------------------------------------------------------------
 
     def get_default_screen(self) -> Screen[Any]:
-        return self.picker
+        return OpeningScreen() if self.offline else self.picker
 
     def on_ready(self) -> None:
         # Ready comes once the picker is on screen (on_mount is too early for it).
+        if self.offline:
+            if self.initial_pid is not None:
+                self._start_attach(self.initial_pid)
+            return
         self.action_refresh_processes()
         if self.timings.processes:
             self.set_interval(self.timings.processes, self._tick_processes)
@@ -310,6 +318,9 @@ class InspectorApp(App[int]):
             return
         self.attaching = None
         self.picker.attach_ended()
+        if session.pid != self.target_pid:
+            # Watches belong to one target: another process has other names
+            self.watches = []
         self.session = session
         self.target_pid = session.pid
         self.lost = None
@@ -318,7 +329,8 @@ class InspectorApp(App[int]):
         self._current_thread = None
         how = _injection_text(session)
         screen = InspectScreen(session.pid, tuple(session.target.python_version), how,
-                               watch_interval=self.timings.watches or WATCH_INTERVAL)
+                               watch_interval=self.timings.watches or WATCH_INTERVAL,
+                               offline=self.offline)
         while self.screen is not self.picker and len(self.screen_stack) > 1:
             self.pop_screen()
         self.inspect_screen = screen
@@ -341,6 +353,8 @@ class InspectorApp(App[int]):
         self.sample_metrics()
         self._load_threads(visible=True)
         self._load_modules()
+        if self.offline:
+            self.post_message(CensusRequested())  # the dump's census, if it holds one
         self.evaluate_watches()
         self.refresh_bindings()
 
@@ -487,18 +501,33 @@ class InspectorApp(App[int]):
     @work(thread=True, group="session", exit_on_error=False)
     def _eval_worker(self, request: int, message: QuerySubmitted) -> None:
         try:
-            out = self._call(request,
-                             lambda s: s.eval(message.expr, isolated=message.isolated,
-                                              **_where(s, message.scope)))
+            notes: list[str] = []
+
+            def run(s: SessionAPI) -> Value:
+                scope = message.scope
+                try:
+                    return s.eval(message.expr, isolated=message.isolated, **_where(s, scope))
+                except (FrameGone, FrameGoneError):
+                    if not scope.is_frame:
+                        raise
+                # The highlighted frame has returned (an asyncio loop's select()
+                # a moment ago): a query still deserves an answer, in __main__.
+                notes.append("%s has returned; evaluated in __main__ instead (r reads "
+                             "the stack again)" % scope.label)
+                return s.eval(message.expr, isolated=message.isolated)
+
+            out = self._call(request, run)
             if out is not None:
-                self.post_message(EvalFinished(request, message.token, *out))
+                self.post_message(EvalFinished(request, message.token, *out,
+                                               note=notes[0] if notes else ""))
         finally:
             self.post_message(RequestEnded(request))
 
     @on(EvalFinished)
     def _eval_finished(self, message: EvalFinished) -> None:
         if self._wanted(message.request) and self.inspect_screen is not None:
-            self.inspect_screen.show_result(message.token, message.value, message.failure)
+            self.inspect_screen.show_result(message.token, message.value, message.failure,
+                                            message.note)
 
     # -- watches --------------------------------------------------------------------------
 
@@ -684,6 +713,8 @@ class InspectorApp(App[int]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in LETTER_ACTIONS and isinstance(self.focused, Input):
             return False  # the letter is typed into the input: not a key to show
+        if self.offline and action in OFFLINE_REFUSED:
+            return False  # a dump has nothing to refresh, detach from or re-attach to
         if action == "cancel":
             return self.busy
         if action == "refresh_target":
@@ -803,6 +834,13 @@ class InspectorApp(App[int]):
         self.refresh_bindings()
 
 
+class OpeningScreen(Screen[None]):
+    """What an offline viewer shows for the moment the dump takes to open."""
+
+    def compose(self) -> Any:
+        yield Static("opening the dump…", id="opening")
+
+
 def _inspector_of(address: Address) -> Callable[[SessionAPI], inspector.Value]:
     def ask(session: SessionAPI) -> inspector.Value:
         return session.inspect(address.path_list(), expr=address.root_expr,
@@ -834,7 +872,8 @@ def _quiet_detach(session: SessionAPI) -> None:
 def _injection_text(session: SessionAPI) -> str:
     report = getattr(session, "injection", None)
     if report is None:
-        return ""
+        # No injection: the resident agent (`inspector attach --keep`) answers
+        return "resident agent" if getattr(session, "resident", None) else ""
     backend = getattr(report, "backend", "")
     stopped = getattr(report, "stopped_ms", None)
     if isinstance(stopped, (int, float)):
