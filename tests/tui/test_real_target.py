@@ -258,3 +258,32 @@ def test_a_resident_agent_is_reused_not_joined_by_another(service: TargetProcess
         assert service.wait_threads(with_resident, timeout=5) == with_resident
     finally:
         subprocess.run([cli, "detach", str(service.pid)], capture_output=True, timeout=60)
+
+
+def test_main_thread_of_a_target_without_threading(needs_gdb: None) -> None:
+    """examples/cpu_worker.py never imports threading: its main thread is still
+    MainThread, marked, with its native id and its CPU (the busy one: ▲)."""
+    target = TargetProcess.example(sys.executable, "cpu_worker.py")
+
+    async def flow() -> None:
+        app = InspectorApp(target.pid, timings=FAST)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, InspectScreen)
+                           and app.screen.query(StackTree), timeout=30, what="the attach")
+            screen = app.screen
+            assert isinstance(screen, InspectScreen)
+            table = screen.query_one(ThreadsTable)
+            await wait_for(pilot, lambda: bool(table.threads), what="the thread list")
+            main = table.threads[0]
+            assert main.is_main and main.name == "MainThread" and main.native_id == target.pid
+            await wait_for(pilot, lambda: str(table.get_row_at(0)[2]).strip() != "-",
+                           what="the main thread's CPU")
+            await wait_for(pilot, lambda: str(table.get_row_at(0)[0]) in ("▲", "●"),
+                           what="the main thread's marker")
+            assert "foreign" not in " ".join(str(c) for c in table.get_row_at(0))
+            await app.action_quit()
+
+    try:
+        asyncio.run(flow())
+    finally:
+        target.kill()
