@@ -68,6 +68,7 @@ from .messages import (
 from .screens.help import HelpScreen
 from .screens.inspect import InspectScreen
 from .screens.picker import PickerScreen
+from .state import Phase, SessionState
 from .values import Address, FrameGoneError, Scope, find_frame
 from .watching import WATCH_INTERVAL, Watch
 
@@ -125,11 +126,7 @@ class InspectorApp(App[int]):
         self.clock = clock
         self.timings = timings or Timings()
 
-        self.session: SessionAPI | None = None
-        self.target_pid: int | None = None  # the process attached (or last attached) to
-        self.lost: str | None = None  # why the session ended, when it did
-        self.attaching: int | None = None
-        self.detaching = False
+        self.state = SessionState()  # the session lifecycle (tui/state.py)
         self.watches: list[Watch] = []
         self.picker = PickerScreen()
         self.inspect_screen: InspectScreen | None = None
@@ -143,6 +140,35 @@ class InspectorApp(App[int]):
         self._session_timers: list[Timer] = []
         self._watches_running = False
         self._current_thread: int | None = None
+
+    # -- the session lifecycle: one state, read through these ---------------------------
+
+    def _set_state(self, state: SessionState) -> None:
+        self.state = state
+        if self.screen_stack:  # none left while the app exits
+            self.refresh_bindings()
+
+    @property
+    def session(self) -> SessionAPI | None:
+        """The session requests may use (None unless LIVE)."""
+        return self.state.live
+
+    @property
+    def attaching(self) -> int | None:
+        return self.state.attaching
+
+    @property
+    def lost(self) -> str | None:
+        return self.state.lost
+
+    @property
+    def detaching(self) -> bool:
+        return self.state.phase is Phase.DETACHING
+
+    @property
+    def target_pid(self) -> int | None:
+        """The process attached (or last attached) to."""
+        return self.state.last_pid
 
     def _default_attach(self, pid: int) -> SessionAPI:
         return inspector.attach(pid, injector=self.injector, redact=self.redact)
@@ -167,14 +193,14 @@ class InspectorApp(App[int]):
     def on_unmount(self) -> None:
         # However the app ends (an error, ctrl+c), the agent must not stay behind.
         # Wait for a call in flight first: one writer at a time on the connection.
-        session, self.session = self.session, None
+        session = self.session
         if session is not None and self._lock.acquire(timeout=DETACH_WAIT):
             try:
                 _quiet_detach(session)
             finally:
                 self._lock.release()
-        elif session is not None:
-            self.session = session  # run_app detaches it once the UI is gone
+            self.state = self.state.left()
+        # else: still LIVE (a call in flight): run_app detaches it once the UI is gone
 
     def _tick_processes(self) -> None:
         if self.screen is self.picker and self.attaching is None:
@@ -230,7 +256,7 @@ class InspectorApp(App[int]):
         try:
             if request not in self._pending:
                 return None
-            if session is None or session is not self.session or self.lost is not None:
+            if session is None or session is not self.session:
                 return None, Failure("lost", self.lost or "the session is over")
             try:
                 return fn(session), None
@@ -273,11 +299,10 @@ class InspectorApp(App[int]):
             self._start_attach(message.pid)
 
     def _start_attach(self, pid: int) -> None:
-        self.attaching = pid
+        self._set_state(self.state.attach(pid))
         self.picker.attach_started(pid, self.injector)
         if self.inspect_screen is not None and self.lost is not None:
             self.inspect_screen.show_reattaching(pid)
-        self.refresh_bindings()
         self._attach_worker(pid)
 
     @work(thread=True, exclusive=True, group="attach", exit_on_error=False)
@@ -301,9 +326,8 @@ class InspectorApp(App[int]):
     def _attach_failed(self, message: AttachFailed) -> None:
         if self.attaching != message.pid:
             return
-        self.attaching = None
+        self._set_state(self.state.attach_ended())
         self.picker.attach_ended()
-        self.refresh_bindings()
         if self.inspect_screen is not None and self.screen is self.inspect_screen:
             self.inspect_screen.set_busy(None)
             self.inspect_screen.show_reattach_failed(message.message)
@@ -316,14 +340,11 @@ class InspectorApp(App[int]):
         if self.attaching != session.pid:  # cancelled while the agent was starting
             self._detach_worker(session, then_exit=False, notify=False)
             return
-        self.attaching = None
-        self.picker.attach_ended()
         if session.pid != self.target_pid:
             # Watches belong to one target: another process has other names
             self.watches = []
-        self.session = session
-        self.target_pid = session.pid
-        self.lost = None
+        self._set_state(self.state.attached(session))
+        self.picker.attach_ended()
         self._pending.clear()
         self._visible.clear()
         self._current_thread = None
@@ -366,7 +387,7 @@ class InspectorApp(App[int]):
     # -- threads and stacks -------------------------------------------------------------
 
     def _load_threads(self, visible: bool = False) -> None:
-        if self.session is None or self.lost is not None:
+        if self.session is None:
             return
         request = self._begin("listing threads", visible=visible)
         self._threads_worker(request)
@@ -393,7 +414,7 @@ class InspectorApp(App[int]):
         self._load_stack(message.thread)
 
     def _load_stack(self, thread: inspector.ThreadInfo) -> None:
-        if self.session is None or self.lost is not None or self.inspect_screen is None:
+        if self.session is None or self.inspect_screen is None:
             return
         self._current_thread = thread.ident
         self.inspect_screen.show_stack_loading(thread)
@@ -560,8 +581,7 @@ class InspectorApp(App[int]):
             self.inspect_screen.show_watches(self.watches)
 
     def evaluate_watches(self) -> None:
-        if (not self.watches or self._watches_running or self.session is None
-                or self.lost is not None):
+        if not self.watches or self._watches_running or self.session is None:
             return
         self._watches_running = True
         request = self._begin("evaluating watches", visible=False)
@@ -597,7 +617,7 @@ class InspectorApp(App[int]):
     # -- modules ----------------------------------------------------------------------------
 
     def _load_modules(self) -> None:
-        if self.session is None or self.lost is not None:
+        if self.session is None:
             return
         request = self._begin("listing modules", visible=False)
         self._modules_worker(request)
@@ -688,6 +708,9 @@ class InspectorApp(App[int]):
 
     @on(MetricsSampled)
     def _metrics_sampled(self, message: MetricsSampled) -> None:
+        # A sample that arrives while leaving finds the screen being taken down
+        if self.state.phase is not Phase.LIVE:
+            return
         if self.inspect_screen is not None and message.sample.pid == self.target_pid:
             self.inspect_screen.show_sample(message.sample)
 
@@ -695,18 +718,17 @@ class InspectorApp(App[int]):
 
     @on(SessionLost)
     def _session_lost(self, message: SessionLost) -> None:
-        if self.lost is not None or self.session is None:
+        session = self.session
+        if session is None:
             return
-        self.lost = message.message
+        self._set_state(self.state.lose(message.message))
         self._stop_session_timers()
         # Requests still queued are answered "lost" by _call, so every row that
         # was loading says why it stopped.
-        session, self.session = self.session, None
         # Usually already closed; when only the sampler saw the exit, this closes it.
         self._detach_worker(session, then_exit=False, notify=False)
         if self.inspect_screen is not None:
             self.inspect_screen.show_lost(message.message)
-        self.refresh_bindings()
 
     # -- actions ------------------------------------------------------------------------
 
@@ -718,10 +740,9 @@ class InspectorApp(App[int]):
         if action == "cancel":
             return self.busy
         if action == "refresh_target":
-            return self.session is not None and self.lost is None
+            return self.session is not None
         if action == "reattach":
-            return (self.lost is not None and self.target_pid is not None
-                    and self.attaching is None and self.screen is self.inspect_screen)
+            return self.state.can_reattach and self.screen is self.inspect_screen
         return True
 
     async def action_quit_app(self) -> None:
@@ -737,8 +758,9 @@ class InspectorApp(App[int]):
 
     def action_cancel(self) -> None:
         cancelled = len(self._visible)
-        if self.attaching is not None:
-            pid, self.attaching = self.attaching, None
+        pid = self.attaching
+        if pid is not None:
+            self._set_state(self.state.attach_ended())
             self.workers.cancel_group(self, "attach")
             self.picker.attach_ended()
             self.picker.show_error("stopped waiting for %d; an agent that starts late is "
@@ -757,11 +779,11 @@ class InspectorApp(App[int]):
             self.notify("Cancelled; an answer already on its way is dropped.", timeout=3)
 
     def action_reattach(self) -> None:
-        if self.lost is not None and self.target_pid is not None and self.attaching is None:
+        if self.state.can_reattach and self.target_pid is not None:
             self._start_attach(self.target_pid)
 
     def action_refresh_target(self) -> None:
-        if self.session is None or self.lost is not None:
+        if self.session is None:
             self.notify("The session is over: press a to re-attach.", severity="warning")
             return
         self._load_threads(visible=True)
@@ -787,20 +809,20 @@ class InspectorApp(App[int]):
                 self.exit(0)
             return
         if self.attaching is not None:  # an agent that starts now detaches at once
-            self.attaching = None
             self.workers.cancel_group(self, "attach")
-        session, self.session = self.session, None
+        session = self.session
+        self._set_state(self.state.leave())
         self._stop_session_timers()
         self._pending.clear()
         self._visible.clear()
         self._show_busy()
         if session is None:
+            self._set_state(self.state.left())
             if then_exit:
                 self.exit(0)
             else:
                 self._back_to_picker()
             return
-        self.detaching = True
         if self.inspect_screen is not None:
             self.inspect_screen.set_busy("detaching (the agent leaves the target)…")
         self._detach_worker(session, then_exit=then_exit, notify=True)
@@ -816,7 +838,7 @@ class InspectorApp(App[int]):
 
     @on(Detached)
     def _detached(self, message: Detached) -> None:
-        self.detaching = False
+        self._set_state(self.state.left())
         if message.then_exit:
             self.exit(0)
             return
@@ -824,7 +846,8 @@ class InspectorApp(App[int]):
 
     def _back_to_picker(self) -> None:
         self._stop_session_timers()
-        self.lost = None
+        if self.state.phase is not Phase.IDLE:
+            self._set_state(self.state.left())
         self._sampler = None
         self.inspect_screen = None
         while self.screen is not self.picker and len(self.screen_stack) > 1:

@@ -104,3 +104,23 @@ def test_fitting_never_cuts_a_number():
     assert str(fit(Text("short"), 10)) == "short"
     assert safe_cut("1,024 items", 3) == 0 and safe_cut("ab 12", 3) == 3
     assert clip_left("/usr/lib/python3.11/threading.py", 14) == "…/threading.py"
+
+
+def test_session_state_transitions():
+    from tests.tui.fakes import FakeSession
+    from tui.state import Phase, SessionState
+
+    s = SessionState().attach(42)
+    assert s.attaching == 42 and s.live is None and s.lost is None
+    assert s.attach_ended().phase is Phase.IDLE  # a failed first attach: the picker
+    session = FakeSession()
+    live = s.attached(session)
+    assert live.live is session and live.last_pid == session.pid
+    lost = live.lose("target exited")
+    assert lost.live is None and lost.lost == "target exited" and lost.can_reattach
+    again = lost.attach(session.pid)
+    assert again.attaching == session.pid and again.lost == "target exited"
+    assert again.attach_ended().phase is Phase.LOST  # a failed re-attach: still lost
+    leaving = live.leave()
+    assert leaving.phase is Phase.DETACHING and leaving.live is None
+    assert leaving.left().phase is Phase.IDLE and leaving.left().last_pid == session.pid
