@@ -1,10 +1,13 @@
 """InspectorApp: the operator's terminal UI over the public inspector API.
 
-The app owns the Session, the timers and every worker. Agent calls run in
-thread workers (`@work(thread=True)`), one at a time because a Session is a
-single request/response connection; their results come back as messages
-(tui/messages.py) and are handed down to the screens. The event loop never
-waits for the target.
+The app owns the Session, the timers and every worker. The session's
+lifecycle is one explicit state (tui/state.py). Agent calls go through one
+helper, `_ask(description, fn, done)`: a thread worker runs `fn(session)`,
+one call at a time because a Session is a single request/response
+connection, and the answer comes back as the message `done` builds
+(tui/messages.py), handed down to the screens; a worker's unexpected error
+lands in one `Worker.StateChanged` handler. The event loop never waits for
+the target.
 
 Cancelling (esc) cannot interrupt a request already on the wire (the
 protocol has no cancel, and the evaluator bounds its own time); it drops the
@@ -25,10 +28,11 @@ from typing import Any, ClassVar, TypeVar
 from textual import on, work
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Input, Static
-from textual.worker import get_current_worker
+from textual.worker import Worker, WorkerState, get_current_worker
 
 import inspector
 from inspector.errors import FrameGone, InspectorError, TargetLost
@@ -275,12 +279,52 @@ class InspectorApp(App[int]):
         finally:
             self._lock.release()
 
+    def _ask(self, description: str, fn: Callable[[SessionAPI], T],
+             done: Callable[[int, T | None, Failure | None], Message | None], *,
+             visible: bool = True, group: str = "session", exclusive: bool = False) -> None:
+        """Request → worker → loaded, written once: run `fn(session)` in a thread
+        worker (one agent call at a time, see `_call`) and post `done(request,
+        value, failure)`; when there is no session, `done(0, None, why)` at once.
+        `description` names the request in the status line and the worker."""
+        gone = self._gone()
+        if gone is not None:
+            message = done(0, None, gone)
+            if message is not None:
+                self.post_message(message)
+            return
+        request = self._begin(description, visible=visible)
+
+        def work() -> None:
+            try:
+                out = self._call(request, fn)
+                if out is not None:
+                    message = done(request, *out)
+                    if message is not None:
+                        self.post_message(message)
+            finally:
+                self.post_message(RequestEnded(request))
+
+        self.run_worker(work, thread=True, group=group, exclusive=exclusive,
+                        exit_on_error=False, description=description)
+
+    @on(Worker.StateChanged)
+    def _worker_failed(self, event: Worker.StateChanged) -> None:
+        """The one place a worker's unexpected error ends up (`_call` already
+        turns every inspector error into a Failure): logged and shown, never
+        taking the operator's screen down."""
+        worker = event.worker
+        if event.state is WorkerState.ERROR:
+            self.log.error("worker failed", worker.description, worker.error)
+            self.notify("%s failed: %s" % (worker.description or worker.name, worker.error),
+                        severity="error", timeout=6)
+
     # -- the picker ---------------------------------------------------------------------
 
     def action_refresh_processes(self) -> None:
         self._list_processes_worker()
 
-    @work(thread=True, exclusive=True, group="processes", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="processes", exit_on_error=False,
+          description="listing processes")
     def _list_processes_worker(self) -> None:
         try:
             rows = self._list_processes()
@@ -305,7 +349,8 @@ class InspectorApp(App[int]):
             self.inspect_screen.show_reattaching(pid)
         self._attach_worker(pid)
 
-    @work(thread=True, exclusive=True, group="attach", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="attach", exit_on_error=False,
+          description="attaching")
     def _attach_worker(self, pid: int) -> None:
         worker = get_current_worker()
         try:
@@ -389,17 +434,9 @@ class InspectorApp(App[int]):
     def _load_threads(self, visible: bool = False) -> None:
         if self.session is None:
             return
-        request = self._begin("listing threads", visible=visible)
-        self._threads_worker(request)
-
-    @work(thread=True, group="session", exit_on_error=False)
-    def _threads_worker(self, request: int) -> None:
-        try:
-            out = self._call(request, lambda s: s.threads())
-            if out is not None and out[0] is not None:
-                self.post_message(ThreadsLoaded(out[0]))
-        finally:
-            self.post_message(RequestEnded(request))
+        self._ask("listing threads", lambda s: s.threads(),
+                  lambda _r, threads, _f: ThreadsLoaded(threads) if threads is not None
+                  else None, visible=visible)
 
     @on(ThreadsLoaded)
     def _threads_loaded(self, message: ThreadsLoaded) -> None:
@@ -418,22 +455,14 @@ class InspectorApp(App[int]):
             return
         self._current_thread = thread.ident
         self.inspect_screen.show_stack_loading(thread)
-        request = self._begin("loading the stack of %s" % thread.label)
-        self._stack_worker(request, thread)
-
-    @work(thread=True, exclusive=True, group="stack", exit_on_error=False)
-    def _stack_worker(self, request: int, thread: inspector.ThreadInfo) -> None:
-        try:
-            out = self._call(request, lambda s: s.stack(thread.ident))
-            if out is None:
-                return
-            stacks, failure = out
-            stack = stacks[0] if stacks else None
+        def loaded(request: int, stacks: list[inspector.ThreadStack] | None,
+                   failure: Failure | None) -> StackLoaded:
             if stacks is not None and not stacks:
                 failure = Failure("eval", "thread %s has ended" % thread.label)
-            self.post_message(StackLoaded(request, thread, stack, failure))
-        finally:
-            self.post_message(RequestEnded(request))
+            return StackLoaded(request, thread, stacks[0] if stacks else None, failure)
+
+        self._ask("loading the stack of %s" % thread.label, lambda s: s.stack(thread.ident),
+                  loaded, group="stack", exclusive=True)
 
     @on(StackLoaded)
     def _stack_loaded(self, message: StackLoaded) -> None:
@@ -446,27 +475,15 @@ class InspectorApp(App[int]):
 
     @on(LocalsRequested)
     def _locals_requested(self, message: LocalsRequested) -> None:
-        if self._gone() is not None:
-            self.post_message(LocalsLoaded(0, message.tree, message.token, None, self._gone()))
-            return
-        request = self._begin("loading the locals of %s" % message.scope.label)
-        self._locals_worker(request, message)
+        scope = message.scope
 
-    @work(thread=True, group="session", exit_on_error=False)
-    def _locals_worker(self, request: int, message: LocalsRequested) -> None:
-        try:
-            scope = message.scope
+        def load(s: SessionAPI) -> Value:
+            where = _where(s, scope)
+            return s.locals(scope.thread or 0, where["frame"], frame_id=where.get("frame_id"))
 
-            def load(s: SessionAPI) -> Value:
-                where = _where(s, scope)
-                return s.locals(scope.thread or 0, where["frame"],
-                                frame_id=where.get("frame_id"))
-
-            out = self._call(request, load)
-            if out is not None:
-                self.post_message(LocalsLoaded(request, message.tree, message.token, *out))
-        finally:
-            self.post_message(RequestEnded(request))
+        self._ask("loading the locals of %s" % scope.label, load,
+                  lambda r, value, failure: LocalsLoaded(r, message.tree, message.token, value,
+                                                         failure))
 
     @on(LocalsLoaded)
     def _locals_loaded(self, message: LocalsLoaded) -> None:
@@ -475,25 +492,12 @@ class InspectorApp(App[int]):
 
     @on(ChildrenRequested)
     def _children_requested(self, message: ChildrenRequested) -> None:
-        if self._gone() is not None:
-            self.post_message(ChildrenLoaded(0, message.tree, message.token, message.offset,
-                                             None, self._gone()))
-            return
-        request = self._begin("reading %s" % message.address.text)
-        self._children_worker(request, message)
-
-    @work(thread=True, group="session", exit_on_error=False)
-    def _children_worker(self, request: int, message: ChildrenRequested) -> None:
         address = message.address
-        try:
-            out = self._call(request, lambda s: s.inspect(
-                address.path_list(), expr=address.root_expr, offset=message.offset,
-                **_where(s, address.scope)))
-            if out is not None:
-                self.post_message(ChildrenLoaded(request, message.tree, message.token,
-                                                 message.offset, *out))
-        finally:
-            self.post_message(RequestEnded(request))
+        self._ask("reading %s" % address.text,
+                  lambda s: s.inspect(address.path_list(), expr=address.root_expr,
+                                      offset=message.offset, **_where(s, address.scope)),
+                  lambda r, value, failure: ChildrenLoaded(r, message.tree, message.token,
+                                                           message.offset, value, failure))
 
     @on(ChildrenLoaded)
     def _children_loaded(self, message: ChildrenLoaded) -> None:
@@ -513,36 +517,24 @@ class InspectorApp(App[int]):
 
     @on(QuerySubmitted)
     def _query_submitted(self, message: QuerySubmitted) -> None:
-        if self._gone() is not None:
-            self.post_message(EvalFinished(0, message.token, None, self._gone()))
-            return
-        request = self._begin("evaluating %s" % message.expr)
-        self._eval_worker(request, message)
+        notes: list[str] = []
 
-    @work(thread=True, group="session", exit_on_error=False)
-    def _eval_worker(self, request: int, message: QuerySubmitted) -> None:
-        try:
-            notes: list[str] = []
+        def run(s: SessionAPI) -> Value:
+            scope = message.scope
+            try:
+                return s.eval(message.expr, isolated=message.isolated, **_where(s, scope))
+            except (FrameGone, FrameGoneError):
+                if not scope.is_frame:
+                    raise
+            # The highlighted frame has returned (an asyncio loop's select() a
+            # moment ago): a query still deserves an answer, in __main__.
+            notes.append("%s has returned; evaluated in __main__ instead (r reads the "
+                         "stack again)" % scope.label)
+            return s.eval(message.expr, isolated=message.isolated)
 
-            def run(s: SessionAPI) -> Value:
-                scope = message.scope
-                try:
-                    return s.eval(message.expr, isolated=message.isolated, **_where(s, scope))
-                except (FrameGone, FrameGoneError):
-                    if not scope.is_frame:
-                        raise
-                # The highlighted frame has returned (an asyncio loop's select()
-                # a moment ago): a query still deserves an answer, in __main__.
-                notes.append("%s has returned; evaluated in __main__ instead (r reads "
-                             "the stack again)" % scope.label)
-                return s.eval(message.expr, isolated=message.isolated)
-
-            out = self._call(request, run)
-            if out is not None:
-                self.post_message(EvalFinished(request, message.token, *out,
-                                               note=notes[0] if notes else ""))
-        finally:
-            self.post_message(RequestEnded(request))
+        self._ask("evaluating %s" % message.expr, run,
+                  lambda r, value, failure: EvalFinished(r, message.token, value, failure,
+                                                         note=notes[0] if notes else ""))
 
     @on(EvalFinished)
     def _eval_finished(self, message: EvalFinished) -> None:
@@ -587,7 +579,7 @@ class InspectorApp(App[int]):
         request = self._begin("evaluating watches", visible=False)
         self._watches_worker(request, list(self.watches))
 
-    @work(thread=True, group="watches", exit_on_error=False)
+    @work(thread=True, group="watches", exit_on_error=False, description="evaluating watches")
     def _watches_worker(self, request: int, watches: list[Watch]) -> None:
         results: list[tuple[int, inspector.Value | None, Failure | None]] = []
         try:
@@ -619,17 +611,9 @@ class InspectorApp(App[int]):
     def _load_modules(self) -> None:
         if self.session is None:
             return
-        request = self._begin("listing modules", visible=False)
-        self._modules_worker(request)
-
-    @work(thread=True, group="session", exit_on_error=False)
-    def _modules_worker(self, request: int) -> None:
-        try:
-            out = self._call(request, lambda s: s.modules())
-            if out is not None and out[0] is not None:
-                self.post_message(ModulesLoaded(out[0]))
-        finally:
-            self.post_message(RequestEnded(request))
+        self._ask("listing modules", lambda s: s.modules(),
+                  lambda _r, modules, _f: ModulesLoaded(modules) if modules is not None
+                  else None, visible=False)
 
     @on(ModulesLoaded)
     def _modules_loaded(self, message: ModulesLoaded) -> None:
@@ -640,21 +624,9 @@ class InspectorApp(App[int]):
 
     @on(CensusRequested)
     def _census_requested(self, message: CensusRequested) -> None:
-        if self._gone() is not None:
-            self.post_message(CensusTaken(0, None, self._gone()))
-            return
-        request = self._begin("taking a census of the target's objects")
-        self._census_worker(request)
-
-    @work(thread=True, group="session", exit_on_error=False)
-    def _census_worker(self, request: int) -> None:
-        try:
-            # Every type (top=0), so the next census can say what grew.
-            out = self._call(request, lambda s: s.census(0))
-            if out is not None:
-                self.post_message(CensusTaken(request, *out))
-        finally:
-            self.post_message(RequestEnded(request))
+        # Every type (top=0), so the next census can say what grew.
+        self._ask("taking a census of the target's objects", lambda s: s.census(0),
+                  CensusTaken)
 
     @on(CensusTaken)
     def _census_taken(self, message: CensusTaken) -> None:
@@ -663,20 +635,7 @@ class InspectorApp(App[int]):
 
     @on(TasksRequested)
     def _tasks_requested(self, message: TasksRequested) -> None:
-        if self._gone() is not None:
-            self.post_message(TasksLoaded(0, None, self._gone()))
-            return
-        request = self._begin("listing asyncio tasks")
-        self._tasks_worker(request)
-
-    @work(thread=True, group="session", exit_on_error=False)
-    def _tasks_worker(self, request: int) -> None:
-        try:
-            out = self._call(request, lambda s: s.tasks())
-            if out is not None:
-                self.post_message(TasksLoaded(request, *out))
-        finally:
-            self.post_message(RequestEnded(request))
+        self._ask("listing asyncio tasks", lambda s: s.tasks(), TasksLoaded)
 
     @on(TasksLoaded)
     def _tasks_loaded(self, message: TasksLoaded) -> None:
@@ -689,7 +648,8 @@ class InspectorApp(App[int]):
         if self.target_pid is not None:
             self._metrics_worker(self.target_pid)
 
-    @work(thread=True, exclusive=True, group="metrics", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="metrics", exit_on_error=False,
+          description="sampling CPU and memory")
     def _metrics_worker(self, pid: int) -> None:
         try:
             if self._sampler is None:
@@ -827,7 +787,7 @@ class InspectorApp(App[int]):
             self.inspect_screen.set_busy("detaching (the agent leaves the target)…")
         self._detach_worker(session, then_exit=then_exit, notify=True)
 
-    @work(thread=True, group="detach", exit_on_error=False)
+    @work(thread=True, group="detach", exit_on_error=False, description="detaching")
     def _detach_worker(self, session: SessionAPI, then_exit: bool, notify: bool) -> None:
         # Wait for the call in flight (bounded by the session's call timeout): two
         # threads must never write to the agent's connection at once.

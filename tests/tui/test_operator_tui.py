@@ -255,3 +255,20 @@ def test_help_lists_n_and_functions_are_named_once() -> None:
     assert inline({"type": "function", "kind": "opaque", "text": "<function f>"}) \
         == "<function f>"
     assert inline({"type": "Lock", "kind": "opaque"}) == "<Lock>"
+
+
+def test_a_failing_worker_is_reported_once_and_the_app_stays() -> None:
+    app = fake_app(FakeSession(), pid=PID)
+
+    def broken(request: int, value: object, failure: object) -> None:
+        raise RuntimeError("a bug in a handler")
+
+    async def scenario(pilot: Pilot[int]) -> None:
+        await attached(pilot)
+        app._ask("reading the moon", lambda s: s.threads(), broken)
+        await settle(pilot)
+        texts = [n.message for n in app._notifications]
+        assert any("reading the moon failed: a bug in a handler" in t for t in texts), texts
+        assert isinstance(app.screen, InspectScreen) and not app.busy
+
+    run(app, scenario, (80, 24))
