@@ -19,9 +19,13 @@ import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import asdict
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .errors import AttachError, Denied, InspectorError, UsageError
+
+if TYPE_CHECKING:
+    from .api import SessionAPI
+    from .diagnostics import Census
 
 EXIT_OK = 0
 
@@ -111,7 +115,7 @@ def _attach_options(parser: argparse.ArgumentParser) -> None:
                         help="show values whose names look like secrets (logged)")
 
 
-def _session(args: argparse.Namespace) -> Any:
+def _session(args: argparse.Namespace) -> SessionAPI:
     from .session import attach
 
     return attach(args.pid, injector=args.injector, timeout=args.timeout,
@@ -420,13 +424,13 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
-def _census_totals(census: Any) -> dict[str, Any]:
+def _census_totals(census: Census) -> dict[str, Any]:
     doc = asdict(census)
     doc.pop("entries")
     return doc
 
 
-def _warn_partial(census: Any) -> None:
+def _warn_partial(census: Census) -> None:
     if not census.complete:
         print("inspector: warning: the census stopped early (%s budget, %.1f s); counts are "
               "partial; raise --max-seconds" % (census.stopped, census.duration),
@@ -482,7 +486,7 @@ class CensusCommand(Command):
         return EXIT_OK
 
 
-def _wait_keeping_alive(session: Any, seconds: float) -> None:
+def _wait_keeping_alive(session: SessionAPI, seconds: float) -> None:
     import time
 
     deadline = time.monotonic() + seconds

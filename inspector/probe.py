@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import InspectorError, UsageError
+
+if TYPE_CHECKING:
+    from .api import SessionAPI
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 STATUS_NAMES = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
@@ -182,7 +185,7 @@ def _describe(number: float, check: Check, status: int) -> str:
     return "%s %s %g" % (shown, sign, threshold or 0.0)
 
 
-def run_checks(session: Any, checks: Iterable[Check]) -> list[CheckResult]:
+def run_checks(session: SessionAPI, checks: Iterable[Check]) -> list[CheckResult]:
     """Evaluate each check in the session; a failing query is UNKNOWN, not fatal."""
     out = []
     for check in checks:
@@ -201,8 +204,8 @@ def run_checks(session: Any, checks: Iterable[Check]) -> list[CheckResult]:
     return out
 
 
-def probe(pid: int, checks: Sequence[Check], *, attach: Any, timeout: float,
-          keep: bool = False, injector: str = "gdb") -> ProbeResult:
+def probe(pid: int, checks: Sequence[Check], *, attach: Callable[..., SessionAPI],
+          timeout: float, keep: bool = False, injector: str = "gdb") -> ProbeResult:
     """Attach (or reuse a resident agent), run the checks, detach."""
     started = time.monotonic()
     extra: dict[str, Any] = {}

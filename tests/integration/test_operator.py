@@ -144,8 +144,10 @@ def test_ps_cpu_is_sampled_and_command_not_cut_when_piped(python, spawn):
     try:
         doc = json.loads(inspector("ps", "--json").stdout)
         rows = {r["pid"]: r for r in doc["value"]}
-        assert rows[busy.pid]["cpu_percent"] > 30, rows[busy.pid]
-        assert rows[sleeper.pid]["cpu_percent"] < 30
+        # unsampled, every row was 0.0; a loaded machine gives the spinner less than
+        # a core, so only "clearly not zero, and more than the sleeper" is asked
+        assert rows[busy.pid]["cpu_percent"] > 5, rows[busy.pid]
+        assert rows[sleeper.pid]["cpu_percent"] < rows[busy.pid]["cpu_percent"]
         # a pipe has no width: the whole command line
         env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
         piped = subprocess.run([str(SCRIPT), "ps"], capture_output=True, text=True, env=env,
@@ -154,7 +156,7 @@ def test_ps_cpu_is_sampled_and_command_not_cut_when_piped(python, spawn):
         assert line.endswith(LONG_TAIL)
         busy_line = next(x for x in piped.splitlines()
                          if x.lstrip().startswith(str(busy.pid)))
-        assert float(busy_line.split()[3]) > 30, busy_line
+        assert float(busy_line.split()[3]) > 5, busy_line
         # COLUMNS is honoured
         narrow = inspector("ps", env={"COLUMNS": "100"}).stdout
         line = next(x for x in narrow.splitlines() if x.lstrip().startswith(str(sleeper.pid)))
