@@ -1,7 +1,7 @@
 """The `inspector` command line: the only module of the library that prints.
 
 Each subcommand is a small class with `add_arguments` and `run`; `main`
-returns the exit code (DESIGN.md "Contracts"): 0 ok, 1 the query raised, 2
+returns the exit code (docs/DESIGN.md "Contracts"): 0 ok, 1 the query raised, 2
 usage, 3 refused by the sandbox, 4 budget exceeded, 5 could not attach,
 6 target lost. Errors are one line on stderr; `--debug` adds the traceback.
 `--json` prints exactly one JSON document on stdout.
