@@ -161,6 +161,30 @@ def test_esc_leaves_the_console_and_the_footer_keeps_quit_and_help(size) -> None
     run(app, scenario, size)
 
 
+def test_esc_in_the_console_cancels_a_running_query_first() -> None:
+    gate = threading.Event()
+    app = fake_app(FakeSession(gate=gate), pid=PID)
+
+    async def scenario(pilot: Pilot[int]) -> None:
+        screen = await attached(pilot)
+        field = screen.query_one(HistoryInput)
+        field.focus()
+        field.value = "len(orders)"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.busy, what="the query to run")
+        await pilot.press("escape")  # cancels, stays in the console
+        await pilot.pause(0.2)
+        assert not app.busy and isinstance(app.focused, HistoryInput)
+        assert any("cancelled" in line for line in transcript_text(screen))
+        await pilot.press("escape")  # now leaves
+        await pilot.pause(0.2)
+        assert not isinstance(app.focused, HistoryInput)
+        gate.set()
+        await settle(pilot)
+
+    run(app, scenario, (80, 24))
+
+
 def test_a_query_in_a_returned_frame_runs_in_main_and_says_so() -> None:
     session = FakeSession(frames_gone=True)
     app = fake_app(session, pid=PID)

@@ -263,10 +263,13 @@ class InspectScreen(Screen[None]):
         panes[(index + step) % len(panes)].focus()
 
     @on(HistoryInput.Left)
-    def _console_left(self, event: HistoryInput.Left) -> None:
+    async def _console_left(self, event: HistoryInput.Left) -> None:
         event.stop()
-        # Back to the tab that was showing; a query still running keeps going
-        # (esc there cancels it).
+        # While something loads, esc cancels it, as everywhere ("esc cancels" on
+        # the running row); otherwise it leaves, back to the tab that was showing.
+        if getattr(self.app, "busy", False):
+            await self.app.run_action("app.cancel")
+            return
         target = TAB_WIDGETS.get(self.active_tab)
         self.query_one(target or "#stack").focus()
 
