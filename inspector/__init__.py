@@ -12,6 +12,7 @@ from .errors import (
     BudgetExceeded,
     Denied,
     EvalError,
+    FrameGone,
     InspectorError,
     ProtocolError,
     TargetLost,
@@ -23,7 +24,8 @@ from .session import Session, attach
 __version__ = "0.1.0"
 
 __all__ = [
-    "AttachError", "BudgetExceeded", "Denied", "EvalError", "FrameInfo", "InspectorError",
+    "AttachError", "BudgetExceeded", "Denied", "EvalError", "FrameGone", "FrameInfo",
+    "InspectorError",
     "ModuleInfo", "ProtocolError", "Session", "TargetLost", "ThreadInfo", "ThreadStack",
     "UsageError", "Value", "attach",
 ]

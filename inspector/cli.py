@@ -1,7 +1,7 @@
 """The `inspector` command line: the only module of the library that prints.
 
 Each subcommand is a small class with `add_arguments` and `run`; `main`
-returns the exit code (DESIGN.md "Contracts"): 0 ok, 1 the query raised, 2
+returns the exit code (docs/DESIGN.md "Contracts"): 0 ok, 1 the query raised, 2
 usage, 3 refused by the sandbox, 4 budget exceeded, 5 could not attach,
 6 target lost. Errors are one line on stderr; `--debug` adds the traceback.
 `--json` prints exactly one JSON document on stdout.
@@ -10,19 +10,35 @@ usage, 3 refused by the sandbox, 4 budget exceeded, 5 could not attach,
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
+import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import asdict
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ._inject import BACKENDS, DEFAULT_INJECTOR
 from ._text import SafeStream, json_dumps
-from .errors import Denied, InspectorError, UsageError
+from .errors import AttachError, Denied, InspectorError, UsageError
+
+if TYPE_CHECKING:
+    from .api import SessionAPI
+    from .diagnostics import Census
 
 EXIT_OK = 0
+
+
+class _ArgumentsError(Exception):
+    """argparse found a usage error; main() reports it (one line, and one
+    JSON document with --json)."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,7 +47,22 @@ class _Parser(argparse.ArgumentParser):
     usage_exit_code = 2  # `probe` uses 3: a broken check is UNKNOWN to a monitoring system
 
     def error(self, message: str) -> NoReturn:
-        self.exit(self.usage_exit_code, "inspector: %s (see `%s --help`)\n" % (message, self.prog))
+        raise _ArgumentsError("%s (see `%s --help`)" % (message, self.prog),
+                              self.usage_exit_code)
+
+
+def _wants_json(argv: Sequence[str]) -> bool:
+    """--json anywhere before `--` (argparse also takes a prefix like --js)."""
+    for token in argv:
+        if token == "--":
+            return False
+        if len(token) >= 4 and "--json".startswith(token):
+            return True
+    return False
+
+
+def _emit_error(kind: str, message: str) -> None:
+    _emit_json({"ok": False, "error": {"kind": kind, "message": message}})
 
 
 def _emit_json(doc: dict[str, Any]) -> None:
@@ -85,7 +116,7 @@ def _attach_options(parser: argparse.ArgumentParser) -> None:
                         help="show values whose names look like secrets (logged)")
 
 
-def _session(args: argparse.Namespace) -> Any:
+def _session(args: argparse.Namespace) -> SessionAPI:
     from .session import attach
 
     return attach(args.pid, injector=args.injector, timeout=args.timeout,
@@ -112,7 +143,8 @@ class PsCommand(Command):
         if args.json:
             _emit_json({"ok": True, "value": [p.to_json() for p in rows]})
         else:
-            print(render_processes(rows, _width()))
+            # Piped without COLUMNS: whole command lines (a pipe has no width)
+            print(render_processes(rows, _terminal_width()))
         return EXIT_OK
 
 
@@ -245,15 +277,47 @@ class DetachCommand(Command):
         parser.add_argument("--json", action="store_true", help="one JSON document")
 
     def run(self, args: argparse.Namespace) -> int:
+        from . import _preflight, _resident
         from .session import connect_resident
 
-        session = connect_resident(args.pid)
+        target = _preflight.check(args.pid)
+
+        def gone(wait: float) -> bool:
+            deadline = time.monotonic() + wait
+            while _resident.find(args.pid, target.uid) is not None:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.05)
+            return True
+
+        try:
+            if gone(0):
+                raise _NothingToStop
+            try:
+                session = connect_resident(args.pid)
+            except AttachError:
+                # An agent that is leaving (a detach a moment ago, its idle
+                # timeout) refuses us and removes its socket just after
+                if gone(1.0):
+                    raise _NothingToStop from None
+                raise
+        except _NothingToStop:
+            if args.json:
+                _emit_json({"ok": True, "value": {"pid": args.pid, "stopped": False}})
+            else:
+                print("process %d has no resident agent: nothing to stop" % args.pid)
+            return EXIT_OK
         session.shutdown()
+        gone(2.0)  # the agent removes its socket as it leaves: a next command sees it gone
         if args.json:
             _emit_json({"ok": True, "value": {"pid": args.pid, "stopped": True}})
         else:
             print("process %d: resident agent stopped" % args.pid)
         return EXIT_OK
+
+
+class _NothingToStop(Exception):
+    pass
 
 
 class ProbeCommand(Command):
@@ -276,7 +340,11 @@ class ProbeCommand(Command):
         output = parser.add_mutually_exclusive_group()
         output.add_argument("--json", action="store_true", help="one JSON document")
         output.add_argument("--prometheus", action="store_true",
-                            help="Prometheus text format (node_exporter textfile collector)")
+                            help="Prometheus text format on stdout")
+        parser.add_argument("--prometheus-file", metavar="PATH",
+                            help="replace PATH atomically with the Prometheus text, whatever "
+                                 "the status (node_exporter's textfile collector); nothing "
+                                 "on stdout unless --json or --prometheus is also given")
 
     def run(self, args: argparse.Namespace) -> int:
         from . import probe
@@ -290,15 +358,22 @@ class ProbeCommand(Command):
                 raise UsageError("no checks: give --check NAME=EXPR or --file CHECKS.toml")
             probe.validate_names(checks)
         except UsageError as e:
+            result = probe.ProbeResult(args.pid, (), 0.0, error=e.message, error_kind=e.kind)
             print("inspector: %s" % e.message, file=sys.stderr)
-            return probe.UNKNOWN
-        result = probe.probe(args.pid, checks, attach=attach, timeout=args.timeout,
-                             keep=args.keep, injector=args.injector)
+        else:
+            result = probe.probe(args.pid, checks, attach=attach, timeout=args.timeout,
+                                 keep=args.keep, injector=args.injector)
+        if args.prometheus_file:
+            try:
+                probe.write_textfile(args.prometheus_file, probe.render_prometheus(result))
+            except UsageError as e:
+                print("inspector: %s" % e.message, file=sys.stderr)
+                return probe.UNKNOWN
         if args.json:
             _emit_json(probe.to_json(result))
         elif args.prometheus:
             sys.stdout.write(probe.render_prometheus(result))
-        else:
+        elif not args.prometheus_file and not result.error_kind == "usage":
             print(probe.render_plugin(result))
         return result.status
 
@@ -351,13 +426,13 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
-def _census_totals(census: Any) -> dict[str, Any]:
+def _census_totals(census: Census) -> dict[str, Any]:
     doc = asdict(census)
     doc.pop("entries")
     return doc
 
 
-def _warn_partial(census: Any) -> None:
+def _warn_partial(census: Census) -> None:
     if not census.complete:
         print("inspector: warning: the census stopped early (%s budget, %.1f s); counts are "
               "partial; raise --max-seconds" % (census.stopped, census.duration),
@@ -413,7 +488,7 @@ class CensusCommand(Command):
         return EXIT_OK
 
 
-def _wait_keeping_alive(session: Any, seconds: float) -> None:
+def _wait_keeping_alive(session: SessionAPI, seconds: float) -> None:
     import time
 
     deadline = time.monotonic() + seconds
@@ -480,26 +555,50 @@ class DumpCommand(Command):
         parser.add_argument("--census", type=_non_negative_int, default=0, metavar="N",
                             help="include an object census of the N biggest types")
         parser.add_argument("-o", "--output", metavar="FILE",
-                            help="write the dump here instead of stdout")
+                            help="write the dump here (mode 0600: it holds locals) instead "
+                                 "of stdout")
+        parser.add_argument("--json", action="store_true",
+                            help="one JSON document: the dump as its value, or with -o "
+                                 "where it went")
 
     def run(self, args: argparse.Namespace) -> int:
-        from .dump import build_dump, dump_to_text
+        from .dump import build_dump, dump_to_json, dump_to_text
 
         with _session(args) as session:
             dump = build_dump(session, locals=args.locals, census_top=args.census)
-        text = dump_to_text(dump)
         if args.output:
-            try:
-                with open(args.output, "w", encoding="utf-8") as f:
-                    f.write(text)
-            except OSError as e:
-                raise UsageError("cannot write %s: %s" % (args.output, e.strerror)) from None
+            _write_private(args.output, dump_to_text(dump))
+            if args.json:
+                _emit_json({"ok": True, "value": {"path": args.output,
+                                                  "errors": dict(dump.errors)}})
+        elif args.json:
+            _emit_json({"ok": True, "value": dump_to_json(dump)})
         else:
-            sys.stdout.write(text)
+            sys.stdout.write(dump_to_text(dump))
         for section, why in sorted(dump.errors.items()):
             print("inspector: warning: the dump has no %s: %s" % (section, why),
                   file=sys.stderr)
         return EXIT_OK
+
+
+def _write_private(path: str, text: str) -> None:
+    """Write a file only its owner can read (it may hold frame locals), as
+    the audit log is: created 0600, and an existing file is made 0600 before
+    anything is written into it."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+                     | os.O_CLOEXEC, 0o600)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise UsageError("cannot write %s: it is a symbolic link, which someone else "
+                             "could point anywhere; give the real path" % path) from None
+        raise UsageError("cannot write %s: %s" % (path, e.strerror)) from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            os.fchmod(f.fileno(), 0o600)
+            f.write(text)
+    except OSError as e:
+        raise UsageError("cannot write %s: %s" % (path, e.strerror)) from None
 
 
 class ShowCommand(Command):
@@ -508,11 +607,14 @@ class ShowCommand(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("file", metavar="DUMP", help="the dump file ('-' for stdin)")
-        parser.add_argument("--tui", action="store_true",
+        output = parser.add_mutually_exclusive_group()
+        output.add_argument("--tui", action="store_true",
                             help="browse it in the terminal UI (read-only, no target)")
+        output.add_argument("--json", action="store_true",
+                            help="one JSON document: the checked dump as its value")
 
     def run(self, args: argparse.Namespace) -> int:
-        from .dump import load_dump
+        from .dump import dump_to_json, load_dump
         from .render import render_dump
 
         try:
@@ -530,6 +632,9 @@ class ShowCommand(Command):
             except ImportError as e:
                 raise UsageError("the TUI is not available: %s" % e) from None
             return run_dump_viewer(dump)
+        if args.json:
+            _emit_json({"ok": True, "value": dump_to_json(dump)})
+            return EXIT_OK
         print(render_dump(dump, _width()))
         return EXIT_OK
 
@@ -540,11 +645,20 @@ COMMANDS: tuple[type[Command], ...] = (PsCommand, StackCommand, EvalCommand, Pro
                                        TuiCommand)
 
 
-def _width() -> int:
+def _terminal_width() -> int | None:
+    """Columns to lay out for: $COLUMNS if set (as `ls` and `ps` honour it),
+    else stdout's terminal, else None (a pipe or file)."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return max(60, int(columns))
     try:
-        return max(60, os.get_terminal_size().columns)
-    except OSError:
-        return 120
+        return max(60, os.get_terminal_size(sys.stdout.fileno()).columns)
+    except (OSError, ValueError):
+        return None
+
+
+def _width() -> int:
+    return _terminal_width() or 120
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -575,22 +689,41 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    want_json = _wants_json(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except _ArgumentsError as e:
+        if want_json:
+            _emit_error("usage", e.message)
+        print("inspector: %s" % e.message, file=sys.stderr)
+        return e.exit_code
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="inspector: %(message)s")
-    want_json = getattr(args, "json", False)
+    want_json = bool(getattr(args, "json", False))
     try:
         return int(args.handler.run(args))
     except InspectorError as e:
         if args.debug:
             traceback.print_exc()
         if want_json:
-            _emit_json({"ok": False, "error": {"kind": e.kind, "message": e.message}})
+            _emit_error(e.kind, e.message)
         print("inspector: %s" % e.message, file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
+        if want_json:
+            _emit_error("interrupted", "interrupted")
         print("inspector: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except Exception as e:
+        if not want_json:
+            raise
+        # --json promises one document even for a bug; --debug shows where
+        if args.debug:
+            traceback.print_exc()
+        _emit_error("internal", "%s: %s" % (type(e).__name__, e))
+        print("inspector: internal error: %s: %s (please report it; --debug shows the "
+              "traceback)" % (type(e).__name__, e), file=sys.stderr)
+        return 1

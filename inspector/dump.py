@@ -22,11 +22,14 @@ import socket
 import types
 import typing
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._text import json_dumps
 from .diagnostics import Dump, DumpTarget
 from .errors import BudgetExceeded, Denied, EvalError, UsageError
+
+if TYPE_CHECKING:
+    from .api import SessionAPI
 
 DUMP_FORMAT = "inspector-dump"
 DUMP_VERSION = 1
@@ -36,7 +39,7 @@ class DumpFormatError(UsageError):
     """The file is not a dump this inspector can read (exit code 2)."""
 
 
-def build_dump(session: Any, *, locals: bool = False, census_top: int = 0) -> Dump:
+def build_dump(session: SessionAPI, *, locals: bool = False, census_top: int = 0) -> Dump:
     """Ask the target for everything a bug report needs (one session, several calls).
 
     A section the agent refuses or cannot produce (a budget, an error) is left

@@ -2,6 +2,7 @@
 
 InspectorError                     exit code
  +-- EvalError         1  the query raised inside the sandbox (NameError, KeyError ...)
+ |   +-- FrameGone        the call a frame_id named has returned
  +-- UsageError        2  bad arguments (CLI) or API misuse
  +-- Denied            3  refused by the sandbox policy
  +-- BudgetExceeded    4  a budget (steps, time, size ...) would be exceeded
@@ -36,6 +37,13 @@ class EvalError(InspectorError):
 
     exit_code = 1
     kind = "eval"
+
+
+class FrameGone(EvalError):
+    """The call a `frame_id` named has returned: read the stack again (or
+    query another scope). A race with the target, not a mistake."""
+
+    kind = "frame_gone"
 
 
 class UsageError(InspectorError):
@@ -79,6 +87,7 @@ class ProtocolError(TargetLost):
 
 _BY_KIND: dict[str, type[InspectorError]] = {
     "eval": EvalError,
+    "frame_gone": FrameGone,
     "usage": UsageError,
     "denied": Denied,
     "budget": BudgetExceeded,

@@ -33,6 +33,18 @@ class Value:
         """Plain Python for builtin values; the node itself for anything else."""
         return node_to_python(self.node)
 
+    def __str__(self) -> str:
+        """The value as `inspector eval` prints it."""
+        from .render import pretty
+
+        return pretty(self.node, 100)
+
+    def __repr__(self) -> str:
+        text = str(self)
+        if len(text) > 80 or "\n" in text:
+            text = text.split("\n", 1)[0][:77] + "..."
+        return "Value(%s: %s)" % (self.type_name, text)
+
 
 _SCALARS: dict[str, Any] = {"NoneType": None, "True": True, "False": False}
 

@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import InspectorError, UsageError
+
+if TYPE_CHECKING:
+    from .api import SessionAPI
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 STATUS_NAMES = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
@@ -60,6 +63,7 @@ class ProbeResult:
     results: tuple[CheckResult, ...]
     duration: float
     error: str = ""  # set when no check could run (attach failed ...)
+    error_kind: str = ""  # its InspectorError kind ("attach", "usage" ...)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -181,7 +185,7 @@ def _describe(number: float, check: Check, status: int) -> str:
     return "%s %s %g" % (shown, sign, threshold or 0.0)
 
 
-def run_checks(session: Any, checks: Iterable[Check]) -> list[CheckResult]:
+def run_checks(session: SessionAPI, checks: Iterable[Check]) -> list[CheckResult]:
     """Evaluate each check in the session; a failing query is UNKNOWN, not fatal."""
     out = []
     for check in checks:
@@ -200,15 +204,16 @@ def run_checks(session: Any, checks: Iterable[Check]) -> list[CheckResult]:
     return out
 
 
-def probe(pid: int, checks: Sequence[Check], *, attach: Any, timeout: float,
-          keep: bool = False, injector: str = "native") -> ProbeResult:
+def probe(pid: int, checks: Sequence[Check], *, attach: Callable[..., SessionAPI],
+          timeout: float, keep: bool = False, injector: str = "native") -> ProbeResult:
     """Attach (or reuse a resident agent), run the checks, detach."""
     started = time.monotonic()
     extra: dict[str, Any] = {}
     try:
         session = attach(pid, injector=injector, timeout=timeout, keep=keep)
     except InspectorError as e:
-        return ProbeResult(pid, (), time.monotonic() - started, error=e.message)
+        return ProbeResult(pid, (), time.monotonic() - started, error=e.message,
+                           error_kind=e.kind)
     with session:
         session.call_timeout = timeout
         extra["reused_agent"] = session.injection is None
@@ -226,7 +231,8 @@ def render_plugin(result: ProbeResult) -> str:
         return "INSPECTOR UNKNOWN - %s" % result.error
     bad = [r for r in result.results if r.status != OK]
     summary = ", ".join("%s %s (%s)" % (r.check.name, STATUS_NAMES[r.status], r.message)
-                        for r in bad) or "%d checks OK" % len(result.results)
+                        for r in bad) or "%d check%s OK" % (
+        len(result.results), "" if len(result.results) == 1 else "s")
     perf = []
     for r in result.results:
         if isinstance(r.value, bool) or r.value is None:
@@ -265,6 +271,10 @@ def render_prometheus(result: ProbeResult) -> str:
         lines.append('inspector_check_status{check="%s",pid="%s"} %d'
                      % (r.check.name, pid, r.status))
     lines += [
+        "# HELP inspector_probe_status Worst check status (the exit code): 0 OK, 1 WARNING, "
+        "2 CRITICAL, 3 UNKNOWN.",
+        "# TYPE inspector_probe_status gauge",
+        'inspector_probe_status{pid="%s"} %d' % (pid, result.status),
         "# HELP inspector_probe_duration_seconds Wall time of the whole probe.",
         "# TYPE inspector_probe_duration_seconds gauge",
         'inspector_probe_duration_seconds{pid="%s"} %s' % (pid, _prom_float(result.duration)),
@@ -273,6 +283,36 @@ def render_prometheus(result: ProbeResult) -> str:
         'inspector_probe_success{pid="%s"} %d' % (pid, 1 if result.success else 0),
     ]
     return "\n".join(lines) + "\n"
+
+
+def write_textfile(path: str, text: str) -> None:
+    """Replace `path` with `text` atomically, as node_exporter's textfile
+    collector needs: a temporary file in the same directory (created with
+    O_EXCL, never following a planted link), fsynced, then renamed over
+    `path`, so a scrape sees the old document or the new one, never half of
+    one. Mode 0644: the collector usually runs as another user."""
+    import os
+    import tempfile
+
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".tmp",
+                                   dir=directory)
+    except OSError as e:
+        raise UsageError("cannot write %s: %s" % (path, e.strerror)) from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            os.fchmod(f.fileno(), 0o644)
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise UsageError("cannot write %s: %s" % (path, e.strerror)) from None
 
 
 def _prom_float(value: float) -> str:
@@ -284,6 +324,16 @@ def _prom_float(value: float) -> str:
 
 
 def to_json(result: ProbeResult) -> dict[str, Any]:
+    """The CLI's one document: `ok` is false only when no check could run
+    (then `error` says why); `value` always carries the status, so a
+    monitoring parser reads `value.status` whatever happened."""
+    doc: dict[str, Any] = {"ok": not result.error, "value": _value_json(result)}
+    if result.error:
+        doc["error"] = {"kind": result.error_kind or "error", "message": result.error}
+    return doc
+
+
+def _value_json(result: ProbeResult) -> dict[str, Any]:
     return {"pid": result.pid, "status": STATUS_NAMES[result.status], "code": result.status,
             "duration": result.duration, "error": result.error or None,
             "checks": [r.to_json() for r in result.results], **result.extra}

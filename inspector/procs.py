@@ -101,11 +101,22 @@ def _looks_like_python(proc: psutil.Process) -> bool:
         return False
 
 
-def list_python_processes(include_all_users: bool = True) -> list[PythonProcess]:
-    """Every process that maps a CPython runtime, with metrics."""
+CPU_SAMPLE_SECONDS = 0.25  # `ps` samples CPU over this interval, as top does
+
+
+def list_python_processes(include_all_users: bool = True,
+                          interval: float = CPU_SAMPLE_SECONDS) -> list[PythonProcess]:
+    """Every process that maps a CPython runtime, with metrics.
+
+    CPU % is measured over `interval` seconds: psutil's first
+    ``cpu_percent(None)`` of a process has nothing to compare with and is
+    always 0.0, so every candidate is primed first, then read once after one
+    shared sleep (the cost is `interval`, not `interval` per process)."""
+    import time
+
     import psutil
 
-    out = []
+    found_procs = []
     me = os.getpid()
     for proc in psutil.process_iter():
         if proc.pid == me:
@@ -120,11 +131,20 @@ def list_python_processes(include_all_users: bool = True) -> list[PythonProcess]
         if found is None:
             continue
         try:
+            proc.cpu_percent(None)
+        except (psutil.Error, OSError):
+            continue
+        found_procs.append((proc, found[1]))
+    if interval > 0 and found_procs:
+        time.sleep(interval)
+    out = []
+    for proc, version in found_procs:
+        try:
             with proc.oneshot():
                 out.append(PythonProcess(
                     pid=proc.pid,
                     user=proc.username(),
-                    version=found[1],
+                    version=version,
                     # any local user's text: no escape sequences (term_safe)
                     command=term_safe(" ".join(proc.cmdline()) or proc.name()),
                     cpu_percent=proc.cpu_percent(None),

@@ -71,7 +71,10 @@ def _inline(node: dict[str, Any]) -> str:
     if kind == "cycle":
         return "<cycle: %s>" % tname
     if kind == "opaque":
-        return "<%s %s>" % (tname, node.get("text", "")) if node.get("text") else "<%s>" % tname
+        text = str(node.get("text", ""))
+        if text.startswith("<"):  # the agent's own `<function f>`, `<module os>`
+            return text
+        return "<%s %s>" % (tname, text) if text else "<%s>" % tname
     return "<%s>" % tname
 
 
@@ -157,7 +160,8 @@ def human_bytes(n: int) -> str:
     return "%dB" % n
 
 
-def render_processes(rows: Iterable[PythonProcess], width: int = 120) -> str:
+def render_processes(rows: Iterable[PythonProcess], width: int | None = 120) -> str:
+    """The `ps` table; COMMAND is cut at `width` columns (None: never cut)."""
     header = "%7s  %-10s %-6s %6s %8s %4s  %-8s %s" % ("PID", "USER", "PYTHON", "CPU%", "RSS",
                                                        "THR", "AGENT", "COMMAND")
     lines = [header]
@@ -165,7 +169,7 @@ def render_processes(rows: Iterable[PythonProcess], width: int = 120) -> str:
         line = "%7d  %-10s %-6s %6.1f %8s %4d  %-8s %s" % (
             p.pid, p.user[:10], p.version, p.cpu_percent, human_bytes(p.rss), p.num_threads,
             p.agent or "-", p.command)
-        lines.append(line[:width])
+        lines.append(line[:width] if width else line)
     return "\n".join(lines)
 
 

@@ -39,6 +39,7 @@ DEFAULT_CALL_TIMEOUT = 30.0  # per request; above the evaluator's own wall budge
 DEFAULT_CENSUS_SECONDS = 10.0  # payloads/census.py MAX_SECONDS
 MAX_CENSUS_SECONDS = 120.0  # payloads/census.py MAX_SECONDS_CAP
 SHUTDOWN_WAIT = 2.0  # seconds `shutdown()` waits for the resident agent's files to go
+RESIDENT_AGENT_FILE = "<inspector-agent:resident>"  # payloads/resident.py's code
 
 
 def attach(
@@ -179,9 +180,9 @@ def _no_agent_message(target: Target, report: InjectionReport, timeout: float,
     busy = describe_busy_threads(pid)
     if report.path == "pending":
         why = ("the main thread did not reach a safe point (a bytecode boundary) within "
-               "%.0f s" % timeout)
+               "%g s" % timeout)
     else:
-        why = "the agent thread could not take the GIL within %.0f s" % timeout
+        why = "the agent thread could not take the GIL within %g s" % timeout
     hint = (" %s: it may be holding the GIL in a long C call." % busy) if busy else ""
     return ("%s%s.%s Retry later or with a longer --timeout; the queued loader does nothing "
             "if it runs late" % (why, unread, hint))
@@ -404,6 +405,10 @@ class Session:
             self.closed = True
             self._conn.close()
 
+    def close(self) -> None:
+        """Same as detach(): end this session (a resident agent stays)."""
+        self.detach()
+
     def __enter__(self) -> Session:
         return self
 
@@ -435,6 +440,10 @@ def _thread_info(raw: dict[str, Any], pid: int) -> ThreadInfo:
     native_id = raw.get("native_id")
     name = raw.get("name")
     is_main = bool(raw.get("is_main"))
+    if is_main and native_id is None:
+        native_id = pid  # Linux: the main thread's id is the process id
+    if raw.get("is_agent") and top and str(top.get("file", "")) == RESIDENT_AGENT_FILE:
+        name = "inspector-agent (resident)"  # its listener, beside the session's thread
     return ThreadInfo(
         ident=int(raw["ident"]),
         native_id=native_id,

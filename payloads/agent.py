@@ -284,7 +284,8 @@ class Agent:
         module = request.get("module")
         if thread is not None:
             index = request.get("frame", 0)
-            frame = frames.get_frame(thread, index, request.get("frame_id"))
+            frame = frames.get_frame(thread, index, request.get("frame_id"),
+                                     request.get("thread"))
             try:
                 return Scope(frame.f_globals, frames.frame_locals(frame), self._helpers())
             finally:
@@ -329,7 +330,8 @@ class Agent:
         thread = self._thread(request)
         if thread is None:
             raise QueryError("ValueError", "locals needs a thread")
-        frame = frames.get_frame(thread, request.get("frame", 0), request.get("frame_id"))
+        frame = frames.get_frame(thread, request.get("frame", 0), request.get("frame_id"),
+                                 request.get("thread"))
         try:
             mapping = frames.frame_locals(frame)
         finally:

@@ -5,6 +5,8 @@ AgentError
  +-- BudgetError   a budget would be exceeded (exit code 4)
  +-- QueryError    the query itself failed inside the sandbox (exit code 1)
  +-- MalformedQueryError  the query is not valid Python syntax (exit code 2)
+ +-- ScopeError    no such thread or frame (exit code 2: the caller's mistake)
+ +-- FrameGoneError  the call named by a frame_id has returned (exit code 1)
 """
 from __future__ import annotations
 
@@ -40,6 +42,19 @@ class MalformedQueryError(AgentError):
     other malformed argument)."""
 
     kind = "usage"
+
+
+class ScopeError(AgentError):
+    """The thread or frame a request names does not exist; the message lists
+    the ones that do."""
+
+    kind = "usage"
+
+
+class FrameGoneError(AgentError):
+    """The call a frame_id named has returned (a race, not a mistake)."""
+
+    kind = "frame_gone"
 
 
 class QueryError(AgentError):

@@ -14,7 +14,7 @@ into a plain dict at once and never hand out the original.
 from __future__ import annotations
 
 from . import policy
-from .errors import QueryError
+from .errors import FrameGoneError, QueryError, ScopeError
 from .static import getattr_static
 
 MAX_FRAMES = 200  # per thread; deeper stacks are cut (and say so)
@@ -95,7 +95,7 @@ def _agent_native_id():
     return get() if get is not None else None
 
 
-def _main_ident():
+def _main_ident(frames=None):
     main_thread = None
     module = policy.module_get("threading")
     if module is not None:
@@ -104,15 +104,45 @@ def _main_ident():
         except Exception:
             main_thread = None
     ident = _static_value(main_thread, "_ident") if main_thread is not None else None
-    # Without `threading` imported, CPython does not tell Python code which
-    # thread is the main one; the client labels it by native id (== pid).
-    return ident if type(ident) is int else None
+    if type(ident) is int:
+        return ident
+    # Without `threading` imported: 3.13 exposes the runtime's main thread;
+    # before that, the main thread is the one whose outermost frame runs the
+    # __main__ module (a script, -c) or runpy's _run_module_as_main (-m).
+    import _thread
+
+    getter = getattr(_thread, "_get_main_thread_ident", None)
+    if getter is not None:
+        try:
+            ident = getter()
+        except Exception:
+            ident = None
+        if type(ident) is int:
+            return ident
+    if frames is None:
+        return None
+    found = [i for i, f in frames.items() if _runs_main_module(f)]
+    return found[0] if len(found) == 1 else None
+
+
+def _runs_main_module(frame):
+    chain, cut = frame_chain(frame, 10000)
+    if not chain or cut:
+        return False
+    code = chain[-1].f_code
+    filename = code.co_filename
+    if code.co_name == "_run_module_as_main":
+        return type(filename) is str and filename.endswith("runpy.py")
+    if code.co_name != "<module>":
+        return False
+    namespace = chain[-1].f_globals
+    return type(namespace) is dict and dict.get(namespace, "__name__") == "__main__"
 
 
 def list_threads(agent_ident):
     frames = policy.sys_function("_current_frames")()
     registry = _threading_registry()
-    main_ident = _main_ident()
+    main_ident = _main_ident(frames)
     out = []
     for ident in sorted(frames, key=lambda i: (i != main_ident, i)):
         out.append(_thread_info(ident, registry.get(ident), main_ident, agent_ident,
@@ -157,35 +187,60 @@ def find_thread(selector, agent_ident):
     """Resolve a thread selector (ident, native id or name) to an ident."""
     frames = policy.sys_function("_current_frames")()
     try:
+        threads = list_threads(agent_ident)
         if type(selector) is int:
             if selector in frames:
                 return selector
-            for info in list_threads(agent_ident):
+            for info in threads:
                 if info["native_id"] == selector:
                     return info["ident"]
         elif type(selector) is str:
-            matches = [t["ident"] for t in list_threads(agent_ident) if t["name"] == selector]
+            matches = [t["ident"] for t in threads if t["name"] == selector]
             if len(matches) == 1:
                 return matches[0]
             if len(matches) > 1:
-                raise QueryError("LookupError", "several threads are named %r; use an ident"
-                                 % selector)
-        raise QueryError("LookupError", "no thread %r in the target (see `threads`)"
-                         % (selector,))
+                raise ScopeError("several threads are named %r; use an ident: %s"
+                                 % (selector, ", ".join(str(i) for i in matches[:10])))
+        raise ScopeError("no thread %r in the target; its threads are %s (a name, an "
+                         "ident or a native id)" % (selector, _thread_names(threads)))
     finally:
         del frames
 
 
-FRAME_GONE = "FrameGone"  # QueryError type of a frame that has returned
+def _thread_names(threads):
+    names = []
+    for t in threads:
+        if t["is_agent"]:
+            continue
+        name = t["name"]
+        names.append(repr(name) if type(name) is str else str(t["ident"]))
+    shown = ", ".join(names[:20])
+    return shown + (" and %d more" % (len(names) - 20) if len(names) > 20 else "")
 
 
-def get_frame(thread_ident, index, wanted=None):
+def thread_label(thread_ident, selector=None):
+    """The thread by its name (as the caller wrote it when that was a name),
+    with the number the caller gave, if any: `'worker-1'`, `'worker-1'
+    (140615661206400)`, `140615661206400`."""
+    if type(selector) is str:
+        return repr(selector)
+    name = None
+    for t in list_threads(None):
+        if t["ident"] == thread_ident and type(t["name"]) is str:
+            name = t["name"]
+    number = selector if selector is not None else thread_ident
+    return "%r (%s)" % (name, number) if name is not None else str(number)
+
+
+def get_frame(thread_ident, index, wanted=None, selector=None):
     """A thread's frame by index (0 = innermost), or - with `wanted`, a
     frame_id from an earlier stack read - that very call, wherever it is on
-    the stack now."""
+    the stack now. `selector` is the thread as the caller wrote it (for
+    messages)."""
     frame = policy.sys_function("_current_frames")().get(thread_ident)
     if frame is None:
-        raise QueryError("LookupError", "thread %r has no Python frames now" % (thread_ident,))
+        raise ScopeError("thread %s has no Python frames now"
+                         % thread_label(thread_ident, selector))
     chain, _cut = frame_chain(frame)
     if wanted is not None:  # a frame_id from an earlier stack read
         if type(wanted) is not int:
@@ -193,11 +248,14 @@ def get_frame(thread_ident, index, wanted=None):
         for candidate in chain:
             if frame_id(candidate) == wanted:
                 return candidate
-        raise QueryError(FRAME_GONE, "that call has returned: it is no longer on thread %r's "
-                         "stack (read the stack again)" % (thread_ident,))
+        raise FrameGoneError("that call has returned: it is no longer on thread %s's "
+                             "stack (read the stack again)"
+                             % thread_label(thread_ident, selector))
     if type(index) is not int or not 0 <= index < len(chain):
-        raise QueryError("LookupError", "thread %r has %d frames; frame %r does not exist"
-                         % (thread_ident, len(chain), index))
+        listed = ", ".join("%d %s" % (i, f.f_code.co_name) for i, f in enumerate(chain[:10]))
+        raise ScopeError("thread %s has no frame %r; its %d frames are %s%s (0 = innermost)"
+                         % (thread_label(thread_ident, selector), index, len(chain), listed,
+                            " ..." if len(chain) > 10 else ""))
     return chain[index]
 
 

@@ -17,8 +17,8 @@ MAX_DEPTH = 64  # JSON nesting depth accepted by the decoder
 HEADER_SIZE = 4  # big-endian unsigned length (no `struct`: it may not be loaded in the target)
 
 # Error kinds carried in replies; the client maps them to exceptions and
-# exit codes (see shared DESIGN.md, "Contracts").
-ERROR_KINDS = ("denied", "budget", "eval", "usage", "protocol", "internal", "lost")
+# exit codes (see docs/DESIGN.md, "Contracts").
+ERROR_KINDS = ("denied", "budget", "eval", "usage", "frame_gone", "protocol", "internal", "lost")
 
 
 class ProtocolError(Exception):

@@ -1,10 +1,13 @@
 """InspectorApp: the operator's terminal UI over the public inspector API.
 
-The app owns the Session, the timers and every worker. Agent calls run in
-thread workers (`@work(thread=True)`), one at a time because a Session is a
-single request/response connection; their results come back as messages
-(tui/messages.py) and are handed down to the screens. The event loop never
-waits for the target.
+The app owns the Session, the timers and every worker. The session's
+lifecycle is one explicit state (tui/state.py). Agent calls go through one
+helper, `_ask(description, fn, done)`: a thread worker runs `fn(session)`,
+one call at a time because a Session is a single request/response
+connection, and the answer comes back as the message `done` builds
+(tui/messages.py), handed down to the screens; a worker's unexpected error
+lands in one `Worker.StateChanged` handler. The event loop never waits for
+the target.
 
 Cancelling (esc) cannot interrupt a request already on the wire (the
 protocol has no cancel, and the evaluator bounds its own time); it drops the
@@ -25,13 +28,14 @@ from typing import Any, ClassVar, TypeVar
 from textual import on, work
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Input
-from textual.worker import get_current_worker
+from textual.widgets import Input, Static
+from textual.worker import Worker, WorkerState, get_current_worker
 
 import inspector
-from inspector.errors import InspectorError, TargetLost
+from inspector.errors import FrameGone, InspectorError, TargetLost
 from inspector.metrics import ProcessSampler
 from inspector.models import Value
 from inspector.procs import list_python_processes
@@ -68,6 +72,7 @@ from .messages import (
 from .screens.help import HelpScreen
 from .screens.inspect import InspectScreen
 from .screens.picker import PickerScreen
+from .state import Phase, SessionState
 from .values import Address, FrameGoneError, Scope, find_frame
 from .watching import WATCH_INTERVAL, Watch
 
@@ -76,6 +81,7 @@ T = TypeVar("T")
 LOCK_POLL = 0.1  # seconds between checks for cancellation while waiting for the session
 # Actions bound to plain letters on the process view; hidden while an input has focus.
 LETTER_ACTIONS = frozenset({"refresh_target", "detach", "quit_app", "show_help", "reattach"})
+OFFLINE_REFUSED = frozenset({"refresh_target", "detach", "reattach"})
 DETACH_WAIT = 5.0  # seconds the exiting app waits for a call in flight before detaching
 
 
@@ -90,7 +96,6 @@ class Timings:
 
 
 # How the agent reports a frame_id whose call has returned (payloads/frames.py).
-FRAME_GONE_PREFIX = "FrameGone:"
 
 
 class InspectorApp(App[int]):
@@ -111,8 +116,11 @@ class InspectorApp(App[int]):
     def __init__(self, pid: int | None = None, *, injector: str = "native", redact: bool = True,
                  attach: AttachFn | None = None, list_processes: ProcessLister | None = None,
                  sampler: SamplerFactory | None = None, clock: Callable[[], float] = time.time,
-                 timings: Timings | None = None) -> None:
+                 timings: Timings | None = None, offline: bool = False) -> None:
         super().__init__()
+        # offline: a dump (tui/offline.py), not a process: no picker, no queries,
+        # no watches, nothing to refresh, detach or re-attach.
+        self.offline = offline
         self.initial_pid = pid
         self.injector = injector
         self.redact = redact
@@ -122,11 +130,7 @@ class InspectorApp(App[int]):
         self.clock = clock
         self.timings = timings or Timings()
 
-        self.session: SessionAPI | None = None
-        self.target_pid: int | None = None  # the process attached (or last attached) to
-        self.lost: str | None = None  # why the session ended, when it did
-        self.attaching: int | None = None
-        self.detaching = False
+        self.state = SessionState()  # the session lifecycle (tui/state.py)
         self.watches: list[Watch] = []
         self.picker = PickerScreen()
         self.inspect_screen: InspectScreen | None = None
@@ -141,16 +145,49 @@ class InspectorApp(App[int]):
         self._watches_running = False
         self._current_thread: int | None = None
 
+    # -- the session lifecycle: one state, read through these ---------------------------
+
+    def _set_state(self, state: SessionState) -> None:
+        self.state = state
+        if self.screen_stack:  # none left while the app exits
+            self.refresh_bindings()
+
+    @property
+    def session(self) -> SessionAPI | None:
+        """The session requests may use (None unless LIVE)."""
+        return self.state.live
+
+    @property
+    def attaching(self) -> int | None:
+        return self.state.attaching
+
+    @property
+    def lost(self) -> str | None:
+        return self.state.lost
+
+    @property
+    def detaching(self) -> bool:
+        return self.state.phase is Phase.DETACHING
+
+    @property
+    def target_pid(self) -> int | None:
+        """The process attached (or last attached) to."""
+        return self.state.last_pid
+
     def _default_attach(self, pid: int) -> SessionAPI:
         return inspector.attach(pid, injector=self.injector, redact=self.redact)
 
     # -- lifecycle --------------------------------------------------------------------
 
     def get_default_screen(self) -> Screen[Any]:
-        return self.picker
+        return OpeningScreen() if self.offline else self.picker
 
     def on_ready(self) -> None:
         # Ready comes once the picker is on screen (on_mount is too early for it).
+        if self.offline:
+            if self.initial_pid is not None:
+                self._start_attach(self.initial_pid)
+            return
         self.action_refresh_processes()
         if self.timings.processes:
             self.set_interval(self.timings.processes, self._tick_processes)
@@ -160,14 +197,14 @@ class InspectorApp(App[int]):
     def on_unmount(self) -> None:
         # However the app ends (an error, ctrl+c), the agent must not stay behind.
         # Wait for a call in flight first: one writer at a time on the connection.
-        session, self.session = self.session, None
+        session = self.session
         if session is not None and self._lock.acquire(timeout=DETACH_WAIT):
             try:
                 _quiet_detach(session)
             finally:
                 self._lock.release()
-        elif session is not None:
-            self.session = session  # run_app detaches it once the UI is gone
+            self.state = self.state.left()
+        # else: still LIVE (a call in flight): run_app detaches it once the UI is gone
 
     def _tick_processes(self) -> None:
         if self.screen is self.picker and self.attaching is None:
@@ -223,16 +260,16 @@ class InspectorApp(App[int]):
         try:
             if request not in self._pending:
                 return None
-            if session is None or session is not self.session or self.lost is not None:
+            if session is None or session is not self.session:
                 return None, Failure("lost", self.lost or "the session is over")
             try:
                 return fn(session), None
             except TargetLost as e:
                 self.post_message(SessionLost(e.message))
                 return None, Failure("lost", e.message)
+            except FrameGone as e:  # the agent: the call a frame_id named returned
+                return None, Failure("moved", e.message)
             except InspectorError as e:
-                if e.message.startswith(FRAME_GONE_PREFIX):  # the agent: that call returned
-                    return None, Failure("moved", e.message[len(FRAME_GONE_PREFIX):].strip())
                 return None, Failure(e.kind, e.message)
             except FrameGoneError as e:
                 return None, Failure("moved", str(e))
@@ -242,12 +279,52 @@ class InspectorApp(App[int]):
         finally:
             self._lock.release()
 
+    def _ask(self, description: str, fn: Callable[[SessionAPI], T],
+             done: Callable[[int, T | None, Failure | None], Message | None], *,
+             visible: bool = True, group: str = "session", exclusive: bool = False) -> None:
+        """Request → worker → loaded, written once: run `fn(session)` in a thread
+        worker (one agent call at a time, see `_call`) and post `done(request,
+        value, failure)`; when there is no session, `done(0, None, why)` at once.
+        `description` names the request in the status line and the worker."""
+        gone = self._gone()
+        if gone is not None:
+            message = done(0, None, gone)
+            if message is not None:
+                self.post_message(message)
+            return
+        request = self._begin(description, visible=visible)
+
+        def work() -> None:
+            try:
+                out = self._call(request, fn)
+                if out is not None:
+                    message = done(request, *out)
+                    if message is not None:
+                        self.post_message(message)
+            finally:
+                self.post_message(RequestEnded(request))
+
+        self.run_worker(work, thread=True, group=group, exclusive=exclusive,
+                        exit_on_error=False, description=description)
+
+    @on(Worker.StateChanged)
+    def _worker_failed(self, event: Worker.StateChanged) -> None:
+        """The one place a worker's unexpected error ends up (`_call` already
+        turns every inspector error into a Failure): logged and shown, never
+        taking the operator's screen down."""
+        worker = event.worker
+        if event.state is WorkerState.ERROR:
+            self.log.error("worker failed", worker.description, worker.error)
+            self.notify("%s failed: %s" % (worker.description or worker.name, worker.error),
+                        severity="error", timeout=6)
+
     # -- the picker ---------------------------------------------------------------------
 
     def action_refresh_processes(self) -> None:
         self._list_processes_worker()
 
-    @work(thread=True, exclusive=True, group="processes", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="processes", exit_on_error=False,
+          description="listing processes")
     def _list_processes_worker(self) -> None:
         try:
             rows = self._list_processes()
@@ -266,14 +343,14 @@ class InspectorApp(App[int]):
             self._start_attach(message.pid)
 
     def _start_attach(self, pid: int) -> None:
-        self.attaching = pid
+        self._set_state(self.state.attach(pid))
         self.picker.attach_started(pid, self.injector)
         if self.inspect_screen is not None and self.lost is not None:
             self.inspect_screen.show_reattaching(pid)
-        self.refresh_bindings()
         self._attach_worker(pid)
 
-    @work(thread=True, exclusive=True, group="attach", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="attach", exit_on_error=False,
+          description="attaching")
     def _attach_worker(self, pid: int) -> None:
         worker = get_current_worker()
         try:
@@ -294,9 +371,8 @@ class InspectorApp(App[int]):
     def _attach_failed(self, message: AttachFailed) -> None:
         if self.attaching != message.pid:
             return
-        self.attaching = None
+        self._set_state(self.state.attach_ended())
         self.picker.attach_ended()
-        self.refresh_bindings()
         if self.inspect_screen is not None and self.screen is self.inspect_screen:
             self.inspect_screen.set_busy(None)
             self.inspect_screen.show_reattach_failed(message.message)
@@ -309,17 +385,18 @@ class InspectorApp(App[int]):
         if self.attaching != session.pid:  # cancelled while the agent was starting
             self._detach_worker(session, then_exit=False, notify=False)
             return
-        self.attaching = None
+        if session.pid != self.target_pid:
+            # Watches belong to one target: another process has other names
+            self.watches = []
+        self._set_state(self.state.attached(session))
         self.picker.attach_ended()
-        self.session = session
-        self.target_pid = session.pid
-        self.lost = None
         self._pending.clear()
         self._visible.clear()
         self._current_thread = None
         how = _injection_text(session)
         screen = InspectScreen(session.pid, tuple(session.target.python_version), how,
-                               watch_interval=self.timings.watches or WATCH_INTERVAL)
+                               watch_interval=self.timings.watches or WATCH_INTERVAL,
+                               offline=self.offline)
         while self.screen is not self.picker and len(self.screen_stack) > 1:
             self.pop_screen()
         self.inspect_screen = screen
@@ -342,6 +419,8 @@ class InspectorApp(App[int]):
         self.sample_metrics()
         self._load_threads(visible=True)
         self._load_modules()
+        if self.offline:
+            self.post_message(CensusRequested())  # the dump's census, if it holds one
         self.evaluate_watches()
         self.refresh_bindings()
 
@@ -353,19 +432,11 @@ class InspectorApp(App[int]):
     # -- threads and stacks -------------------------------------------------------------
 
     def _load_threads(self, visible: bool = False) -> None:
-        if self.session is None or self.lost is not None:
+        if self.session is None:
             return
-        request = self._begin("listing threads", visible=visible)
-        self._threads_worker(request)
-
-    @work(thread=True, group="session", exit_on_error=False)
-    def _threads_worker(self, request: int) -> None:
-        try:
-            out = self._call(request, lambda s: s.threads())
-            if out is not None and out[0] is not None:
-                self.post_message(ThreadsLoaded(out[0]))
-        finally:
-            self.post_message(RequestEnded(request))
+        self._ask("listing threads", lambda s: s.threads(),
+                  lambda _r, threads, _f: ThreadsLoaded(threads) if threads is not None
+                  else None, visible=visible)
 
     @on(ThreadsLoaded)
     def _threads_loaded(self, message: ThreadsLoaded) -> None:
@@ -380,26 +451,18 @@ class InspectorApp(App[int]):
         self._load_stack(message.thread)
 
     def _load_stack(self, thread: inspector.ThreadInfo) -> None:
-        if self.session is None or self.lost is not None or self.inspect_screen is None:
+        if self.session is None or self.inspect_screen is None:
             return
         self._current_thread = thread.ident
         self.inspect_screen.show_stack_loading(thread)
-        request = self._begin("loading the stack of %s" % thread.label)
-        self._stack_worker(request, thread)
-
-    @work(thread=True, exclusive=True, group="stack", exit_on_error=False)
-    def _stack_worker(self, request: int, thread: inspector.ThreadInfo) -> None:
-        try:
-            out = self._call(request, lambda s: s.stack(thread.ident))
-            if out is None:
-                return
-            stacks, failure = out
-            stack = stacks[0] if stacks else None
+        def loaded(request: int, stacks: list[inspector.ThreadStack] | None,
+                   failure: Failure | None) -> StackLoaded:
             if stacks is not None and not stacks:
                 failure = Failure("eval", "thread %s has ended" % thread.label)
-            self.post_message(StackLoaded(request, thread, stack, failure))
-        finally:
-            self.post_message(RequestEnded(request))
+            return StackLoaded(request, thread, stacks[0] if stacks else None, failure)
+
+        self._ask("loading the stack of %s" % thread.label, lambda s: s.stack(thread.ident),
+                  loaded, group="stack", exclusive=True)
 
     @on(StackLoaded)
     def _stack_loaded(self, message: StackLoaded) -> None:
@@ -412,27 +475,15 @@ class InspectorApp(App[int]):
 
     @on(LocalsRequested)
     def _locals_requested(self, message: LocalsRequested) -> None:
-        if self._gone() is not None:
-            self.post_message(LocalsLoaded(0, message.tree, message.token, None, self._gone()))
-            return
-        request = self._begin("loading the locals of %s" % message.scope.label)
-        self._locals_worker(request, message)
+        scope = message.scope
 
-    @work(thread=True, group="session", exit_on_error=False)
-    def _locals_worker(self, request: int, message: LocalsRequested) -> None:
-        try:
-            scope = message.scope
+        def load(s: SessionAPI) -> Value:
+            where = _where(s, scope)
+            return s.locals(scope.thread or 0, where["frame"], frame_id=where.get("frame_id"))
 
-            def load(s: SessionAPI) -> Value:
-                where = _where(s, scope)
-                return s.locals(scope.thread or 0, where["frame"],
-                                frame_id=where.get("frame_id"))
-
-            out = self._call(request, load)
-            if out is not None:
-                self.post_message(LocalsLoaded(request, message.tree, message.token, *out))
-        finally:
-            self.post_message(RequestEnded(request))
+        self._ask("loading the locals of %s" % scope.label, load,
+                  lambda r, value, failure: LocalsLoaded(r, message.tree, message.token, value,
+                                                         failure))
 
     @on(LocalsLoaded)
     def _locals_loaded(self, message: LocalsLoaded) -> None:
@@ -441,25 +492,12 @@ class InspectorApp(App[int]):
 
     @on(ChildrenRequested)
     def _children_requested(self, message: ChildrenRequested) -> None:
-        if self._gone() is not None:
-            self.post_message(ChildrenLoaded(0, message.tree, message.token, message.offset,
-                                             None, self._gone()))
-            return
-        request = self._begin("reading %s" % message.address.text)
-        self._children_worker(request, message)
-
-    @work(thread=True, group="session", exit_on_error=False)
-    def _children_worker(self, request: int, message: ChildrenRequested) -> None:
         address = message.address
-        try:
-            out = self._call(request, lambda s: s.inspect(
-                address.path_list(), expr=address.root_expr, offset=message.offset,
-                **_where(s, address.scope)))
-            if out is not None:
-                self.post_message(ChildrenLoaded(request, message.tree, message.token,
-                                                 message.offset, *out))
-        finally:
-            self.post_message(RequestEnded(request))
+        self._ask("reading %s" % address.text,
+                  lambda s: s.inspect(address.path_list(), expr=address.root_expr,
+                                      offset=message.offset, **_where(s, address.scope)),
+                  lambda r, value, failure: ChildrenLoaded(r, message.tree, message.token,
+                                                           message.offset, value, failure))
 
     @on(ChildrenLoaded)
     def _children_loaded(self, message: ChildrenLoaded) -> None:
@@ -479,27 +517,30 @@ class InspectorApp(App[int]):
 
     @on(QuerySubmitted)
     def _query_submitted(self, message: QuerySubmitted) -> None:
-        if self._gone() is not None:
-            self.post_message(EvalFinished(0, message.token, None, self._gone()))
-            return
-        request = self._begin("evaluating %s" % message.expr)
-        self._eval_worker(request, message)
+        notes: list[str] = []
 
-    @work(thread=True, group="session", exit_on_error=False)
-    def _eval_worker(self, request: int, message: QuerySubmitted) -> None:
-        try:
-            out = self._call(request,
-                             lambda s: s.eval(message.expr, isolated=message.isolated,
-                                              **_where(s, message.scope)))
-            if out is not None:
-                self.post_message(EvalFinished(request, message.token, *out))
-        finally:
-            self.post_message(RequestEnded(request))
+        def run(s: SessionAPI) -> Value:
+            scope = message.scope
+            try:
+                return s.eval(message.expr, isolated=message.isolated, **_where(s, scope))
+            except (FrameGone, FrameGoneError):
+                if not scope.is_frame:
+                    raise
+            # The highlighted frame has returned (an asyncio loop's select() a
+            # moment ago): a query still deserves an answer, in __main__.
+            notes.append("%s has returned; evaluated in __main__ instead (r reads the "
+                         "stack again)" % scope.label)
+            return s.eval(message.expr, isolated=message.isolated)
+
+        self._ask("evaluating %s" % message.expr, run,
+                  lambda r, value, failure: EvalFinished(r, message.token, value, failure,
+                                                         note=notes[0] if notes else ""))
 
     @on(EvalFinished)
     def _eval_finished(self, message: EvalFinished) -> None:
         if self._wanted(message.request) and self.inspect_screen is not None:
-            self.inspect_screen.show_result(message.token, message.value, message.failure)
+            self.inspect_screen.show_result(message.token, message.value, message.failure,
+                                            message.note)
 
     # -- watches --------------------------------------------------------------------------
 
@@ -532,14 +573,13 @@ class InspectorApp(App[int]):
             self.inspect_screen.show_watches(self.watches)
 
     def evaluate_watches(self) -> None:
-        if (not self.watches or self._watches_running or self.session is None
-                or self.lost is not None):
+        if not self.watches or self._watches_running or self.session is None:
             return
         self._watches_running = True
         request = self._begin("evaluating watches", visible=False)
         self._watches_worker(request, list(self.watches))
 
-    @work(thread=True, group="watches", exit_on_error=False)
+    @work(thread=True, group="watches", exit_on_error=False, description="evaluating watches")
     def _watches_worker(self, request: int, watches: list[Watch]) -> None:
         results: list[tuple[int, inspector.Value | None, Failure | None]] = []
         try:
@@ -569,19 +609,11 @@ class InspectorApp(App[int]):
     # -- modules ----------------------------------------------------------------------------
 
     def _load_modules(self) -> None:
-        if self.session is None or self.lost is not None:
+        if self.session is None:
             return
-        request = self._begin("listing modules", visible=False)
-        self._modules_worker(request)
-
-    @work(thread=True, group="session", exit_on_error=False)
-    def _modules_worker(self, request: int) -> None:
-        try:
-            out = self._call(request, lambda s: s.modules())
-            if out is not None and out[0] is not None:
-                self.post_message(ModulesLoaded(out[0]))
-        finally:
-            self.post_message(RequestEnded(request))
+        self._ask("listing modules", lambda s: s.modules(),
+                  lambda _r, modules, _f: ModulesLoaded(modules) if modules is not None
+                  else None, visible=False)
 
     @on(ModulesLoaded)
     def _modules_loaded(self, message: ModulesLoaded) -> None:
@@ -592,21 +624,9 @@ class InspectorApp(App[int]):
 
     @on(CensusRequested)
     def _census_requested(self, message: CensusRequested) -> None:
-        if self._gone() is not None:
-            self.post_message(CensusTaken(0, None, self._gone()))
-            return
-        request = self._begin("taking a census of the target's objects")
-        self._census_worker(request)
-
-    @work(thread=True, group="session", exit_on_error=False)
-    def _census_worker(self, request: int) -> None:
-        try:
-            # Every type (top=0), so the next census can say what grew.
-            out = self._call(request, lambda s: s.census(0))
-            if out is not None:
-                self.post_message(CensusTaken(request, *out))
-        finally:
-            self.post_message(RequestEnded(request))
+        # Every type (top=0), so the next census can say what grew.
+        self._ask("taking a census of the target's objects", lambda s: s.census(0),
+                  CensusTaken)
 
     @on(CensusTaken)
     def _census_taken(self, message: CensusTaken) -> None:
@@ -615,20 +635,7 @@ class InspectorApp(App[int]):
 
     @on(TasksRequested)
     def _tasks_requested(self, message: TasksRequested) -> None:
-        if self._gone() is not None:
-            self.post_message(TasksLoaded(0, None, self._gone()))
-            return
-        request = self._begin("listing asyncio tasks")
-        self._tasks_worker(request)
-
-    @work(thread=True, group="session", exit_on_error=False)
-    def _tasks_worker(self, request: int) -> None:
-        try:
-            out = self._call(request, lambda s: s.tasks())
-            if out is not None:
-                self.post_message(TasksLoaded(request, *out))
-        finally:
-            self.post_message(RequestEnded(request))
+        self._ask("listing asyncio tasks", lambda s: s.tasks(), TasksLoaded)
 
     @on(TasksLoaded)
     def _tasks_loaded(self, message: TasksLoaded) -> None:
@@ -641,7 +648,8 @@ class InspectorApp(App[int]):
         if self.target_pid is not None:
             self._metrics_worker(self.target_pid)
 
-    @work(thread=True, exclusive=True, group="metrics", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="metrics", exit_on_error=False,
+          description="sampling CPU and memory")
     def _metrics_worker(self, pid: int) -> None:
         try:
             if self._sampler is None:
@@ -660,6 +668,9 @@ class InspectorApp(App[int]):
 
     @on(MetricsSampled)
     def _metrics_sampled(self, message: MetricsSampled) -> None:
+        # A sample that arrives while leaving finds the screen being taken down
+        if self.state.phase is not Phase.LIVE:
+            return
         if self.inspect_screen is not None and message.sample.pid == self.target_pid:
             self.inspect_screen.show_sample(message.sample)
 
@@ -667,31 +678,31 @@ class InspectorApp(App[int]):
 
     @on(SessionLost)
     def _session_lost(self, message: SessionLost) -> None:
-        if self.lost is not None or self.session is None:
+        session = self.session
+        if session is None:
             return
-        self.lost = message.message
+        self._set_state(self.state.lose(message.message))
         self._stop_session_timers()
         # Requests still queued are answered "lost" by _call, so every row that
         # was loading says why it stopped.
-        session, self.session = self.session, None
         # Usually already closed; when only the sampler saw the exit, this closes it.
         self._detach_worker(session, then_exit=False, notify=False)
         if self.inspect_screen is not None:
             self.inspect_screen.show_lost(message.message)
-        self.refresh_bindings()
 
     # -- actions ------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in LETTER_ACTIONS and isinstance(self.focused, Input):
             return False  # the letter is typed into the input: not a key to show
+        if self.offline and action in OFFLINE_REFUSED:
+            return False  # a dump has nothing to refresh, detach from or re-attach to
         if action == "cancel":
             return self.busy
         if action == "refresh_target":
-            return self.session is not None and self.lost is None
+            return self.session is not None
         if action == "reattach":
-            return (self.lost is not None and self.target_pid is not None
-                    and self.attaching is None and self.screen is self.inspect_screen)
+            return self.state.can_reattach and self.screen is self.inspect_screen
         return True
 
     async def action_quit_app(self) -> None:
@@ -707,8 +718,9 @@ class InspectorApp(App[int]):
 
     def action_cancel(self) -> None:
         cancelled = len(self._visible)
-        if self.attaching is not None:
-            pid, self.attaching = self.attaching, None
+        pid = self.attaching
+        if pid is not None:
+            self._set_state(self.state.attach_ended())
             self.workers.cancel_group(self, "attach")
             self.picker.attach_ended()
             self.picker.show_error("stopped waiting for %d; an agent that starts late is "
@@ -727,11 +739,11 @@ class InspectorApp(App[int]):
             self.notify("Cancelled; an answer already on its way is dropped.", timeout=3)
 
     def action_reattach(self) -> None:
-        if self.lost is not None and self.target_pid is not None and self.attaching is None:
+        if self.state.can_reattach and self.target_pid is not None:
             self._start_attach(self.target_pid)
 
     def action_refresh_target(self) -> None:
-        if self.session is None or self.lost is not None:
+        if self.session is None:
             self.notify("The session is over: press a to re-attach.", severity="warning")
             return
         self._load_threads(visible=True)
@@ -757,25 +769,25 @@ class InspectorApp(App[int]):
                 self.exit(0)
             return
         if self.attaching is not None:  # an agent that starts now detaches at once
-            self.attaching = None
             self.workers.cancel_group(self, "attach")
-        session, self.session = self.session, None
+        session = self.session
+        self._set_state(self.state.leave())
         self._stop_session_timers()
         self._pending.clear()
         self._visible.clear()
         self._show_busy()
         if session is None:
+            self._set_state(self.state.left())
             if then_exit:
                 self.exit(0)
             else:
                 self._back_to_picker()
             return
-        self.detaching = True
         if self.inspect_screen is not None:
             self.inspect_screen.set_busy("detaching (the agent leaves the target)…")
         self._detach_worker(session, then_exit=then_exit, notify=True)
 
-    @work(thread=True, group="detach", exit_on_error=False)
+    @work(thread=True, group="detach", exit_on_error=False, description="detaching")
     def _detach_worker(self, session: SessionAPI, then_exit: bool, notify: bool) -> None:
         # Wait for the call in flight (bounded by the session's call timeout): two
         # threads must never write to the agent's connection at once.
@@ -786,7 +798,7 @@ class InspectorApp(App[int]):
 
     @on(Detached)
     def _detached(self, message: Detached) -> None:
-        self.detaching = False
+        self._set_state(self.state.left())
         if message.then_exit:
             self.exit(0)
             return
@@ -794,7 +806,8 @@ class InspectorApp(App[int]):
 
     def _back_to_picker(self) -> None:
         self._stop_session_timers()
-        self.lost = None
+        if self.state.phase is not Phase.IDLE:
+            self._set_state(self.state.left())
         self._sampler = None
         self.inspect_screen = None
         while self.screen is not self.picker and len(self.screen_stack) > 1:
@@ -802,6 +815,13 @@ class InspectorApp(App[int]):
         self.picker.show_error("")
         self.action_refresh_processes()
         self.refresh_bindings()
+
+
+class OpeningScreen(Screen[None]):
+    """What an offline viewer shows for the moment the dump takes to open."""
+
+    def compose(self) -> Any:
+        yield Static("opening the dump…", id="opening")
 
 
 def _inspector_of(address: Address) -> Callable[[SessionAPI], inspector.Value]:
@@ -835,7 +855,8 @@ def _quiet_detach(session: SessionAPI) -> None:
 def _injection_text(session: SessionAPI) -> str:
     report = getattr(session, "injection", None)
     if report is None:
-        return ""
+        # No injection: the resident agent (`inspector attach --keep`) answers
+        return "resident agent" if getattr(session, "resident", None) else ""
     backend = getattr(report, "backend", "")
     stopped = getattr(report, "stopped_ms", None)
     if isinstance(stopped, (int, float)):

@@ -5,10 +5,56 @@ from __future__ import annotations
 import os
 import time
 
+from rich.text import Text
+
 from inspector.models import FrameInfo, ThreadInfo
 from inspector.render import human_bytes
 
-__all__ = ["clock_time", "duration", "frame_place", "human_bytes", "short_path", "thread_flags"]
+__all__ = ["clip_left", "clock_time", "duration", "fit", "frame_place", "human_bytes",
+           "safe_cut", "short_path", "thread_flags"]
+
+ELLIPSIS = "…"
+
+
+def _in_number(plain: str, i: int) -> bool:
+    """Whether plain[i] belongs to a number: a digit, or a separator between digits."""
+    if not 0 <= i < len(plain):
+        return False
+    c = plain[i]
+    if c.isdigit():
+        return True
+    return (c in ".,_" and 0 < i < len(plain) - 1 and plain[i - 1].isdigit()
+            and plain[i + 1].isdigit())
+
+
+def safe_cut(plain: str, cut: int) -> int:
+    """Where to cut `plain` at or before `cut` without splitting a number:
+    a wrong number is worse than a missing one."""
+    cut = max(0, min(cut, len(plain)))
+    if 0 < cut < len(plain) and _in_number(plain, cut - 1) and _in_number(plain, cut):
+        while cut > 0 and _in_number(plain, cut - 1):
+            cut -= 1
+    return cut
+
+
+def fit(text: Text, width: int) -> Text:
+    """`text` in at most `width` cells: cut at the end with an ellipsis, never
+    in the middle of a number."""
+    if width <= 0 or text.cell_len <= width:
+        return text
+    cut = safe_cut(text.plain, width - 1)
+    out = text[:cut]
+    out.append(ELLIPSIS)
+    return out
+
+
+def clip_left(path: str, width: int) -> str:
+    """A path in `width` cells, cut from the left (the file name is what matters)."""
+    if len(path) <= width:
+        return path
+    if width <= 1:
+        return ELLIPSIS[:width]
+    return ELLIPSIS + path[len(path) - width + 1:]
 
 
 def duration(seconds: float) -> str:
@@ -50,6 +96,6 @@ def thread_flags(thread: ThreadInfo) -> str:
         flags.append("main")
     if thread.daemon:
         flags.append("daemon")
-    if not thread.python_thread and not thread.is_agent:
+    if not thread.python_thread and not thread.is_agent and not thread.is_main:
         flags.append("foreign")
     return " ".join(flags)

@@ -156,6 +156,7 @@ class EvalFinished(Message):
     token: int
     value: Value | None
     failure: Failure | None = None
+    note: str = ""  # e.g. the frame had returned, so the query ran in __main__
 
 
 @dataclass

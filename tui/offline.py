@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inspector.diagnostics import Census, Dump, TaskInfo
 from inspector.errors import EvalError, UsageError
 from inspector.metrics import ProcessSample
 from inspector.models import FrameInfo, ModuleInfo, ThreadInfo, ThreadStack, Value
+
+if TYPE_CHECKING:
+    from .app import InspectorApp, Timings
 
 OFFLINE = "this is a dump (offline): queries need the live process"
 
@@ -154,13 +157,20 @@ class DumpSampler:
             uptime=process.uptime if process is not None else 0.0)
 
 
-def run_dump_viewer(dump: Dump) -> int:
-    """The TUI over a dump; returns the exit code."""
+def dump_viewer(dump: Dump, timings: Timings | None = None) -> InspectorApp:
+    """The TUI over a dump: it opens straight on the process view (never the
+    live process picker) and offers only what works offline."""
     from .app import InspectorApp
 
     if not dump.threads:
         raise UsageError("the dump has no threads to show")
-    app = InspectorApp(dump.target.pid, attach=lambda pid: DumpSession(dump),
-                       sampler=DumpSampler(dump))
+    return InspectorApp(dump.target.pid, attach=lambda pid: DumpSession(dump),
+                        sampler=DumpSampler(dump), list_processes=list, timings=timings,
+                        offline=True)
+
+
+def run_dump_viewer(dump: Dump) -> int:
+    """The TUI over a dump; returns the exit code."""
+    app = dump_viewer(dump)
     code = app.run()
     return int(app.return_code or code or 0)

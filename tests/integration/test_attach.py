@@ -235,7 +235,7 @@ def test_frame_id_names_one_call_while_the_stack_moves(edge_python, needs_gdb):
                 assert session.eval("len(orders)", "worker-1", frame_id=run.frame_id) \
                     .to_python() == 200
             # And a call that is not on the stack is reported as returned
-            with pytest.raises(inspector.EvalError, match="FrameGone"):
+            with pytest.raises(inspector.FrameGone, match="'worker-1'"):
                 session.locals("worker-1", frame_id=run.frame_id + 1)
     finally:
         target.kill()

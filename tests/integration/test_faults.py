@@ -1,7 +1,7 @@
 """The fault suite: real targets under bad conditions.
 
 For every fault the target must stay alive (unless the fault is its death)
-and unchanged, and the client must give its documented exit code (DESIGN.md
+and unchanged, and the client must give its documented exit code (docs/DESIGN.md
 "Contracts": 5 could not attach, 6 target lost) with a one-line cause.
 test_attach.py already covers a client killed while idle, two one-shot
 sessions, malformed frames, stopped/traced targets refused at preflight;

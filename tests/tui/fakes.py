@@ -14,15 +14,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from inspector.diagnostics import AwaitLink, Census, CensusEntry, LoopInfo, TaskInfo
-from inspector.errors import BudgetExceeded, Denied, EvalError, TargetLost
+from inspector.errors import BudgetExceeded, Denied, EvalError, FrameGone, TargetLost
 from inspector.metrics import ProcessSample
 from inspector.models import FrameInfo, ModuleInfo, ThreadInfo, ThreadStack, Value
 from inspector.procs import PythonProcess
 
 MAX_ITEMS = 100  # items per container node, as the agent sends
-PID = 4242
+PID = 19271  # five digits, idents of 15: numbers as long as real ones (none may be cut)
+IDENT = 140615661206400
 FILE = "/srv/app/examples/threaded_service.py"
 THREADING = "/usr/lib/python3.11/threading.py"
+REQUESTS = "/opt/venvs/service/lib/python3.11/site-packages/requests/adapters.py"
+LONG_TYPE = "sqlalchemy.orm.attributes.InstrumentedAttribute"
 
 
 def node_of(value: Any, depth: int = 0, offset: int = 0) -> dict[str, Any]:
@@ -105,17 +108,18 @@ def _frame(index: int, function: str, qualname: str, file: str, line: int,
     return FrameInfo(index, function, qualname, file, line, line - 4, source)
 
 
-def _thread(ident: int, name: str, *, main: bool = False, agent: bool = False) -> ThreadInfo:
-    return ThreadInfo(ident=ident, native_id=PID + ident % 100, name=name, daemon=not main,
-                      is_main=main, is_agent=agent, python_thread=not agent)
+def _thread(n: int, name: str, *, main: bool = False, agent: bool = False) -> ThreadInfo:
+    return ThreadInfo(ident=IDENT + n * 8392704, native_id=PID + n, name=name,
+                      daemon=not main, is_main=main, is_agent=agent, python_thread=not agent)
 
 
 THREADS = [
-    _thread(1000, "MainThread", main=True),
-    _thread(1001, "worker-0"), _thread(1002, "worker-1"), _thread(1003, "worker-2"),
-    _thread(1004, "worker-3"), _thread(1005, "producer"),
-    _thread(1099, "inspector-agent", agent=True),
+    _thread(0, "MainThread", main=True),
+    _thread(1, "worker-0"), _thread(2, "worker-1"), _thread(3, "worker-2"),
+    _thread(4, "worker-3"), _thread(5, "producer"),
+    _thread(99, "inspector-agent", agent=True),
 ]
+WORKER_1 = THREADS[2].ident
 
 
 def stack_of(thread: ThreadInfo) -> ThreadStack:
@@ -155,6 +159,7 @@ class FakeSession:
     ticks: int = 0
     censuses: int = 0
     isolated_queries: list[bool] = field(default_factory=list)  # `isolated` of each eval
+    frames_gone: bool = False  # every frame has returned (an asyncio loop's select())
 
     def _enter(self, op: str, arg: Any = None) -> None:
         self.calls.append((op, arg))
@@ -206,6 +211,7 @@ class FakeSession:
         self._enter("modules")
         return [ModuleInfo("__main__", FILE, None), ModuleInfo("json", "/usr/lib/json.py",
                                                                 "2.0.9"),
+                ModuleInfo("requests.adapters", REQUESTS, "2.31.0"),
                 ModuleInfo("sys", None, None), ModuleInfo("threading", THREADING, None)]
 
     def eval(self, expr: str, thread: int | str | None = None, frame: int | None = None, *,
@@ -213,6 +219,9 @@ class FakeSession:
              frame_id: int | None = None) -> Value:
         self._enter("eval", expr)
         self.isolated_queries.append(isolated)
+        if self.frames_gone and thread is not None:
+            raise FrameGone("that call has returned: it is no longer on thread %r's stack "
+                            "(read the stack again)" % (thread,))
         if self.gate is not None:
             self.gate.wait(10)
         if expr.startswith("open("):
@@ -265,7 +274,8 @@ class FakeSession:
         entries = (CensusEntry("builtins.dict", 4000 + 100 * n, (4000 + 100 * n) * 232),
                    CensusEntry("builtins.function", 3100, 3100 * 152),
                    CensusEntry("builtins.tuple", 2500, 2500 * 64),
-                   CensusEntry("__main__.Order", 10 * n, 10 * n * 56))
+                   CensusEntry("__main__.Order", 10 * n, 10 * n * 56),
+                   CensusEntry(LONG_TYPE, 1024, 1024 * 48))
         return Census(entries=entries, total_objects=sum(e.count for e in entries),
                       total_size=sum(e.size for e in entries), distinct_types=len(entries),
                       generations=(10, 20, 9600), frozen=0, duration=0.12, list_pause=0.004,
@@ -273,7 +283,7 @@ class FakeSession:
 
     def tasks(self) -> list[TaskInfo]:
         self._enter("tasks")
-        loop = LoopInfo(id=1, type="asyncio.unix_events._UnixSelectorEventLoop", thread=1000,
+        loop = LoopInfo(id=1, type="asyncio.unix_events._UnixSelectorEventLoop", thread=IDENT,
                         thread_name="MainThread", running=True, closed=False, current_task=None)
         return [
             TaskInfo(id=11, name="Task-1", type="asyncio.Task", state="pending", loop=loop,

@@ -12,7 +12,7 @@ from tui.watching import Watch, compact_number
 from tui.widgets.process_table import filter_processes, sort_processes
 from tui.widgets.watch_list import watch_summary
 
-from .fakes import PROCESSES, node_of
+from .fakes import PID, PROCESSES, node_of
 
 pytestmark = pytest.mark.tui
 
@@ -80,14 +80,47 @@ def test_numeric_watch_keeps_history_and_min_max_others_keep_change_time():
 
 
 def test_process_rows_filter_on_every_word_and_sort_busiest_first():
-    assert [p.pid for p in filter_processes(PROCESSES, "python 3.11")] == [4242]
+    assert [p.pid for p in filter_processes(PROCESSES, "python 3.11")] == [PID]
     assert [p.pid for p in filter_processes(PROCESSES, "5150")] == [5150]
-    assert [p.pid for p in sort_processes(PROCESSES, "cpu")][:2] == [5150, 4242]
-    assert [p.pid for p in sort_processes(PROCESSES, "pid")] == [777, 1234, 4242, 5150]
-    assert [p.pid for p in sort_processes(PROCESSES, "pid", reverse=True)][0] == 5150
+    assert [p.pid for p in sort_processes(PROCESSES, "cpu")][:2] == [5150, PID]
+    assert [p.pid for p in sort_processes(PROCESSES, "pid")] == [777, 1234, 5150, PID]
+    assert [p.pid for p in sort_processes(PROCESSES, "pid", reverse=True)][0] == PID
 
 
 def test_formatting():
     assert duration(42) == "42s" and duration(3723) == "1h 02m" and duration(200000) == "2d 07h"
     assert short_path("/usr/lib/python3.11/threading.py") == "threading.py"
     assert short_path("/srv/pkg/__init__.py") == "pkg/__init__.py"
+
+
+def test_fitting_never_cuts_a_number():
+    from rich.text import Text
+
+    from tui.fmt import clip_left, fit, safe_cut
+
+    assert str(fit(Text("threading.py:1045"), 15)) == "threading.py:…"
+    assert str(fit(Text("native 19271 · daemon"), 11)) == "native …"
+    assert str(fit(Text("host=127.0.0.1, port=8080"), 12)) == "host=…"
+    assert str(fit(Text("short"), 10)) == "short"
+    assert safe_cut("1,024 items", 3) == 0 and safe_cut("ab 12", 3) == 3
+    assert clip_left("/usr/lib/python3.11/threading.py", 14) == "…/threading.py"
+
+
+def test_session_state_transitions():
+    from tests.tui.fakes import FakeSession
+    from tui.state import Phase, SessionState
+
+    s = SessionState().attach(42)
+    assert s.attaching == 42 and s.live is None and s.lost is None
+    assert s.attach_ended().phase is Phase.IDLE  # a failed first attach: the picker
+    session = FakeSession()
+    live = s.attached(session)
+    assert live.live is session and live.last_pid == session.pid
+    lost = live.lose("target exited")
+    assert lost.live is None and lost.lost == "target exited" and lost.can_reattach
+    again = lost.attach(session.pid)
+    assert again.attaching == session.pid and again.lost == "target exited"
+    assert again.attach_ended().phase is Phase.LOST  # a failed re-attach: still lost
+    leaving = live.leave()
+    assert leaving.phase is Phase.DETACHING and leaving.live is None
+    assert leaving.left().phase is Phase.IDLE and leaving.left().last_pid == session.pid

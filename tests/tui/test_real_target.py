@@ -164,14 +164,17 @@ def test_target_exiting_shows_the_banner_and_keeps_the_last_stack(
 
 def test_a_dump_browses_offline_read_only(service: TargetProcess, tmp_path) -> None:
     """Given a dump of the service (with locals and a census), when it is opened
-    with `inspector show --tui`'s viewer after the service has exited, then its
-    threads, frames and dumped locals browse as live ones, the census shows,
-    and a query is refused with the reason: nothing to ask offline."""
+    with `inspector show --tui`'s viewer after the service has exited, then it
+    opens on the process view (never the live picker), says OFFLINE, its
+    threads, frames and dumped locals browse as live ones, the census shows at
+    once, and what needs a live process (query, watch, refresh, detach) is not
+    offered."""
     import subprocess
 
     from inspector.dump import load_dump
-    from tui.offline import DumpSampler, DumpSession
+    from tui.offline import dump_viewer
     from tui.widgets.census_view import CensusView
+    from tui.widgets.metrics_bar import MetricsBar
 
     out = tmp_path / "dump.json"
     written = subprocess.run([sys.executable, "-m", "inspector", "dump", str(service.pid),
@@ -181,14 +184,16 @@ def test_a_dump_browses_offline_read_only(service: TargetProcess, tmp_path) -> N
     service.kill()
     dump = load_dump(out.read_bytes(), str(out))
 
-    async def flow() -> None:
-        app = InspectorApp(dump.target.pid, attach=lambda pid: DumpSession(dump),
-                           sampler=DumpSampler(dump), timings=FAST)
-        async with app.run_test(size=(120, 40)) as pilot:
+    async def flow(size: tuple[int, int]) -> None:
+        app = dump_viewer(dump, FAST)
+        async with app.run_test(size=size) as pilot:
             await wait_for(pilot, lambda: isinstance(app.screen, InspectScreen)
                            and app.screen.query(StackTree), what="the dump view")
+            assert not app.picker.is_mounted  # keys never went into a process filter
             screen = app.screen
             assert isinstance(screen, InspectScreen)
+            header = str(screen.query_one("#metrics-target", Static).render())
+            assert header.startswith("OFFLINE dump · pid %d" % dump.target.pid), header
             table = screen.query_one(ThreadsTable)
             await wait_for(pilot, lambda: len(table.threads) >= 5, what="the thread list")
             table.select_ident(next(t.ident for t in table.threads if t.name == "worker-1"))
@@ -201,17 +206,84 @@ def test_a_dump_browses_offline_read_only(service: TargetProcess, tmp_path) -> N
             await pilot.press("enter")
             await wait_for(pilot, lambda: any(str(c.label).startswith("self = ")
                                               for c in frame.children), what="dumped locals")
-            await pilot.press("e")
-            transcript = screen.query_one(Transcript)
-            await pilot.press(*"len(orders)", "enter")
-            await wait_for(pilot, lambda: any("offline" in line
-                                              for line in labels(transcript)),
-                           what="the offline refusal in %s" % labels(transcript))
-            screen.action_show_tab("tab-objects")
+            # Only what works offline is offered
+            keys = {b.binding.action for b in app.active_bindings.values() if b.enabled}
+            assert not keys & {"app.detach", "app.refresh_target", "focus_console", "pin"}
+            await pilot.press("e", "d", "r")
+            assert isinstance(app.screen, InspectScreen) and app.focused is tree
+            assert not screen.query_one(Transcript).display or \
+                not screen.query_one("#console").display
             view = screen.query_one(CensusView)
-            view.action_take_census()
             await wait_for(pilot, lambda: view.census is not None, what="the dumped census")
             assert view.census == dump.census
+            assert screen.query_one(MetricsBar) is not None
             await app.action_quit()
 
-    asyncio.run(flow())
+    for size in ((120, 40), (80, 24)):
+        asyncio.run(flow(size))
+
+
+def test_a_resident_agent_is_reused_not_joined_by_another(service: TargetProcess) -> None:
+    """Given a resident agent (`inspector attach --keep`), when the TUI attaches,
+    then it talks to that agent (no injection, said in the header) and the
+    thread list tells its listener from the session's thread."""
+    import subprocess
+    from pathlib import Path
+
+    cli = str(Path(sys.executable).parent / "inspector")
+    kept = subprocess.run([cli, "attach", str(service.pid), "--keep"], capture_output=True,
+                          text=True, timeout=60)
+    assert kept.returncode == 0, kept.stderr
+    with_resident = service.os_thread_count()
+
+    async def flow() -> None:
+        app = InspectorApp(service.pid, timings=FAST)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, InspectScreen)
+                           and app.screen.query(StackTree), timeout=30, what="the attach")
+            screen = app.screen
+            assert isinstance(screen, InspectScreen)
+            assert app.session is not None and app.session.injection is None
+            assert "resident agent" in screen.how
+            table = screen.query_one(ThreadsTable)
+            await wait_for(pilot, lambda: sum(t.is_agent for t in table.threads) >= 2,
+                           what="the agent threads")
+            agents = sorted(t.label for t in table.threads if t.is_agent)
+            assert agents == ["inspector-agent", "inspector-agent (resident)"], agents
+            assert service.os_thread_count() == with_resident + 1  # one session thread
+            await app.action_quit()
+
+    try:
+        asyncio.run(flow())
+        assert service.wait_threads(with_resident, timeout=5) == with_resident
+    finally:
+        subprocess.run([cli, "detach", str(service.pid)], capture_output=True, timeout=60)
+
+
+def test_main_thread_of_a_target_without_threading(needs_gdb: None) -> None:
+    """examples/cpu_worker.py never imports threading: its main thread is still
+    MainThread, marked, with its native id and its CPU (the busy one: ▲)."""
+    target = TargetProcess.example(sys.executable, "cpu_worker.py")
+
+    async def flow() -> None:
+        app = InspectorApp(target.pid, timings=FAST)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, InspectScreen)
+                           and app.screen.query(StackTree), timeout=30, what="the attach")
+            screen = app.screen
+            assert isinstance(screen, InspectScreen)
+            table = screen.query_one(ThreadsTable)
+            await wait_for(pilot, lambda: bool(table.threads), what="the thread list")
+            main = table.threads[0]
+            assert main.is_main and main.name == "MainThread" and main.native_id == target.pid
+            await wait_for(pilot, lambda: str(table.get_row_at(0)[2]).strip() != "-",
+                           what="the main thread's CPU")
+            await wait_for(pilot, lambda: str(table.get_row_at(0)[0]) in ("▲", "●"),
+                           what="the main thread's marker")
+            assert "foreign" not in " ".join(str(c) for c in table.get_row_at(0))
+            await app.action_quit()
+
+    try:
+        asyncio.run(flow())
+    finally:
+        target.kill()

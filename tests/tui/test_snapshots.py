@@ -25,7 +25,7 @@ from tui.widgets.stack_tree import StackTree
 from tui.widgets.threads_table import ThreadsTable
 
 from .conftest import attached, fake_app, query, settle, wait_for
-from .fakes import PID, FakeSession
+from .fakes import PID, WORKER_1, FakeSession
 
 pytestmark = [pytest.mark.tui, pytest.mark.timeout(60)]
 
@@ -60,7 +60,7 @@ async def process_view(pilot: Pilot[int]) -> None:
     for _ in range(10):
         app.sample_metrics()
         await settle(pilot)
-    screen.query_one(ThreadsTable).select_ident(1002)
+    screen.query_one(ThreadsTable).select_ident(WORKER_1)
     await settle(pilot)
     tree = screen.query_one(StackTree)
     frame = tree.root.children[0]
@@ -128,3 +128,34 @@ def test_process_view_lost_80x24(snap_compare: Any) -> None:
     app = fake_app(FakeSession(), pid=PID)
     assert snap_compare(app, terminal_size=(80, 24), run_before=lost_view)
 
+
+
+def _tab(keys: tuple[str, ...]) -> Any:
+    async def run_before(pilot: Pilot[int]) -> None:
+        await process_view(pilot)
+        for key in keys:
+            await pilot.press(key)
+            await settle(pilot)
+        app = pilot.app
+        for field in app.screen.query(Input):
+            field.cursor_blink = False
+        await settle(pilot)
+    return run_before
+
+
+TABS = {
+    "modules": ("m",),
+    "objects": ("o", "n", "n"),  # two censuses: the second shows what grew
+    "tasks": ("t",),
+    "console": ("e",),  # focus in the console: the footer keeps esc, Quit and Help
+}
+
+
+@pytest.mark.parametrize("tab", sorted(TABS))
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_every_tab(snap_compare: Any, tab: str, size: tuple[int, int]) -> None:
+    """Each tab with realistic numbers (a five-digit pid, fifteen-digit idents,
+    four-digit line numbers, long paths and type names): a number cut at the
+    edge would show in the picture."""
+    app = fake_app(FakeSession(), pid=PID)
+    assert snap_compare(app, terminal_size=size, run_before=_tab(TABS[tab]))

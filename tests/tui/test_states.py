@@ -293,7 +293,11 @@ def test_tasks_tab_lists_tasks_and_their_await_chains():
         await settle(pilot)
         tree = screen.query_one(TasksView)
         rows = [str(n.label) for n in tree.root.children]
-        assert rows[0].startswith("Task-1  pending") and "waits on _GatheringFuture" in rows[0]
+        # the coroutine is on the row, before it is opened (a task named after its
+        # coroutine is not named twice)
+        assert rows[0].startswith("Task-1 main()  pending"), rows
+        assert "waits on _GatheringFuture" in rows[0]
+        assert rows[1].startswith("ticker  pending"), rows
         chain = [str(n.label) for n in tree.root.children[1].children]
         assert "ticker" in chain[0] and "sleep" in chain[1] and "Future" in chain[2]
         assert "awaits task ticker" in [str(n.label) for n in tree.root.children[0].children]

@@ -44,6 +44,8 @@ from ..widgets.watch_list import WatchList
 
 TAB_WIDGETS = {"tab-stack": "#stack", "tab-modules": "#modules", "tab-objects": "#census-table",
                "tab-tasks": "#tasks"}  # what gets the focus in each tab
+COMPACT_FOOTER_BELOW = 110  # columns
+WIDE_TABS = ("tab-modules", "tab-objects")
 WATCHES_HINT = "p on a value, or ctrl+t in the console, pins a watch here."
 
 
@@ -69,8 +71,9 @@ class InspectScreen(Screen[None]):
     ]
 
     def __init__(self, pid: int, version: tuple[int, ...], how: str = "", *,
-                 watch_interval: float = 2.0) -> None:
+                 watch_interval: float = 2.0, offline: bool = False) -> None:
         super().__init__()
+        self.offline = offline  # a dump: no console, no watches, nothing to fetch
         self.pid = pid
         self.version = version
         self.how = how
@@ -104,7 +107,9 @@ class InspectScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one("#threads-pane").border_title = "Threads"
         self.query_one("#watches-pane").border_title = "Watches"
-        self.query_one(MetricsBar).show_target(self.pid, self.version, self.how)
+        self.query_one(MetricsBar).show_target(self.pid, self.version, self.how,
+                                               offline=self.offline)
+        self.set_class(self.offline, "-offline")
         # Tabs switch with s/m/o/t or a click; keeping the tab bar out of the focus
         # chain makes tab go threads → stack → console → watches.
         self.query_one("#tabs Tabs").can_focus = False
@@ -139,8 +144,9 @@ class InspectScreen(Screen[None]):
             if widget.id == tree:
                 widget.show_children(token, offset, value, failure)
 
-    def show_result(self, token: int, value: Value | None, failure: Failure | None) -> None:
-        self.eval_console.show_result(token, value, failure)
+    def show_result(self, token: int, value: Value | None, failure: Failure | None,
+                    note: str = "") -> None:
+        self.eval_console.show_result(token, value, failure, note)
 
     def show_census(self, census: Census | None, failure: Failure | None) -> None:
         view = self.query_one(CensusView)
@@ -162,6 +168,9 @@ class InspectScreen(Screen[None]):
         # not (it walks every object): it waits for n.
         if self.active_tab == "tab-tasks" and not self.lost:
             self.post_message(TasksRequested())
+        # Tables need the width more than the thread list: on a narrow screen
+        # the Threads/Watches column folds away while they are shown.
+        self.set_class(self.active_tab in WIDE_TABS, "-wide-tab")
 
     def show_modules(self, modules: list[ModuleInfo]) -> None:
         self.query_one(ModulesTable).show_modules(modules)
@@ -174,7 +183,7 @@ class InspectScreen(Screen[None]):
 
     def show_sample(self, sample: ProcessSample) -> None:
         self.query_one(MetricsBar).add_sample(sample)
-        self.query_one(ThreadsTable).show_cpu(sample.thread_cpu)
+        self.query_one(ThreadsTable).show_cpu(sample.thread_cpu, sample.busiest_thread)
 
     def set_busy(self, text: str | None) -> None:
         self.query_one(StatusLine).set_busy(text)
@@ -216,7 +225,7 @@ class InspectScreen(Screen[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # Once the session is over only reading what is on screen works: keep the
         # footer to the keys that still do something (copy, help, re-attach, leave).
-        if self.lost and action in ("pin", "focus_console"):
+        if (self.lost or self.offline) and action in ("pin", "focus_console"):
             return False
         # While typing a query, letters are text: their keys leave the footer.
         if isinstance(self.focused, HistoryInput) and action in ("pin", "copy",
@@ -235,10 +244,11 @@ class InspectScreen(Screen[None]):
         panes: list[Widget] = [self.query_one(ThreadsTable)]
         if active:
             panes.append(self.query_one(active))
-        if not self.lost:
-            panes.append(self.query_one(HistoryInput))
-        panes.append(self.query_one(Transcript))
-        if self.query_one(WatchList).children:
+        if not self.offline:
+            if not self.lost:
+                panes.append(self.query_one(HistoryInput))
+            panes.append(self.query_one(Transcript))
+        if self.query_one(WatchList).children and not self.offline:
             panes.append(self.query_one(WatchList))
         return panes
 
@@ -252,12 +262,27 @@ class InspectScreen(Screen[None]):
             node = node.parent if isinstance(node.parent, Widget) else None
         panes[(index + step) % len(panes)].focus()
 
+    @on(HistoryInput.Left)
+    async def _console_left(self, event: HistoryInput.Left) -> None:
+        event.stop()
+        # While something loads, esc cancels it, as everywhere ("esc cancels" on
+        # the running row); otherwise it leaves, back to the tab that was showing.
+        if getattr(self.app, "busy", False):
+            await self.app.run_action("app.cancel")
+            return
+        target = TAB_WIDGETS.get(self.active_tab)
+        self.query_one(target or "#stack").focus()
+
+    def on_resize(self) -> None:
+        # At 80 columns the full footer loses its last keys (Quit, Help)
+        self.query_one(Footer).compact = self.size.width < COMPACT_FOOTER_BELOW
+
     @on(ThreadsTable.RowSelected)
     def _thread_chosen(self) -> None:
         self.stack_tree.focus()
 
     def action_focus_console(self) -> None:
-        if not self.lost:
+        if not self.lost and not self.offline:
             self.query_one(HistoryInput).focus()
 
     def action_pin(self) -> None:

@@ -55,6 +55,7 @@ class PickerScreen(Screen[None]):
         yield ProcessTable(id="processes")
         yield Static("", id="picker-detail", markup=False)
         yield Static("", id="picker-error", markup=False)
+        yield Static("", id="picker-attaching", markup=False)
         yield StatusLine(id="picker-status")
         yield Static("", id="picker-summary")
         yield Footer()
@@ -73,6 +74,8 @@ class PickerScreen(Screen[None]):
         return self.query_one("#picker-filter", Input).value
 
     def show_processes(self, processes: list[PythonProcess]) -> None:
+        if not self.is_mounted:  # an offline dump viewer never shows the picker
+            return
         self.processes = processes
         self.listed = True
         self.table.show_processes(processes, self.filter_text)
@@ -147,14 +150,25 @@ class PickerScreen(Screen[None]):
     # -- attach progress, from the app ------------------------------------------------
 
     def attach_started(self, pid: int, injector: str) -> None:
+        if not self.is_mounted:  # an offline dump viewer never shows the picker
+            return
         self.show_error("")
+        banner = self.query_one("#picker-attaching", Static)
+        banner.update("⋯ attaching to %d: starting the agent in the target (a few seconds on a "
+                      "busy machine) — esc cancels" % pid)
+        banner.add_class("-shown")
         status = self.query_one(StatusLine)
         status.set_busy("attaching to %d with %s…" % (pid, injector), started=time.monotonic())
 
     def attach_ended(self) -> None:
+        if not self.is_mounted:  # an offline dump viewer never shows the picker
+            return
+        self.query_one("#picker-attaching", Static).remove_class("-shown")
         self.query_one(StatusLine).set_busy(None)
 
     def show_error(self, message: str) -> None:
+        if not self.is_mounted:  # an offline dump viewer never shows the picker
+            return
         error = self.query_one("#picker-error", Static)
         error.update("✖ " + message if message else "")
         error.set_class(bool(message), "-shown")

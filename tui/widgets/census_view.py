@@ -14,15 +14,18 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Static
 
 from inspector.census import census_diff
 from inspector.diagnostics import Census
 
-from ..fmt import clock_time, human_bytes
+from ..fmt import clip_left, clock_time, human_bytes
 from ..messages import CensusRequested
 
 ROWS = 200  # types shown (the census itself lists every type, for the diff)
+NUMBER_COLUMNS = ("Count", "Size", "Δ count", "Δ size")
+CELL_PADDING = 2  # one cell either side of a column
 INTRO = ("Objects the garbage collector tracks, by type. n takes a census: it walks every "
          "object (~0.5 s per million; the target's threads pause ≤ 25 ms at a time). Take "
          "a second one later to see what grew.")
@@ -55,6 +58,7 @@ class CensusView(Vertical):
     """
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        self._fitted_width = -1
         super().__init__(id=id, classes=classes)
         self.census: Census | None = None
         self.previous: Census | None = None
@@ -67,10 +71,14 @@ class CensusView(Vertical):
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
         table.add_column("Type", key="type")
-        table.add_column("Count", key="count")
-        table.add_column("Size", key="size")
-        table.add_column("Δ count", key="dcount")
-        table.add_column("Δ size", key="dsize")
+        for label, key in zip(NUMBER_COLUMNS, ("count", "size", "dcount", "dsize"),
+                              strict=True):
+            table.add_column(label, key=key)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "take_census" and getattr(self.screen, "offline", False):
+            return False  # a dump's census is the one it holds (shown at once)
+        return True
 
     def action_take_census(self) -> None:
         self.query_one("#census-summary", Static).update("⋯ taking a census (esc cancels)")
@@ -82,35 +90,63 @@ class CensusView(Vertical):
     def show_census(self, census: Census) -> None:
         """A new census: compared with the one before it, when there is one."""
         self.previous, self.census = self.census, census
-        table = self.query_one(DataTable)
-        table.clear()
-        by_type = census.by_type()
+        self.query_one("#census-intro").display = False  # the rows need the room
+        self._fill()
+
+    def on_resize(self) -> None:
+        width = self.size.width
+        if self.census is not None and width != self._fitted_width:
+            self._fitted_width = width
+            self.call_after_refresh(self._fill)  # once the table has its new size
+
+    def _rows(self, census: Census) -> list[tuple[str, str, list[Text]]]:
+        """(key, type name, style, number cells) of each row, biggest first."""
+        rows: list[tuple[str, str, list[Text]]] = []
         if self.previous is None:
             for entry in census.entries[:ROWS]:
-                table.add_row(Text(entry.type), Text(format(entry.count, ","), justify="right"),
-                              Text(human_bytes(entry.size), justify="right"), "", "",
-                              key=entry.type)
-        else:
-            deltas = census_diff(self.previous, census, top=0, growth_only=False)
-            changed = {d.type for d in deltas}
-            for d in deltas[:ROWS]:
-                style = "bold" if d.count_delta > 0 else "dim"
-                table.add_row(Text(d.type + (" (new)" if d.new else ""), style=style),
-                              Text(format(d.count_after, ","), justify="right"),
-                              Text(human_bytes(d.size_after), justify="right"),
-                              Text(signed(d.count_delta), style=style, justify="right"),
-                              Text(("+" if d.size_delta > 0 else "-" if d.size_delta < 0
-                                    else "") + human_bytes(abs(d.size_delta))
-                                   if d.size_delta else "", justify="right"),
-                              key=d.type)
-            for entry in census.entries:  # unchanged ones after, by count
-                if len(table.rows) >= ROWS:
-                    break
-                if entry.type not in changed and entry.type in by_type:
-                    table.add_row(Text(entry.type, style="dim"),
-                                  Text(format(entry.count, ","), justify="right"),
-                                  Text(human_bytes(entry.size), justify="right"), "", "",
-                                  key=entry.type)
+                rows.append((entry.type, "", [
+                    Text(format(entry.count, ","), justify="right"),
+                    Text(human_bytes(entry.size), justify="right"), Text(""), Text("")]))
+            return rows
+        by_type = census.by_type()
+        deltas = census_diff(self.previous, census, top=0, growth_only=False)
+        changed = {d.type for d in deltas}
+        for d in deltas[:ROWS]:
+            style = "bold" if d.count_delta > 0 else "dim"
+            size_delta = (("+" if d.size_delta > 0 else "-") + human_bytes(abs(d.size_delta))
+                          if d.size_delta else "")
+            rows.append((d.type, style, [
+                Text(format(d.count_after, ","), justify="right"),
+                Text(human_bytes(d.size_after), justify="right"),
+                Text(signed(d.count_delta), style=style, justify="right"),
+                Text(size_delta, justify="right")]))
+        for entry in census.entries:  # unchanged ones after, by count
+            if len(rows) >= ROWS:
+                break
+            if entry.type not in changed and entry.type in by_type:
+                rows.append((entry.type, "dim", [
+                    Text(format(entry.count, ","), justify="right"),
+                    Text(human_bytes(entry.size), justify="right"), Text(""), Text("")]))
+        return rows
+
+    def _fill(self) -> None:
+        census = self.census
+        if census is None:
+            return
+        table = self.query_one(DataTable)
+        rows = self._rows(census)
+        # The numbers keep their width; the type name gets the rest, cut from the
+        # left (`….attributes.InstrumentedAttribute`) when it must be cut.
+        numbers = sum(max([len(label)] + [r[2][i].cell_len for r in rows]) + CELL_PADDING
+                      for i, label in enumerate(NUMBER_COLUMNS))
+        width = table.scrollable_content_region.width
+        room = max(12, width - numbers - CELL_PADDING) if width > 0 else 0
+        before = self.previous.by_type() if self.previous is not None else None
+        table.clear()
+        for key, style, cells in rows:
+            name = key + (" (new)" if before is not None and key not in before else "")
+            table.add_row(Text(clip_left(name, room) if room else name, style=style), *cells,
+                          key=key)
         summary = census_summary(census)
         if self.previous is not None:
             summary += " · Δ since %s" % clock_time(self.previous.taken_at)
@@ -120,4 +156,8 @@ class CensusView(Vertical):
         table = self.query_one(DataTable)
         if not table.row_count:
             return None
-        return " ".join(str(cell) for cell in table.get_row_at(table.cursor_row) if str(cell))
+        cells = [str(cell) for cell in table.get_row_at(table.cursor_row)]
+        row_key, _ = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0))
+        if row_key.value is not None:
+            cells[0] = row_key.value  # the whole type name, not the cut one on screen
+        return " ".join(cell for cell in cells if cell)

@@ -10,6 +10,7 @@ rule's message, never a traceback. Up and down walk the history.
 
 from __future__ import annotations
 
+import textwrap
 from typing import ClassVar
 
 from rich.text import Text
@@ -17,6 +18,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Input, Label
 from textual.widgets.tree import TreeNode
@@ -24,6 +26,7 @@ from textual.widgets.tree import TreeNode
 from inspector.models import Value
 
 from .. import values
+from ..fmt import clip_left
 from ..messages import Failure, QuerySubmitted, WatchPinned
 from ..values import MAIN, Address, Scope
 from .value_tree import NodeData, ValueTree
@@ -32,6 +35,17 @@ HISTORY_SIZE = 200
 FAILURE_TITLES = {"denied": "⊘ refused by the sandbox", "budget": "◔ over budget",
                   "eval": "✖ raised", "usage": "✖ malformed query", "lost": "✖ session lost",
                   "moved": "✖ frame gone"}
+
+
+PROMPT_NAME_MAX = 24  # the prompt names the frame's function; the title says the rest
+
+
+def prompt_name(scope: Scope) -> str:
+    """What the prompt shows: the frame's function (`handle`, `Worker.handle`)
+    or the module, cut from the left so the function's own name stays."""
+    if scope.is_frame and scope.qualname:
+        return clip_left(scope.qualname, PROMPT_NAME_MAX)
+    return clip_left(scope.label, PROMPT_NAME_MAX)
 
 
 class Transcript(ValueTree):
@@ -55,11 +69,20 @@ class Transcript(ValueTree):
     def scope_suffix(self, scope: Scope) -> Text:
         return Text("  in %s" % scope.label, self.style("type"))
 
-    def show_result(self, token: int, value: Value | None, failure: Failure | None) -> None:
+    def show_result(self, token: int, value: Value | None, failure: Failure | None,
+                    note: str = "") -> None:
         node = self._take(token)
         if node is None or node.data is None or node.data.address is None:
             return
         data = node.data
+        if note:  # it ran elsewhere (its frame had returned): say where, and why
+            data.scope = MAIN
+            data.address = Address(MAIN, data.name)
+            width = max(30, self.scrollable_content_region.width - 4)
+            after = node
+            for line in textwrap.wrap("↳ " + note, width):
+                after = self.root.add_leaf(Text(line, self.style("dim")), NodeData("note"),
+                                           after=after)
         scope = data.scope or MAIN
         label = self.query_label(data.name, scope)
         if failure is not None or value is None:
@@ -104,12 +127,23 @@ class Transcript(ValueTree):
 
 
 class HistoryInput(Input):
-    """An Input with shell-like history on up/down."""
+    """An Input with shell-like history on up/down. Letters are text here, so
+    the way out is shown first in the footer: esc leaves the console, ctrl+q
+    quits, f1 is the help (q, d and ? would be typed into the query)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "leave", "Leave"),
+        Binding("ctrl+q", "app.quit", "Quit", priority=True),
+        Binding("f1", "app.help", "Help"),
         Binding("up", "history(-1)", "Previous query", show=False),
         Binding("down", "history(1)", "Next query", show=False),
     ]
+
+    class Left(Message):
+        """esc in the console: focus goes back to the stack."""
+
+    def action_leave(self) -> None:
+        self.post_message(self.Left())
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
@@ -178,7 +212,8 @@ class EvalConsole(Vertical):
         if not self.children:  # not composed yet
             return
         fork = " (fork)" if self.isolated else ""
-        self.query_one("#console-scope", Label).update("%s%s ›" % (self.scope.label, fork))
+        self.query_one("#console-scope", Label).update("%s%s ›" % (prompt_name(self.scope),
+                                                                     fork))
         self.border_title = "Console · evaluates in %s%s" % (
             self.scope.label, " · isolated: in a disposable fork (ctrl+o)" if self.isolated
             else "")
@@ -213,8 +248,9 @@ class EvalConsole(Vertical):
         token = transcript.add_query(expr, self.scope)
         self.post_message(QuerySubmitted(token, expr, self.scope, self.isolated))
 
-    def show_result(self, token: int, value: Value | None, failure: Failure | None) -> None:
-        self.query_one(Transcript).show_result(token, value, failure)
+    def show_result(self, token: int, value: Value | None, failure: Failure | None,
+                    note: str = "") -> None:
+        self.query_one(Transcript).show_result(token, value, failure, note)
 
     def set_read_only(self, read_only: bool) -> None:
         self.query_one(Transcript).read_only = read_only

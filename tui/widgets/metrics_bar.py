@@ -42,8 +42,11 @@ class MetricsBar(Horizontal):
         yield Label("│ RSS       -", id="metrics-rss")
         yield Sparkline([], id="rss-spark")
 
-    def show_target(self, pid: int, version: tuple[int, ...], how: str = "") -> None:
+    def show_target(self, pid: int, version: tuple[int, ...], how: str = "", *,
+                    offline: bool = False) -> None:
         text = "pid %d · Python %s" % (pid, ".".join(str(p) for p in version))
+        if offline:  # said up front: the "how" part is hidden at 80 columns
+            text = "OFFLINE dump · " + text
         self.query_one("#metrics-target", Label).update(text)
         self.query_one("#metrics-how", Label).update("· " + how if how else "")
 

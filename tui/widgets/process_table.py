@@ -15,7 +15,7 @@ from textual.widgets import DataTable
 
 from inspector.procs import SUPPORTED, PythonProcess, version_tuple
 
-from ..fmt import human_bytes
+from ..fmt import fit, human_bytes
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,9 @@ COLUMNS: tuple[Column, ...] = (
     Column("command", "COMMAND", lambda p: p.command, False, None),
 )
 COLUMN_KEYS = tuple(c.key for c in COLUMNS)
+# Cells before COMMAND, with one cell of padding either side of every column:
+# a command line is cut there with an ellipsis, never inside a number (--port 8080).
+FIXED_WIDTH = sum(c.width or 0 for c in COLUMNS) + 2 * len(COLUMNS)
 
 
 def filter_processes(rows: Iterable[PythonProcess], text: str) -> list[PythonProcess]:
@@ -73,10 +76,22 @@ class ProcessTable(DataTable[Text]):
     """
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        self._fitted_width = -1
         super().__init__(id=id, classes=classes, cursor_type="row", zebra_stripes=True)
         self.rows_shown: list[PythonProcess] = []
         self.sort_column = "cpu"
         self.sort_reverse = False
+        self._shown_args: tuple[list[PythonProcess], str] | None = None
+
+    def on_resize(self) -> None:
+        width = self.size.width
+        if self._shown_args is not None and width != self._fitted_width:
+            self._fitted_width = width  # command cells are fitted to the width
+            self.call_after_refresh(self._refill)  # once the table has its new size
+
+    def _refill(self) -> None:
+        if self._shown_args is not None:
+            self.show_processes(*self._shown_args)
 
     def on_mount(self) -> None:
         for col in COLUMNS:
@@ -84,6 +99,7 @@ class ProcessTable(DataTable[Text]):
 
     def show_processes(self, rows: list[PythonProcess], filter_text: str) -> None:
         """Redraw with the filter and sort applied, keeping the cursor's pid."""
+        self._shown_args = (rows, filter_text)
         current = self.current_process()
         shown = sort_processes(filter_processes(rows, filter_text), self.sort_column,
                                self.sort_reverse)
@@ -94,10 +110,12 @@ class ProcessTable(DataTable[Text]):
         for p in shown:
             style = muted if not supported(p) else ""
             command = p.command + ("  [agent: %s]" % p.agent if p.agent else "")
+            room = self.scrollable_content_region.width - FIXED_WIDTH
+            cell = fit(Text(command, style), room) if room > 0 else Text(command, style)
             self.add_row(Text(str(p.pid), style), Text(p.user[:8], style),
                          Text(p.version, style), Text("%5.1f" % p.cpu_percent, style),
                          Text(human_bytes(p.rss), style), Text(str(p.num_threads), style),
-                         Text(command, style), key=str(p.pid))
+                         cell, key=str(p.pid))
         if current is not None:
             for index, p in enumerate(shown):
                 if p.pid == current.pid:

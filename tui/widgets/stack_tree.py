@@ -9,6 +9,7 @@ in the target is held between requests. Moving the cursor posts
 
 from __future__ import annotations
 
+from rich.style import Style
 from rich.text import Text
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
@@ -16,7 +17,7 @@ from textual.widgets.tree import TreeNode
 from inspector.models import FrameInfo, ThreadInfo, ThreadStack, Value
 
 from .. import values
-from ..fmt import frame_place, thread_flags
+from ..fmt import ELLIPSIS, clip_left, fit, safe_cut, short_path, thread_flags
 from ..messages import Failure, FrameHighlighted, LocalsRequested
 from ..values import Address, Scope
 from .value_tree import NodeData, ValueTree
@@ -43,12 +44,7 @@ class StackTree(ValueTree):
                    failure: Failure | None = None) -> None:
         """Replace the tree with this thread's frames (all collapsed)."""
         self.thread = thread
-        flags = thread_flags(thread)
-        title = Text(thread.label, self.style("name"))
-        native = " · native %d" % thread.native_id if thread.native_id is not None else ""
-        title.append("  ident %d%s%s" % (thread.ident, native, " · " + flags if flags else ""),
-                     self.style("type"))
-        self.reset_tree(title)
+        self.reset_tree(self.thread_title(thread, 0))
         self.root.expand()
         if failure is not None or stack is None:
             self.add_failure(self.root, failure or Failure("error", "no stack"))
@@ -66,15 +62,67 @@ class StackTree(ValueTree):
         if stack.frames:
             self.cursor_line = 1  # the innermost frame (line 0 is the thread)
 
-    def frame_label(self, frame: FrameInfo) -> Text:
+    def thread_title(self, thread: ThreadInfo, room: int) -> Text:
+        """`worker-1 · native 19271 · daemon · ident 1406…`: whole parts only,
+        dropped from the end when `room` (0: no limit) is short."""
+        flags = thread_flags(thread)
+        parts = []
+        if thread.native_id is not None:
+            parts.append("native %d" % thread.native_id)
+        if flags:
+            parts.append(flags)
+        parts.append("ident %d" % thread.ident)
+        title = Text(thread.label, self.style("name"))
+        for i, part in enumerate(parts):
+            piece = ("  " if i == 0 else " · ") + part
+            if room and title.cell_len + len(piece) > room:
+                break
+            title.append(piece, self.style("type"))
+        return fit(title, room)
+
+    def frame_label(self, frame: FrameInfo, room: int = 0) -> Text:
+        """`#2 Thread._bootstrap_inner  threading.py:1045  │ self.run()`. When
+        `room` (0: no limit) is short, the source line goes first, then the file
+        name is cut from the left, then the function name: the line number
+        stays whole."""
+        head = "#%d " % frame.index
+        line = ":%d" % frame.line
+        path = short_path(frame.file)
+        name = frame.qualname
+        source = "  │ " + values.clip(frame.source.strip(), 100) if frame.source else ""
+        if room:
+            fixed = len(head) + 2 + len(line)
+            if fixed + len(name) + len(path) > room:
+                path = clip_left(path, max(8, room - fixed - len(name)))
+            if fixed + len(name) + len(path) > room:
+                name = clip_left(name, max(4, room - fixed - len(path)))
+            left = room - (fixed + len(name) + len(path))
+            if source and left < 8:
+                source = ""
+            elif source and len(source) > left:
+                source = source[:safe_cut(source, left - 1)] + ELLIPSIS
         text = Text()
-        text.append("#%d " % frame.index, self.style("type"))
-        text.append(frame.qualname, self.style("frame"))
+        text.append(head, self.style("type"))
+        text.append(name, self.style("frame"))
         text.append("  ")
-        text.append(frame_place(frame), self.style("place"))
-        if frame.source:
-            text.append("  │ " + values.clip(frame.source.strip(), 100), self.style("dim"))
+        text.append(path + line, self.style("place"))
+        if source:
+            text.append(source, self.style("dim"))
         return text
+
+    def render_label(self, node: TreeNode[NodeData], base_style: Style,
+                     style: Style) -> Text:
+        data = node.data
+        room = self.label_room(node) - 2  # the ▶ icon
+        if room > 0 and data is not None:
+            # Built for the width (a cut would take digits off a line number or
+            # an id); the label is a pure function of the width, so this only
+            # replaces what the tree draws.
+            if data.role == "frame" and data.frame is not None:
+                node._label = self.frame_label(data.frame, room)
+            elif node is self.root and self.thread is not None:
+                node._label = self.thread_title(self.thread, room)
+        return super().render_label(node, base_style, style)
 
     # -- locals ---------------------------------------------------------------------
 

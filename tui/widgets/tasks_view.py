@@ -20,17 +20,22 @@ class TasksView(ValueTree):
     """A tree of tasks; each opens to its await chain."""
 
     def task_line(self, task: TaskInfo) -> Text:
+        """`Task-1 main()  pending  waits on _GatheringFuture  loop in MainThread`:
+        the coroutine it runs is on the row itself (the chain opens below)."""
         text = Text(task.label, style=self.style("name"))
+        coroutine = next((link.name for link in task.chain if link.kind == "coroutine"), None)
+        if coroutine and coroutine != task.label:
+            text.append(" %s()" % coroutine, style=self.style("frame"))
         text.append("  " + task.state, style=self.style("type"))
         if task.current:
             text.append(" (running now)", style=self.style("place"))
+        if task.exception:
+            text.append("  raised %s" % task.exception, style=self.style("error"))
+        if task.waiter:
+            text.append("  waits on %s" % task.waiter, style=self.style("dim"))
         if task.loop is not None:
             where = task.loop.thread_name or ("thread %s" % task.loop.thread)
             text.append("  loop in %s" % where, style=self.style("dim"))
-        if task.waiter:
-            text.append("  waits on %s" % task.waiter, style=self.style("dim"))
-        if task.exception:
-            text.append("  raised %s" % task.exception, style=self.style("error"))
         return text
 
     def show_tasks(self, tasks: list[TaskInfo] | None, failure: Failure | None) -> None:

@@ -16,9 +16,10 @@ from textual.widgets import DataTable
 
 from inspector.models import ThreadInfo
 
+from ..fmt import fit
 from ..messages import ThreadHighlighted
 
-BUSY_PERCENT = 50.0  # a thread above this share of one core is "busy"
+NAME_SPARE = 13  # cells of a row that are not the name: marker, CPU %, cell padding
 
 
 def thread_order(thread: ThreadInfo) -> tuple[int, str]:
@@ -50,9 +51,11 @@ class ThreadsTable(DataTable[Text]):
     """
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        self._fitted_width = -1
         super().__init__(id=id, classes=classes, cursor_type="row", zebra_stripes=False)
         self.threads: list[ThreadInfo] = []
         self.thread_cpu: dict[int, float] = {}
+        self.busiest: int | None = None
         self._posted: int | None = None
 
     def on_mount(self) -> None:
@@ -66,14 +69,16 @@ class ThreadsTable(DataTable[Text]):
         self.threads = sorted(threads, key=thread_order)
         self._render_rows(current.ident if current else None)
 
-    def show_cpu(self, thread_cpu: Mapping[int, float]) -> None:
+    def show_cpu(self, thread_cpu: Mapping[int, float], busiest: int | None = None) -> None:
+        """Per-thread CPU %; `busiest` (ProcessSample.busiest_thread) is the one
+        thread burning a core, which gets the ▲ (none when several do)."""
         self.thread_cpu = dict(thread_cpu)
+        self.busiest = busiest
         current = self.current_thread()
         self._render_rows(current.ident if current else None)
 
     def _busy(self, thread: ThreadInfo) -> bool:
-        pct = self.thread_cpu.get(thread.native_id or -1)
-        return pct is not None and pct >= BUSY_PERCENT
+        return self.busiest is not None and thread.native_id == self.busiest
 
     def _cells(self, thread: ThreadInfo) -> tuple[Text, Text, Text]:
         busy = self._busy(thread)
@@ -84,8 +89,21 @@ class ThreadsTable(DataTable[Text]):
         muted = self.get_component_rich_style("threads-table--muted", partial=True)
         pct = self.thread_cpu.get(thread.native_id or -1)
         cpu = "%5.1f" % pct if pct is not None else "    -"
-        return (Text(marker(thread, busy), style=style), Text(thread.label, style=style),
+        name = Text(thread.label, style=style)
+        room = self.scrollable_content_region.width - NAME_SPARE
+        return (Text(marker(thread, busy), style=style), fit(name, room) if room > 0 else name,
                 Text(cpu, style=style if busy else muted))
+
+    def on_resize(self) -> None:
+        width = self.size.width
+        if width != self._fitted_width:
+            self._fitted_width = width
+            self.call_after_refresh(self._refill)  # once the table has its new size
+
+    def _refill(self) -> None:
+        current = self.current_thread()
+        self.clear()  # cells are fitted to the width: build them again
+        self._render_rows(current.ident if current else None)
 
     def _render_rows(self, keep: int | None) -> None:
         keys = [str(t.ident) for t in self.threads]

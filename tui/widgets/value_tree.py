@@ -24,6 +24,7 @@ from inspector.models import FrameInfo, Value
 from inspector.render import pretty
 
 from .. import values
+from ..fmt import fit
 from ..messages import ChildrenRequested, Failure
 from ..values import Address, Node, Scope
 
@@ -95,6 +96,23 @@ class ValueTree(Tree[NodeData]):
         self._pending: dict[int, TreeNode[NodeData]] = {}
         self.read_only = False  # set when the session is lost: nothing new is fetched
 
+    # -- fitting labels to the width ------------------------------------------------
+
+    def label_room(self, node: TreeNode[NodeData]) -> int:
+        """Cells left for a node's label (with its ▶ icon) after the guides;
+        0 before the tree has a size."""
+        width = self.scrollable_content_region.width
+        if width <= 0:
+            return 0
+        depth = _depth(node) - (0 if self.show_root else 1)
+        return max(8, width - depth * self.guide_depth)
+
+    def render_label(self, node: TreeNode[NodeData], base_style: Style,
+                     style: Style) -> Text:
+        # Cut at the tree's width with an ellipsis, never inside a number (the
+        # Tree itself would crop `threading.py:1045` to `threading.py:10`).
+        return fit(super().render_label(node, base_style, style), self.label_room(node))
+
     # -- styling --------------------------------------------------------------------
 
     def style(self, name: str) -> Style:
@@ -127,9 +145,13 @@ class ValueTree(Tree[NodeData]):
                     with_icon: bool = True) -> None:
         """The failure's message as note rows, wrapped to the tree's width (never cut)."""
         text = failure_text(failure) if with_icon else failure.message
+        self.add_wrapped(parent, text, self.failure_style(failure))
+
+    def add_wrapped(self, parent: TreeNode[NodeData], text: str, style: Style) -> None:
+        """Note rows wrapped to the tree's width: a message is never cut off."""
         width = max(30, self.scrollable_content_region.width - 4 * (_depth(parent) + 1) - 2)
         for line in textwrap.wrap(text, width) or [text]:
-            self.add_note(parent, Text(line, self.failure_style(failure)))
+            self.add_note(parent, Text(line, style))
 
     # -- building ---------------------------------------------------------------------
 

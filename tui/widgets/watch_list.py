@@ -14,7 +14,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import Label, ListItem, ListView, Sparkline
 
-from ..fmt import clock_time
+from ..fmt import clock_time, fit
 from ..messages import WatchUnpinned
 from ..values import clip
 from ..watching import Watch, compact_number
@@ -46,6 +46,9 @@ def watch_title(watch: Watch) -> Text:
     return text
 
 
+SPARKLINE_ROOM = 7  # its minimum width and margin
+
+
 class WatchRow(ListItem):
     """Two lines: what is watched, then its value."""
 
@@ -69,14 +72,21 @@ class WatchRow(ListItem):
             yield Label("", classes="watch-value", markup=False)
             yield Sparkline([])
 
+    def on_resize(self) -> None:
+        self.update_watch()
+
     def update_watch(self) -> None:
         if not self.is_mounted:
             return
         watch = self.pinned
         self.set_class(watch.error_kind is not None, "-error")
         self.set_class(not watch.is_number, "-text")
-        self.query_one(".watch-label", Label).update(watch_title(watch))
-        self.query_one(".watch-value", Label).update(watch_summary(watch))
+        # Fitted to the row, never cut inside a number (a Label crops blindly)
+        width = self.size.width
+        spark = SPARKLINE_ROOM if watch.is_number else 0
+        self.query_one(".watch-label", Label).update(fit(watch_title(watch), width))
+        self.query_one(".watch-value", Label).update(
+            fit(Text(watch_summary(watch)), width - spark if width else 0))
         if watch.is_number:
             self.query_one(Sparkline).data = list(watch.history)
 
