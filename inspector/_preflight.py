@@ -114,7 +114,9 @@ def check(pid: int) -> Target:
                           "as the process owner or root" % pid) from None
     command = _command(pid)
     if found is None:
-        raise AttachError("process %d (%s) is not a CPython process" % (pid, command[:80]))
+        raise AttachError("process %d (%s) is not a CPython process: it maps no libpython and "
+                          "its executable is not python3.X; `inspector ps` lists the Python "
+                          "processes" % (pid, command[:80]))
     binary, version = found
     parsed = procs.version_tuple(version)
     if parsed is None:

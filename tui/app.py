@@ -860,6 +860,8 @@ def _injection_text(session: SessionAPI) -> str:
     backend = getattr(report, "backend", "")
     stopped = getattr(report, "stopped_ms", None)
     if isinstance(stopped, (int, float)):
+        if backend == "native":  # one thread held; the others ran on
+            return "%s, 1 thread held %.0f ms" % (backend, stopped)
         return "%s, paused %.0f ms" % (backend, stopped)
     return str(backend)
 
