@@ -1,13 +1,16 @@
 """Render what the injectors put into the target.
 
-Stage 1 is the only text that runs at the injection point (on a target thread
-or in a pending call). It is one exception-proof expression statement: it
-binds no name in ``__main__``, prints nothing, and only starts one thread
-with ``_thread``, then returns. That thread (stage 1's ``go``) checks the
-deadline, reads and deletes the 0600 boot file and executes it: the boot file
-is ``payloads/prelude.py`` (which recovers the target's original builtins)
-followed by a call that runs ``payloads/loader.py`` with them, carrying the
-token, the socket path and every payload source.
+Stage 1 is the only text that runs at the injection point. It is one
+exception-proof expression statement: it binds no name in ``__main__`` and
+prints nothing. The native and gdb injectors run it on a native thread of
+their own (see `_inject.stub_x86_64`): there it runs ``go`` itself, for the
+agent's whole life, and never touches the target's ``_thread`` module (gevent
+replaces it). pyrasite runs it on a target thread: there it starts one thread
+with ``_thread`` and returns. ``go`` checks the deadline, reads and deletes
+the 0600 boot file and executes it: the boot file is ``payloads/prelude.py``
+(which recovers the target's original builtins) followed by a call that runs
+``payloads/loader.py`` with them, carrying the token, the socket path and
+every payload source.
 
 A stage 1 that fires late (a pending call the client gave up on) finds the
 deadline passed, or the boot file gone, and does nothing.
@@ -55,7 +58,6 @@ try:
             if T.__dict__["__name__"].__get__(cls) == "BuiltinImporter" and \\
                     attrs.get("__module__") == "_frozen_importlib":
                 return attrs["find_spec"].__func__.__globals__["__import__"](name)
-    _thread = _imp("_thread")
     def go():
         try:
             posix, time = _imp("posix"), _imp("time")
@@ -82,7 +84,7 @@ try:
             _g("exec")(code, {{"__builtins__": B, "__name__": "_inspector_loader"}})
         except:  # noqa: E722
             pass
-    _thread.start_new_thread(go, ())
+    {start}
 except:  # noqa: E722
     pass
 """
@@ -115,9 +117,11 @@ def payload_source(name: str) -> str:
     return (_PAYLOADS_DIR / (name + ".py")).read_text("utf-8")
 
 
-def render_stage1(params: BootParams) -> str:
-    """The statement run by PyRun_SimpleString in the target's __main__."""
-    inner = _STAGE1.format(deadline=params.deadline, boot_path=params.boot_path)
+def render_stage1(params: BootParams, *, own_thread: bool = False) -> str:
+    """The statement run by PyRun_SimpleString in the target's __main__;
+    `own_thread`: it runs on a thread the injector started for it."""
+    start = "go()" if own_thread else '_imp("_thread").start_new_thread(go, ())'
+    inner = _STAGE1.format(deadline=params.deadline, boot_path=params.boot_path, start=start)
     return _OUTER % inner
 
 

@@ -276,7 +276,7 @@ class Listener:
                 raise TimeoutError from None
             try:
                 hello = self._verify(conn, deadline)
-            except (OSError, wire.ProtocolError, _Rejected) as e:
+            except (OSError, EOFError, wire.ProtocolError, _Rejected) as e:
                 log.warning("rejected a connection on the agent socket: %s", e)
                 conn.close()
                 continue

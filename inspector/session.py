@@ -141,7 +141,8 @@ def _start_agent(target: Target, backend: Any, *, timeout: float, deadline: floa
             resident=resident,
         )
         listener.write_file(BOOT_NAME, render_boot_file(params))
-        report = backend.inject(target, render_stage1(params), listener, deadline)
+        stage1 = render_stage1(params, own_thread=getattr(backend, "own_thread", False))
+        report = backend.inject(target, stage1, listener, deadline)
         log.debug("injected: %s", report)
         try:
             conn = listener.accept(deadline)

@@ -77,6 +77,10 @@ def main(params, sources, clean=None, missing=()):
                                    clean if clean is not None else builtins.__dict__)
         guard, release = _hold_collections(modules)
         refusal = _untrustworthy_runtime(modules.import_module)
+        if refusal is not None and "could not be found" in refusal:
+            # The agent itself would need what is missing: refuse from here.
+            _report_failure(params, refusal)
+            return
         try:
             agent = modules.load("agent")
         except BaseException as e:
@@ -202,11 +206,14 @@ def _untrustworthy_runtime(import_module):
     if _TYPE(_sys_modules()) is not _DICT:
         return "the target replaced sys.modules (monkeypatching)"
     _socket = import_module("_socket")
-    _thread = import_module("_thread")
+    _thread = import_module("_thread")  # CPython's own functions (see _genuine_view)
+    time = import_module("time")
     for owner, attr in ((_thread, "get_ident"), (_thread, "allocate_lock"),
-                        (_socket, "CMSG_LEN")):
+                        (_thread, "start_new_thread"), (time, "sleep"),
+                        (time, "monotonic"), (_socket, "CMSG_LEN")):
         if type(getattr(owner, attr, None)) is not _BUILTIN_FUNCTION:
-            return "the target replaced %s.%s (monkeypatching)" % (owner.__name__, attr)
+            return ("the target replaced %s.%s and CPython's own function could not be "
+                    "found (monkeypatching)" % (owner.__name__, attr))
     if type(_socket.socket) is not type or _socket.socket.__module__ != "_socket":
         return "the target replaced _socket.socket (monkeypatching)"
     return None
@@ -290,6 +297,79 @@ def _c_module(name):
     return None
 
 
+# C modules whose functions event-loop libraries replace (gevent's
+# monkey.patch_all: _thread.start_new_thread/allocate_lock/get_ident,
+# time.sleep, select.*). Our code gets a private view of the originals.
+_GENUINE_VIEWS = ("_thread", "time", "select")
+
+
+def _is_own_builtin(value, module, name):
+    return (_TYPE(value) is _BUILTIN_FUNCTION and
+            _BUILTIN_FUNCTION.__dict__["__self__"].__get__(value) is module and
+            _BUILTIN_FUNCTION.__dict__["__name__"].__get__(value) == name)
+
+
+_FUNCTION = _TYPE(lambda: None)
+_METHOD = _TYPE((lambda: None).__get__(0))
+
+
+def _looks_replaced(value, module, key):
+    """A module attribute that is code, and not the module's own C function:
+    a Python function, a method, another module's builtin, or a class made
+    by Python code (gevent puts its lock class in `_thread.allocate_lock`)."""
+    kind = _TYPE(value)
+    if kind is _BUILTIN_FUNCTION:
+        return not _is_own_builtin(value, module, key)
+    if kind is _FUNCTION or kind is _METHOD:
+        return True
+    return kind is _TYPE and bool(_TYPE.__dict__["__flags__"].__get__(value) & _HEAPTYPE)
+
+
+def _is_gc_function(value, name):
+    """CPython's own gc.<name>: a builtin of a module named gc (the instance
+    we loaded may be a fresh copy whose functions belong to the first one)."""
+    if _TYPE(value) is not _BUILTIN_FUNCTION or \
+            _BUILTIN_FUNCTION.__dict__["__name__"].__get__(value) != name:
+        return False
+    owner = _BUILTIN_FUNCTION.__dict__["__self__"].__get__(value)
+    return _TYPE(owner) is _MODULE_TYPE and _DICT_GET(_MODULE_DICT(owner), "__name__") == "gc"
+
+
+def _genuine_view(module, name, import_module):
+    """`module` itself when none of its functions were replaced; else a
+    private module holding CPython's own functions, recovered from the
+    objects that still refer to the module (a patcher keeps the originals:
+    gevent in gevent.monkey.saved), without those it could not find.
+    Nothing of the target's is called, and the target's module is left as
+    it is."""
+    namespace = _MODULE_DICT(module)
+    replaced = [key for key, value in _DICT.__dict__["items"](namespace)
+                if _TYPE(key) is str and not key.startswith("__") and
+                _looks_replaced(value, module, key)]
+    if not replaced:
+        return module
+    originals = {}
+    try:
+        gc_module = import_module("gc")  # (taken back at unload if the target had none)
+    except BaseException:
+        gc_module = None
+    referrers = _DICT_GET(_MODULE_DICT(gc_module), "get_referrers") if gc_module else None
+    if _is_gc_function(referrers, "get_referrers"):
+        for obj in referrers(module):
+            if _TYPE(obj) is _BUILTIN_FUNCTION and \
+                    _BUILTIN_FUNCTION.__dict__["__self__"].__get__(obj) is module:
+                originals[_BUILTIN_FUNCTION.__dict__["__name__"].__get__(obj)] = obj
+    view = _MODULE_TYPE(name)
+    view_dict = _MODULE_DICT(view)
+    _DICT.__dict__["update"](view_dict, namespace)
+    for key in replaced:
+        if key in originals:
+            view_dict[key] = originals[key]
+        else:
+            _DICT_POP(view_dict, key, None)
+    return view
+
+
 class _FutureStandIn:
     """What ``from __future__ import annotations`` receives: compile() already
     applied the flag; the runtime import only needs an attribute to bind."""
@@ -305,6 +385,7 @@ class _PrivateImporter:
         self.sources = dict(sources)
         self.modules = {}
         self.added = {}  # stdlib modules our code imported that the target had not
+        self.views = {}  # name -> the module, or its genuine view (_genuine_view)
         self.builtins = self._agent_builtins(clean)
 
     def _agent_builtins(self, clean):
@@ -337,6 +418,11 @@ class _PrivateImporter:
         modules = _sys_modules()
         loaded = _DICT_GET(modules, name) if "." not in name else None
         if loaded is not None:
+            if name in _GENUINE_VIEWS and _TYPE(loaded) is _MODULE_TYPE:
+                view = self.views.get(name)
+                if view is None:
+                    view = self.views[name] = _genuine_view(loaded, name, self._import)
+                return view
             return loaded
         absent = not _DICT_CONTAINS(modules, name)
         module = _c_module(name) if "." not in name else None

@@ -48,6 +48,7 @@ class FileDrop(Protocol):
 
 class Injector(Protocol):
     name: str
+    own_thread: bool  # stage 1 runs on a native thread the injector started for it
 
     def inject(self, target: Target, stage1: str, files: FileDrop,
                deadline: float) -> InjectionReport:

@@ -118,6 +118,7 @@ def resolve_addresses(target: Target) -> dict[str, int]:
 
 class GdbInjector:
     name = "gdb"
+    own_thread = True  # stage 1 runs on the thread the stub starts
 
     def __init__(self, gdb_path: str) -> None:
         self.gdb_path = gdb_path

@@ -287,6 +287,7 @@ def _lock_holder(name: bytes) -> tuple[int, int] | None:
 
 class NativeInjector:
     name = "native"
+    own_thread = True  # stage 1 runs on the thread the routine starts
 
     def inject(self, target: Target, stage1: str, files: FileDrop,
                deadline: float) -> InjectionReport:

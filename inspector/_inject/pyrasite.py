@@ -54,6 +54,7 @@ def _sys_path_cleanup(file_path: str) -> str:
 
 class PyrasiteInjector:
     name = "pyrasite"
+    own_thread = False  # stage 1 runs on a target thread, inside gdb's call
 
     def __init__(self, gdb_path: str) -> None:
         self.gdb_path = gdb_path
