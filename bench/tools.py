@@ -191,8 +191,8 @@ class InjectionClock:
             return self
         clock = self
 
-        def make_injector(name: str) -> Any:
-            backend = original(name)
+        def make_injector(name: str, *args: Any) -> Any:
+            backend = original(name, *args)
             inject = backend.inject
             stopped_work: Any = getattr(backend, "_inject_stopped", None)
 

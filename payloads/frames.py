@@ -121,7 +121,9 @@ def _main_ident(frames=None):
             return ident
     if frames is None:
         return None
-    found = [i for i, f in frames.items() if _runs_main_module(f)]
+    # (the agent's own thread runs stage 1 in __main__'s namespace too:
+    # PyRun_SimpleString; it is recognised by its agent frames)
+    found = [i for i, f in frames.items() if _runs_main_module(f) and not runs_agent_code(f)]
     return found[0] if len(found) == 1 else None
 
 

@@ -51,7 +51,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from .. import _elf
-from .._diagnose import pending_stop
+from .._diagnose import address_space_shortage, pending_stop
 from ..errors import AttachError
 from . import arch as arch_select
 from . import arch_x86_64 as arch  # the names every arch module has; see arch.current()
@@ -711,6 +711,9 @@ class _Borrow:
                               "down); retry in a moment" % self.pid)
         if result != 0:
             if self.path == "thread":
+                shortage = address_space_shortage(self.pid)
+                if shortage:
+                    raise AttachError(shortage)
                 raise AttachError("pthread_create failed in process %d (%s: thread limit "
                                   "reached?)" % (self.pid, os.strerror(result)))
             raise AttachError("CPython's pending-call queue of process %d is full; retry"
