@@ -33,9 +33,9 @@ import re
 import time
 from dataclasses import dataclass
 
-from .. import _elf
 from .._diagnose import pending_stop
 from ..errors import AttachError
+from . import arch_x86_64, symbols
 from . import stub_x86_64 as stub
 from .base import FileDrop, InjectionReport, Target
 from .gdbmi import GdbError, GdbMI, GdbTimeout
@@ -50,17 +50,8 @@ ATTACH_TIMEOUT = 10.0  # seconds for gdb to attach and stop every thread
 CALL_TIMEOUT = 5.0  # seconds for one inferior call (all of ours are non-blocking)
 COMMAND_TIMEOUT = 5.0
 
-# x86-64 syscall numbers of calls a thread blocks in while holding no lock
-# of malloc's and no GIL. Not here on purpose: mmap/munmap/brk/mprotect/
-# madvise/mremap (malloc's own system calls).
-PARKING_SYSCALLS = {
-    0: "read", 1: "write", 7: "poll", 23: "select", 34: "pause", 35: "nanosleep",
-    42: "connect", 43: "accept", 44: "sendto", 45: "recvfrom", 46: "sendmsg", 47: "recvmsg",
-    61: "wait4", 70: "msgrcv", 128: "rt_sigtimedwait", 130: "rt_sigsuspend",
-    202: "futex", 230: "clock_nanosleep", 232: "epoll_wait", 247: "waitid",
-    270: "pselect6", 271: "ppoll", 281: "epoll_pwait", 288: "accept4", 299: "recvmmsg",
-    441: "epoll_pwait2",
-}
+# Calls a thread blocks in while holding no lock of malloc's and no GIL.
+PARKING_SYSCALLS = arch_x86_64.PARKING_SYSCALLS
 # Preferred order when several threads are parked: plain waits first.
 _PREFERENCE = ("clock_nanosleep", "nanosleep", "pselect6", "select", "epoll_wait",
                "epoll_pwait", "epoll_pwait2", "poll", "ppoll", "pause", "accept", "accept4",
@@ -99,21 +90,7 @@ class ThreadState:
 
 
 def resolve_addresses(target: Target) -> dict[str, int]:
-    maps = _elf.read_maps(target.pid)
-    try:
-        addresses = _elf.resolve(target.pid, target.python_binary, PYTHON_SYMBOLS, maps)
-        libc = _elf.find_libc(maps)
-        if libc is None:
-            raise AttachError("process %d has no glibc mapped; only glibc-based Linux "
-                              "targets are supported" % target.pid)
-        addresses.update(_elf.resolve(target.pid, libc, LIBC_SYMBOLS, maps))
-    except (_elf.ElfError, OSError) as e:
-        raise AttachError("cannot read the symbols of process %d: %s" % (target.pid, e)) from None
-    missing = [s for s in PYTHON_SYMBOLS + LIBC_SYMBOLS if s not in addresses]
-    if missing:
-        raise AttachError("process %d does not export %s; is it a CPython 3.8-3.13 process "
-                          "with glibc?" % (target.pid, ", ".join(missing)))
-    return addresses
+    return symbols.resolve(target, PYTHON_SYMBOLS, LIBC_SYMBOLS)[0]
 
 
 class GdbInjector:

@@ -50,12 +50,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from .. import _elf
 from .._diagnose import address_space_shortage, pending_stop
 from ..errors import AttachError
 from . import arch as arch_select
 from . import arch_x86_64 as arch  # the names every arch module has; see arch.current()
-from . import ptrace
+from . import ptrace, symbols
 from . import stub_x86_64 as stub
 from .base import FileDrop, InjectionReport, Target
 
@@ -111,26 +110,12 @@ class _Stopped(Exception):
 # -- before touching anything ------------------------------------------------
 
 def resolve_addresses(target: Target) -> Addresses:
-    maps = _elf.read_maps(target.pid)
-    try:
-        symbols = _elf.resolve(target.pid, target.python_binary, PYTHON_SYMBOLS, maps)
-        libc = _elf.find_libc(maps)
-        if libc is None:
-            raise AttachError("process %d has no glibc mapped; only glibc-based Linux targets "
-                              "are supported" % target.pid)
-        symbols.update(_elf.resolve(target.pid, libc, LIBC_SYMBOLS, maps))
-        gadgets = _elf.find_in_text(target.pid, libc, maps,
-                                    (arch.GADGET_SYSCALL_RET, arch.GADGET_RESTORER))
-    except (_elf.ElfError, OSError) as e:
-        raise AttachError("cannot read the symbols of process %d: %s" % (target.pid, e)) from None
-    missing = [s for s in PYTHON_SYMBOLS + LIBC_SYMBOLS if s not in symbols]
-    if missing:
-        raise AttachError("process %d does not export %s; is it a CPython 3.8-3.13 process "
-                          "with glibc?" % (target.pid, ", ".join(missing)))
+    found, gadgets = symbols.resolve(target, PYTHON_SYMBOLS, LIBC_SYMBOLS,
+                                     (arch.GADGET_SYSCALL_RET, arch.GADGET_RESTORER))
     if None in gadgets.values():
         raise AttachError("process %d's C library has no signal-return trampoline we know "
                           "(not glibc on x86-64?); use --injector gdb" % target.pid)
-    return Addresses(symbols, gadgets[arch.GADGET_SYSCALL_RET] or 0,
+    return Addresses(found, gadgets[arch.GADGET_SYSCALL_RET] or 0,
                      gadgets[arch.GADGET_RESTORER] or 0)
 
 
