@@ -18,6 +18,7 @@ deadline passed, or the boot file gone, and does nothing.
 
 from __future__ import annotations
 
+import marshal
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -77,11 +78,12 @@ try:
             finally:
                 posix.close(fd)
             posix.unlink({boot_path!r})
-            code = b"".join(chunks)
+            code, _sep, data = b"".join(chunks).partition({marker!r})
             comp = _g("compile")  # replaced: exec() compiles the bytes itself, in C
             if comp is not None:
                 code = comp(code, "<inspector-agent>", "exec", 0, True)
-            _g("exec")(code, {{"__builtins__": B, "__name__": "_inspector_loader"}})
+            _g("exec")(code, {{"__builtins__": B, "__name__": "_inspector_loader",
+                             "_BOOT_DATA": data}})
         except:  # noqa: E722
             pass
     {start}
@@ -121,7 +123,8 @@ def render_stage1(params: BootParams, *, own_thread: bool = False) -> str:
     """The statement run by PyRun_SimpleString in the target's __main__;
     `own_thread`: it runs on a thread the injector started for it."""
     start = "go()" if own_thread else '_imp("_thread").start_new_thread(go, ())'
-    inner = _STAGE1.format(deadline=params.deadline, boot_path=params.boot_path, start=start)
+    inner = _STAGE1.format(deadline=params.deadline, boot_path=params.boot_path, start=start,
+                           marker=BOOT_DATA_MARKER)
     return _OUTER % inner
 
 
@@ -152,11 +155,20 @@ def payload_chunks(name: str) -> list[list[object]]:
     return chunks
 
 
+# Between the boot file's code and its data. The data (loader source,
+# parameters, payload sources) is marshal'ed, not Python literals: compiling
+# 350 KB of string literals held the target's GIL ~10 ms in one call, the
+# largest pause an attach caused; marshal.loads takes well under 1 ms.
+BOOT_DATA_MARKER = b"\n#--inspector-boot-data--\n"
+MARSHAL_VERSION = 4  # read by every CPython >= 3.4 (plain str/int/float/dict/list)
+
+
 def render_boot_file(params: BootParams) -> bytes:
-    """Stage 2: prelude.py (original builtins, see there), then the call that
-    runs loader.py with them and carries token and sources."""
+    """Stage 2: prelude.py (original builtins, see there) and the call that
+    runs loader.py with them; then, after the marker, the marshal'ed
+    (loader source, parameters, payload sources)."""
     sources = {name: payload_chunks(name) for name in PAYLOAD_MODULES}
-    call = "run(%r, %r, %r)\n" % (
+    data = (
         payload_source("loader"),
         {
             "token": params.token,
@@ -168,4 +180,5 @@ def render_boot_file(params: BootParams) -> bytes:
         },
         sources,
     )
-    return (payload_source("prelude") + "\n\n" + call).encode("utf-8")
+    code = payload_source("prelude") + "\n\nrun_boot_data(_BOOT_DATA)\n"
+    return code.encode("utf-8") + BOOT_DATA_MARKER + marshal.dumps(data, MARSHAL_VERSION)

@@ -198,6 +198,35 @@ def _builtins_module(given):
     return None
 
 
+def run_boot_data(data):
+    """run() with the boot file's marshal'ed data (never raises)."""
+    try:
+        frozen = _frozen_globals(_TYPE.__mro__.__getitem__(-1))
+        marshal = _c_builtin(frozen, "marshal")
+        loader_source, params, sources = marshal.loads(data)
+    except:  # noqa: E722 - `except BaseException` would look up a builtin name
+        _DICT.clear(run.__globals__)
+        return
+    run(loader_source, params, sources)
+
+
+def _c_builtin(frozen, name):
+    """The C module `name` from sys.modules if it is a genuine module, else a
+    fresh one from _imp (taken back out of sys.modules)."""
+    sys = frozen["sys"]
+    modules = sys.modules
+    current = _DICT.get(modules, name)
+    if _TYPE(current) is _TYPE(sys) and _TYPE(_DICT.get(current.__dict__, "loads")) is \
+            _BUILTIN_FUNCTION:
+        return current
+    had = name in modules
+    module = frozen["_imp"].create_builtin(frozen["ModuleSpec"](name, None))
+    if not had and _DICT.get(modules, name) is module:
+        _DICT.pop(modules, name, None)
+    frozen["_imp"].exec_builtin(module)
+    return module
+
+
 def run(loader_source, params, sources):
     """Run the loader with the original builtins (never raises)."""
     try:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ast
+import marshal
 
 import pytest
 
 from inspector._bundle import (
+    BOOT_DATA_MARKER,
     CHUNK_LINES,
     PAYLOAD_MODULES,
     BootParams,
@@ -40,9 +42,14 @@ def test_boot_file_is_valid_python_with_every_module():
     params = BootParams(token="t" * 64, socket_path="/s", boot_path="/b", deadline=1.0,
                         package="_inspector_agent_x", idle_timeout=5, client_uid=0)
     boot = render_boot_file(params)
-    tree = ast.parse(boot)
+    code, sep, data = boot.partition(BOOT_DATA_MARKER)
+    assert sep and BOOT_DATA_MARKER not in data[:0]
+    tree = ast.parse(code)
     call = tree.body[-1].value
-    assert call.func.id == "run"  # prelude.run(LOADER, PARAMS, SOURCES)
-    ast.parse(ast.literal_eval(call.args[0]))  # the loader
-    sources = ast.literal_eval(call.args[2])
+    assert call.func.id == "run_boot_data"  # prelude.run_boot_data(_BOOT_DATA)
+    loader, given, sources = marshal.loads(data)  # (LOADER, PARAMS, SOURCES)
+    ast.parse(loader)
+    assert given["token"] == "t" * 64
     assert set(sources) == set(PAYLOAD_MODULES)
+    # The code part is small: compiling it is the target's only long GIL hold
+    assert len(code) < 32 * 1024
