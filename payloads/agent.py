@@ -115,152 +115,10 @@ def _server_trusted(sock, params):
     return uid in (0, posix.geteuid(), params.get("client_uid"))
 
 
-class Agent:
-    def __init__(self, sock, params, server=None):
-        self.sock = sock
-        self.params = params
-        self.server = server  # the ResidentServer when resident, else None
-        self.ident = _thread.get_ident()
-        self.idle_timeout = float(params.get("idle_timeout") or 600.0)
-        self.started = time.monotonic()
-        self.requests = 0
-        self.guard = None  # the gcguard.Guard of the session being served
-
-    # -- framing ------------------------------------------------------------
-
-    def send(self, message):
-        self.sock.settimeout(SEND_TIMEOUT)
-        self.sock.sendall(wire.encode_frame(message))
-
-    def receive(self):
-        self.sock.settimeout(self.idle_timeout)
-        length = wire.frame_length(wire.recv_exact(self.sock, wire.HEADER_SIZE),
-                                   wire.MAX_REQUEST_FRAME)
-        return wire.decode_body(wire.recv_exact(self.sock, length))
-
-    # -- session ------------------------------------------------------------
-
-    def hello_message(self, refusal, resident=None, resident_note=None):
-        import posix
-
-        hello = {
-            "kind": "hello",
-            "proto": wire.PROTOCOL_VERSION,
-            "pid": posix.getpid(),
-            "python": policy.python_version(),
-            "implementation": "cpython",  # the only runtime the injectors attach to
-            "agent_thread": self.ident,
-            "agent_native_id": frames._agent_native_id(),
-            "resident": resident,
-            "idle_timeout": self.idle_timeout,
-        }
-        if resident_note:
-            hello["resident_error"] = resident_note
-        if refusal:
-            hello["refused"] = refusal
-        return hello
-
-    def handshake(self, refusal, resident=None, resident_note=None):
-        """Connect-back handshake: prove ourselves with the one-time token."""
-        hello = self.hello_message(refusal, resident, resident_note)
-        hello["token"] = self.params["token"]
-        self.send(hello)
-        if refusal:
-            return False
-        reply = self.receive()
-        return reply.get("kind") == "welcome"
-
-    def serve(self, guard=None):
-        """Answer requests until the session ends. The target's automatic
-        garbage collection is held off this thread while we work and handed
-        back only while we wait for the client (gcguard.py). With the
-        loader's guard, the loader hands it back as its very last step."""
-        from . import gcguard
-
-        own = guard is None
-        if own:
-            guard = gcguard.Guard()
-        self.guard = guard
-        guard.hold()
-        try:
-            self._serve(guard)
-        finally:
-            if own:
-                guard.release()
-                # a target thread, not our teardown, should run the
-                # collection our hold deferred
-                time.sleep(0.005)
-
-    def _wait_for_request(self, guard):
-        """Block until the client sends (or goes): collections are on meanwhile.
-
-        Between release() and the blocking C call no tracked object is
-        allocated, so a collection that is due starts on a target thread."""
-        self.sock.settimeout(self.idle_timeout)
-        guard.release()
-        try:
-            self.sock.recv(1, _MSG_PEEK)
-        finally:
-            guard.hold()
-
-    def _serve(self, guard):
-        while True:
-            try:
-                self._wait_for_request(guard)
-                request = self.receive()
-            except (EOFError, OSError, wire.ProtocolError):
-                return  # client gone, idle timeout, or garbage: end the session
-            self.requests += 1
-            if self.server is not None:
-                self.server.touch()
-            rid = request.get("id")
-            op = request.get("op")
-            if op == "shutdown" and self.server is not None:
-                self.server.stop = True
-                op = "detach"
-            if op == "detach":
-                try:
-                    self.send({"id": rid, "ok": True, "value": None})
-                except BaseException:
-                    pass
-                return
-            if op == "census":
-                # a census walks the heap for up to minutes: collections stay on
-                guard.release()
-            try:
-                reply = self.answer(rid, op, request)
-            finally:
-                guard.hold()
-            try:
-                self.send(reply)
-            except wire.ProtocolError as e:
-                self.send({"id": rid, "ok": False,
-                           "error": {"kind": "internal", "message": str(e)}})
-            except BaseException:
-                return
-
-    def answer(self, rid, op, request):
-        handler = getattr(self, "op_" + op, None) if type(op) is str and op.isidentifier() \
-            else None
-        if handler is None:
-            return {"id": rid, "ok": False,
-                    "error": {"kind": "protocol", "message": "unknown operation %r" % (op,)}}
-        try:
-            value = handler(request)
-        except AgentError as e:
-            return {"id": rid, "ok": False, "error": {"kind": e.kind, "message": e.message}}
-        except RecursionError:
-            return {"id": rid, "ok": False,
-                    "error": {"kind": "budget", "message": "nesting too deep for the agent"}}
-        except MemoryError:
-            return {"id": rid, "ok": False,
-                    "error": {"kind": "budget", "message": "out of memory in the target"}}
-        except BaseException as e:
-            return {"id": rid, "ok": False,
-                    "error": {"kind": "internal", "message": safe_error_text(e)}}
-        return {"id": rid, "ok": True, "value": value}
-
-    # -- helpers ------------------------------------------------------------
+class _Operations:
+    """The request handlers (op_*) and what they share: a class of its own
+    so that the target compiles the agent in two shorter pieces (each
+    compile() holds its GIL; see docs/DESIGN.md, "The boot file")."""
 
     def _limits(self, request):
         """The request's budgets, clamped to the agent's maxima (limits.py)."""
@@ -439,6 +297,154 @@ class Agent:
         if guard is not None and guard.off and type(summary.get("gc")) is dict:
             summary["gc"]["enabled"] = True    # the target's setting, not our hold
         return summary
+
+
+class Agent(_Operations):
+    def __init__(self, sock, params, server=None):
+        self.sock = sock
+        self.params = params
+        self.server = server  # the ResidentServer when resident, else None
+        self.ident = _thread.get_ident()
+        self.idle_timeout = float(params.get("idle_timeout") or 600.0)
+        self.started = time.monotonic()
+        self.requests = 0
+        self.guard = None  # the gcguard.Guard of the session being served
+
+    # -- framing ------------------------------------------------------------
+
+    def send(self, message):
+        self.sock.settimeout(SEND_TIMEOUT)
+        self.sock.sendall(wire.encode_frame(message))
+
+    def receive(self):
+        self.sock.settimeout(self.idle_timeout)
+        length = wire.frame_length(wire.recv_exact(self.sock, wire.HEADER_SIZE),
+                                   wire.MAX_REQUEST_FRAME)
+        return wire.decode_body(wire.recv_exact(self.sock, length))
+
+    # -- session ------------------------------------------------------------
+
+    def hello_message(self, refusal, resident=None, resident_note=None):
+        import posix
+
+        hello = {
+            "kind": "hello",
+            "proto": wire.PROTOCOL_VERSION,
+            "pid": posix.getpid(),
+            "python": policy.python_version(),
+            "implementation": "cpython",  # the only runtime the injectors attach to
+            "agent_thread": self.ident,
+            "agent_native_id": frames._agent_native_id(),
+            "resident": resident,
+            "idle_timeout": self.idle_timeout,
+        }
+        if resident_note:
+            hello["resident_error"] = resident_note
+        if refusal:
+            hello["refused"] = refusal
+        return hello
+
+    def handshake(self, refusal, resident=None, resident_note=None):
+        """Connect-back handshake: prove ourselves with the one-time token."""
+        hello = self.hello_message(refusal, resident, resident_note)
+        hello["token"] = self.params["token"]
+        self.send(hello)
+        if refusal:
+            return False
+        reply = self.receive()
+        return reply.get("kind") == "welcome"
+
+    def serve(self, guard=None):
+        """Answer requests until the session ends. The target's automatic
+        garbage collection is held off this thread while we work and handed
+        back only while we wait for the client (gcguard.py). With the
+        loader's guard, the loader hands it back as its very last step."""
+        from . import gcguard
+
+        own = guard is None
+        if own:
+            guard = gcguard.Guard()
+        self.guard = guard
+        guard.hold()
+        try:
+            self._serve(guard)
+        finally:
+            if own:
+                guard.release()
+                # a target thread, not our teardown, should run the
+                # collection our hold deferred
+                time.sleep(0.005)
+
+    def _wait_for_request(self, guard):
+        """Block until the client sends (or goes): collections are on meanwhile.
+
+        Between release() and the blocking C call no tracked object is
+        allocated, so a collection that is due starts on a target thread."""
+        self.sock.settimeout(self.idle_timeout)
+        guard.release()
+        try:
+            self.sock.recv(1, _MSG_PEEK)
+        finally:
+            guard.hold()
+
+    def _serve(self, guard):
+        while True:
+            try:
+                self._wait_for_request(guard)
+                request = self.receive()
+            except (EOFError, OSError, wire.ProtocolError):
+                return  # client gone, idle timeout, or garbage: end the session
+            self.requests += 1
+            if self.server is not None:
+                self.server.touch()
+            rid = request.get("id")
+            op = request.get("op")
+            if op == "shutdown" and self.server is not None:
+                self.server.stop = True
+                op = "detach"
+            if op == "detach":
+                try:
+                    self.send({"id": rid, "ok": True, "value": None})
+                except BaseException:
+                    pass
+                return
+            if op == "census":
+                # a census walks the heap for up to minutes: collections stay on
+                guard.release()
+            try:
+                reply = self.answer(rid, op, request)
+            finally:
+                guard.hold()
+            try:
+                self.send(reply)
+            except wire.ProtocolError as e:
+                self.send({"id": rid, "ok": False,
+                           "error": {"kind": "internal", "message": str(e)}})
+            except BaseException:
+                return
+
+    def answer(self, rid, op, request):
+        handler = getattr(self, "op_" + op, None) if type(op) is str and op.isidentifier() \
+            else None
+        if handler is None:
+            return {"id": rid, "ok": False,
+                    "error": {"kind": "protocol", "message": "unknown operation %r" % (op,)}}
+        try:
+            value = handler(request)
+        except AgentError as e:
+            return {"id": rid, "ok": False, "error": {"kind": e.kind, "message": e.message}}
+        except RecursionError:
+            return {"id": rid, "ok": False,
+                    "error": {"kind": "budget", "message": "nesting too deep for the agent"}}
+        except MemoryError:
+            return {"id": rid, "ok": False,
+                    "error": {"kind": "budget", "message": "out of memory in the target"}}
+        except BaseException as e:
+            return {"id": rid, "ok": False,
+                    "error": {"kind": "internal", "message": safe_error_text(e)}}
+        return {"id": rid, "ok": True, "value": value}
+
+    # -- helpers ------------------------------------------------------------
 
 
 def _namespace_of(module):
