@@ -79,11 +79,13 @@ try:
                 posix.close(fd)
             posix.unlink({boot_path!r})
             code, _sep, data = b"".join(chunks).partition({marker!r})
+            del chunks  # this frame lives as long as the agent: keep nothing
             comp = _g("compile")  # replaced: exec() compiles the bytes itself, in C
             if comp is not None:
                 code = comp(code, "<inspector-agent>", "exec", 0, True)
-            _g("exec")(code, {{"__builtins__": B, "__name__": "_inspector_loader",
-                             "_BOOT_DATA": data}})
+            ns = {{"__builtins__": B, "__name__": "_inspector_loader", "_BOOT_DATA": data}}
+            del data
+            _g("exec")(code, ns)
         except:  # noqa: E722
             pass
     {start}
@@ -180,5 +182,5 @@ def render_boot_file(params: BootParams) -> bytes:
         },
         sources,
     )
-    code = payload_source("prelude") + "\n\nrun_boot_data(_BOOT_DATA)\n"
+    code = payload_source("prelude") + "\n\nrun_boot_data()\n"
     return code.encode("utf-8") + BOOT_DATA_MARKER + marshal.dumps(data, MARSHAL_VERSION)

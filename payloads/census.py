@@ -53,6 +53,8 @@ YIELD_SLEEP = 0.0005     # how long we let them run
 MAX_TYPES = 5_000        # types returned at most (top=0 asks for all, up to this)
 MAX_OBJECTS_NO_CLOCK = 20_000_000  # the budget when the target left us no genuine clock
 TRACEMALLOC_TOP = 10     # allocation sites reported
+AGENT_FILE_PREFIX = "<inspector-agent"  # the filenames our code is compiled under
+
 # _tracemalloc._get_traces() copies every live trace in one C call; above this
 # much tracemalloc bookkeeping memory the copy is too big to make in a target.
 MAX_TRACEMALLOC_MEMORY = 256 * 1024 * 1024
@@ -352,6 +354,8 @@ def tracemalloc_summary(top=TRACEMALLOC_TOP):
         for trace in part:
             frames = trace[2]
             site = frames[0] if frames else ("<unknown>", 0)
+            if type(site[0]) is str and site[0].startswith(AGENT_FILE_PREFIX):
+                continue  # the agent's own memory is not the target's
             entry = sites.get(site)
             if entry is None:
                 sites[site] = [trace[1], 1]

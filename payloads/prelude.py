@@ -198,12 +198,16 @@ def _builtins_module(given):
     return None
 
 
-def run_boot_data(data):
-    """run() with the boot file's marshal'ed data (never raises)."""
+def run_boot_data():
+    """run() with the boot file's marshal'ed data, which stage 1 left in our
+    globals as _BOOT_DATA (taken out at once: the bytes are not kept for the
+    agent's life). Never raises."""
     try:
+        data = _DICT.pop(run.__globals__, "_BOOT_DATA")
         frozen = _frozen_globals(_TYPE.__mro__.__getitem__(-1))
         marshal = _c_builtin(frozen, "marshal")
         loader_source, params, sources = marshal.loads(data)
+        del data
     except:  # noqa: E722 - `except BaseException` would look up a builtin name
         _DICT.clear(run.__globals__)
         return

@@ -74,7 +74,7 @@ def test_resident_agent_reused_then_gone_after_idle_timeout(edge_python, spawn, 
     # Given a target and a first probe that leaves a resident agent
     target = spawn(edge_python, "sleep")
     baseline = target.os_thread_count()
-    first = run_cli("attach", str(target.pid), "--keep", "--idle-timeout", "3", "--json")
+    first = run_cli("attach", str(target.pid), "--keep", "--idle-timeout", "6", "--json")
     assert first.returncode == 0, first.stderr
     info = json.loads(first.stdout)["value"]
     assert info["resident"] and info["reused"] is False
@@ -90,7 +90,7 @@ def test_resident_agent_reused_then_gone_after_idle_timeout(edge_python, spawn, 
         assert json.loads(out.stdout)["value"]["reused_agent"] is True
     # Then still one agent thread, and it leaves after the idle timeout
     assert target.os_thread_count() == baseline + 1
-    assert target.wait_threads(baseline, timeout=8) == baseline
+    assert target.wait_threads(baseline, timeout=14) == baseline
     assert not os.path.exists(info["resident"])
     assert target.alive() and target.stderr_text() == ""
 

@@ -46,7 +46,7 @@ def test_boot_file_is_valid_python_with_every_module():
     assert sep and BOOT_DATA_MARKER not in data[:0]
     tree = ast.parse(code)
     call = tree.body[-1].value
-    assert call.func.id == "run_boot_data"  # prelude.run_boot_data(_BOOT_DATA)
+    assert call.func.id == "run_boot_data"  # prelude.run_boot_data() reads _BOOT_DATA
     loader, given, sources = marshal.loads(data)  # (LOADER, PARAMS, SOURCES)
     ast.parse(loader)
     assert given["token"] == "t" * 64
