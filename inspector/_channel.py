@@ -32,6 +32,7 @@ from typing import Any
 from payloads import wire
 
 from . import _fs
+from ._diagnose import process_start
 from .errors import AttachError, ProtocolError, TargetLost
 
 log = logging.getLogger(__name__)
@@ -113,18 +114,10 @@ _DIR_RE = re.compile(r"^inspector-(\d+)\.(\d+)\.[0-9a-f]{8}$")
 _OWN_FILES = (SOCKET_NAME, BOOT_NAME, "stage1.py")
 
 
-def _process_start(pid: int) -> int | None:
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            return int(f.read().rsplit(b")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
 def _private_dir_name() -> str:
     """inspector-<our pid>.<our start time>.<random>: a later run can tell a
     directory whose client is dead (SIGKILLed) and sweep it."""
-    return "%s%d.%d.%s" % (_DIR_PREFIX, os.getpid(), _process_start(os.getpid()) or 0,
+    return "%s%d.%d.%s" % (_DIR_PREFIX, os.getpid(), process_start(os.getpid()) or 0,
                            os.urandom(4).hex())
 
 
@@ -142,7 +135,7 @@ def sweep_stale(base: TempBase) -> int:
         return 0
     for name in names:
         match = _DIR_RE.match(name)
-        if not match or _process_start(int(match.group(1))) == int(match.group(2)):
+        if not match or process_start(int(match.group(1))) == int(match.group(2)):
             continue
         try:
             dfd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,

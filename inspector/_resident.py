@@ -44,6 +44,7 @@ from payloads import wire
 
 from . import _fs
 from ._channel import Connection, open_temp_base, peer_credentials, read_frame
+from ._diagnose import process_start
 from .errors import AttachError, TargetLost
 
 RUN_BASE = "/run/inspector"
@@ -138,11 +139,10 @@ class ResidentSpec:
 
 
 def _start_ticks(pid: int) -> int:
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return int(f.read().rsplit(")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
-        raise TargetLost("process %d is gone" % pid) from None
+    ticks = process_start(pid)
+    if ticks is None:
+        raise TargetLost("process %d is gone" % pid)
+    return ticks
 
 
 def _user_location(uid: int) -> Location:

@@ -93,21 +93,8 @@ def getattr_free(obj, name):
 
 
 def _gc_module(frozen):
-    """The C module gc: the target's if genuine, else a fresh one made by
-    _imp.create_builtin (it leaves no entry in sys.modules)."""
-    sys = frozen["sys"]
-    modules = sys.modules
-    current = _DICT.get(modules, "gc")
-    probe = _DICT.get(current.__dict__, "get_referrers") if _TYPE(current) is _TYPE(sys) else None
-    if _TYPE(probe) is _BUILTIN_FUNCTION:
-        return current
-    had = "gc" in modules
-    spec = frozen["ModuleSpec"]("gc", None)
-    module = frozen["_imp"].create_builtin(spec)
-    if not had and _DICT.get(modules, "gc") is module:
-        _DICT.pop(modules, "gc", None)  # 3.8/3.9 register single-phase modules
-    frozen["_imp"].exec_builtin(module)
-    return module
+    """The C module gc (see _c_builtin)."""
+    return _c_builtin(frozen, "gc", "get_referrers")
 
 
 def _startup_copy(live, module, anchor):
@@ -205,7 +192,7 @@ def run_boot_data():
     try:
         data = _DICT.pop(run.__globals__, "_BOOT_DATA")
         frozen = _frozen_globals(_TYPE.__mro__.__getitem__(-1))
-        marshal = _c_builtin(frozen, "marshal")
+        marshal = _c_builtin(frozen, "marshal", "loads")
         loader_source, params, sources = marshal.loads(data)
         del data
     except:  # noqa: E722 - `except BaseException` would look up a builtin name
@@ -214,19 +201,20 @@ def run_boot_data():
     run(loader_source, params, sources)
 
 
-def _c_builtin(frozen, name):
-    """The C module `name` from sys.modules if it is a genuine module, else a
-    fresh one from _imp (taken back out of sys.modules)."""
+def _c_builtin(frozen, name, probe):
+    """The C module `name`: the target's if its function `probe` is genuine,
+    else a fresh one made by _imp.create_builtin (it leaves no entry in
+    sys.modules)."""
     sys = frozen["sys"]
     modules = sys.modules
     current = _DICT.get(modules, name)
-    if _TYPE(current) is _TYPE(sys) and _TYPE(_DICT.get(current.__dict__, "loads")) is \
-            _BUILTIN_FUNCTION:
+    found = _DICT.get(current.__dict__, probe) if _TYPE(current) is _TYPE(sys) else None
+    if _TYPE(found) is _BUILTIN_FUNCTION:
         return current
     had = name in modules
     module = frozen["_imp"].create_builtin(frozen["ModuleSpec"](name, None))
     if not had and _DICT.get(modules, name) is module:
-        _DICT.pop(modules, name, None)
+        _DICT.pop(modules, name, None)  # 3.8/3.9 register single-phase modules
     frozen["_imp"].exec_builtin(module)
     return module
 

@@ -192,8 +192,8 @@ def resumed_registers(regs: list[int]) -> list[int]:
     EINTR, as after a signal handler. Anything else continues unchanged.
     """
     out = list(regs)
-    result = _signed(regs[RET])
-    if _signed(regs[SYSNO]) >= 0:
+    result = signed(regs[RET])
+    if signed(regs[SYSNO]) >= 0:
         if result in (-ERESTARTSYS, -ERESTARTNOINTR, -ERESTARTNOHAND):
             out[IP] = regs[IP] - SYSCALL_INSN_LENGTH
             out[RET] = regs[SYSNO]
@@ -273,10 +273,7 @@ def xstate_is_standard(xstate: bytes) -> bool:
     return bool(xcomp_bv == 0)
 
 
-def _signed(value: int) -> int:
+def signed(value: int) -> int:
+    """A 64-bit register read as a signed number (-ERESTARTSYS, -1 ...)."""
     value &= 0xFFFFFFFFFFFFFFFF
     return value - (1 << 64) if value >> 63 else value
-
-
-def signed(value: int) -> int:
-    return _signed(value)

@@ -50,7 +50,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from .._diagnose import address_space_shortage, pending_stop
+from .._diagnose import _status_fields, address_space_shortage, pending_stop, process_start
+from .._preflight import _command
 from ..errors import AttachError
 from . import arch as arch_select
 from . import arch_x86_64 as arch  # the names every arch module has; see arch.current()
@@ -124,20 +125,20 @@ def _read(path: str) -> str:
         return f.read()
 
 
-def thread_state(pid: int, tid: int) -> tuple[str, Candidate | None]:
-    """(state letter, parked candidate or None) from /proc, stopping nothing."""
+def parked_candidate(pid: int, tid: int) -> Candidate | None:
+    """The thread as a candidate if /proc shows it parked, stopping nothing."""
     try:
         stat = _read("/proc/%d/task/%d/stat" % (pid, tid))
         fields = _read("/proc/%d/task/%d/syscall" % (pid, tid)).split()
     except OSError:
-        return "?", None
+        return None
     state = stat.rsplit(")", 1)[1].split()[0]
     if state != "S" or len(fields) < 9 or not fields[0].isdigit():
-        return state, None
+        return None
     nr = int(fields[0])
     if nr not in arch.PARKING_SYSCALLS:
-        return state, None
-    return state, Candidate(tid, nr, int(fields[7], 16))
+        return None
+    return Candidate(tid, nr, int(fields[7], 16))
 
 
 def parked_threads(pid: int) -> list[Candidate]:
@@ -145,7 +146,7 @@ def parked_threads(pid: int) -> list[Candidate]:
         tids = sorted(int(t) for t in os.listdir("/proc/%d/task" % pid))
     except OSError:
         return []
-    found = [c for c in (thread_state(pid, tid)[1] for tid in tids) if c is not None]
+    found = [c for c in (parked_candidate(pid, tid) for tid in tids) if c is not None]
 
     def rank(c: Candidate) -> tuple[int, bool]:
         name = arch.PARKING_SYSCALLS[c.syscall]
@@ -165,45 +166,26 @@ def _stack_mapping(pid: int, address: int) -> tuple[int, int, str] | None:
     return None
 
 
+def _task_status(pid: int, tid: int) -> dict[str, str]:
+    return _status_fields("/proc/%d/task/%d/status" % (pid, tid))
+
+
 def _blocked_signals(pid: int, tid: int) -> int:
-    for line in _read("/proc/%d/task/%d/status" % (pid, tid)).splitlines():
-        if line.startswith("SigBlk:"):
-            return int(line.split()[1], 16)
-    return 0
-
-
-def _start_time(pid: int) -> int:
-    try:
-        return int(_read("/proc/%d/stat" % pid).rsplit(")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
-        return 0
-
-
-def _command(pid: int) -> str:
-    try:
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            raw = f.read(4096)
-    except OSError:
-        return "?"
-    text = raw.replace(b"\0", b" ").decode("utf-8", "replace").strip()
-    return "".join(ch if ch.isprintable() else "?" for ch in text)[:120] or "?"
+    return int(_task_status(pid, tid).get("SigBlk", "0"), 16)
 
 
 def _tracer_of(pid: int, tid: int) -> int:
     try:
-        for line in _read("/proc/%d/task/%d/status" % (pid, tid)).splitlines():
-            if line.startswith("TracerPid:"):
-                return int(line.split()[1])
+        return int(_task_status(pid, tid).get("TracerPid", "0"))
     except (OSError, ValueError):
-        pass
-    return 0
+        return 0
 
 
 def seize_refusal(pid: int, tid: int, err: int) -> str:
     """Why PTRACE_SEIZE failed, diagnosed rather than guessed."""
     tracer = _tracer_of(pid, tid)
     if tracer:
-        command = _command(tracer)
+        command = _command(tracer)[:120] or "?"
         if "inspector" in command:
             return ("another inspector (pid %d) is attaching to process %d; retry in a moment"
                     % (tracer, pid))
@@ -228,7 +210,7 @@ def attach_lock(pid: int, deadline: float) -> Iterator[None]:
     an attach; concurrent attaches are harmless anyway, this only makes them
     take turns.
     """
-    name = b"\0inspector-attach-%d-%d" % (pid, _start_time(pid))
+    name = b"\0inspector-attach-%d-%d" % (pid, process_start(pid) or 0)
     lock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
         while True:
