@@ -207,6 +207,7 @@ class Session:
             python=tuple(hello.get("python", ())),
             agent_thread=int(hello.get("agent_thread", 0)),
             agent_native_id=hello.get("agent_native_id"),
+            extra={"bytecode": hello.get("bytecode")},
         )
         self.resident: str | None = hello.get("resident")  # its socket path, if resident
         self.agent_idle_timeout = float(hello.get("idle_timeout") or 0.0)

@@ -33,6 +33,13 @@ AGENT_THREAD_NAME = "inspector-agent"  # also the Linux thread name (15 chars ma
 # `from __future__ import annotations` for every chunk after the first
 # (CO_FUTURE_ANNOTATIONS, the same value on 3.7-3.13).
 _FUTURE_ANNOTATIONS = 0x1000000
+# Before each module (and each chunk of source) it loads, the agent sleeps
+# this long, so that a target thread waiting for the GIL takes it then: our
+# start holds the GIL one module at a time (under 1 ms each with the client's
+# bytecode), not for a whole switch interval (5 ms) per waiting thread. A
+# sleep, not sleep(0): that releases the GIL and takes it back before a
+# waiting thread has woken up. The 21 pauses cost about 2 ms of wall time.
+GIL_PAUSE = 0.00005
 # From a literal: `type(len)` would be the type of whatever the target put
 # in builtins as `len` (a Python function, if it monkeypatched it).
 _BUILTIN_FUNCTION = type([].append)
@@ -64,17 +71,21 @@ def _sys_modules():
     return _DICT_GET(_MODULE_DICT(sys), "modules")
 
 
-def main(params, sources, clean=None, missing=()):
+def main(params, sources, clean=None, missing=(), compiled=None):
     """Entry point of the agent thread. Never raises, never prints.
 
     `clean`: the original builtins (see prelude.py); `missing`: builtins the
-    target replaced and whose originals could not be recovered."""
+    target replaced and whose originals could not be recovered; `compiled`:
+    the client's code objects if this interpreter reads them (prelude.py)."""
     modules = None
     guard = release = None
     try:
         _name_thread(AGENT_THREAD_NAME)
+        # Told in the hello: whether the target compiled our code (GIL held)
+        params["bytecode"] = "client" if compiled is not None else "target"
         modules = _PrivateImporter(params["package"], sources,
-                                   clean if clean is not None else builtins.__dict__)
+                                   clean if clean is not None else builtins.__dict__, compiled)
+        modules.sleep = _genuine_sleep(modules)
         guard, release = _hold_collections(modules)
         refusal = _untrustworthy_runtime(modules.import_module)
         if refusal is not None and "could not be found" in refusal:
@@ -105,6 +116,16 @@ def main(params, sources, clean=None, missing=()):
                 release()  # the last thing this thread does (payloads/gcguard.py)
             except BaseException:
                 pass
+
+
+def _genuine_sleep(modules):
+    """CPython's own time.sleep (from the genuine view if the target replaced
+    `time`, as gevent does), or None."""
+    try:
+        sleep = modules.import_module("time").sleep
+    except BaseException:
+        return None
+    return sleep if _TYPE(sleep) is _BUILTIN_FUNCTION else None
 
 
 def _hold_collections(modules):
@@ -380,9 +401,16 @@ class _FutureStandIn:
 class _PrivateImporter:
     """Executes payload sources into private modules, on demand."""
 
-    def __init__(self, package, sources, clean):
+    def __init__(self, package, sources, clean, compiled=None):
         self.package = package
+        # Taken over: the boot data's dicts are emptied, so that nothing but
+        # this importer holds the modules not loaded yet (and it lets go of
+        # each one as it loads it).
         self.sources = dict(sources)
+        sources.clear()
+        self.compiled = compiled.pop("modules") if compiled is not None else {}
+        self.loads = compiled["loads"] if compiled is not None else None
+        self.sleep = None  # main() sets CPython's time.sleep: see GIL_PAUSE
         self.modules = {}
         self.added = {}  # stdlib modules our code imported that the target had not
         self.views = {}  # name -> the module, or its genuine view (_genuine_view)
@@ -449,21 +477,37 @@ class _PrivateImporter:
             return self.modules[short]
         if short not in self.sources:
             raise ImportError("no payload module %r" % short)
+        source = self.sources.pop(short)
         module = _MODULE_TYPE("%s.%s" % (self.package, short))
         module.__package__ = self.package
         module.__builtins__ = self.builtins
         self.modules[short] = module  # before exec: tolerates import cycles
+        blob = self.compiled.pop(short, None)
+        self._pause()
+        if blob is not None:
+            # The client's code object, unmarshaled (no compile() here).
+            exec(self.loads(blob), module.__dict__)
+        else:
+            self._exec_source(short, source, module)
+        setattr(self._package_object(), short, module)
+        return module
+
+    def _exec_source(self, short, source, module):
         filename = "<inspector-agent:%s>" % short
         # The client cut each module into chunks of whole top-level statements:
         # compile() holds the GIL for its whole run (25 ms for the evaluator in
         # one piece), and between two chunks the interpreter can hand the GIL
         # to the target's threads. Leading newlines keep the line numbers.
-        for first_line, text in self.sources[short]:
+        for i, (first_line, text) in enumerate(source):
+            if i:
+                self._pause()
             code = compile("\n" * (first_line - 1) + text, filename, "exec",
                            _FUTURE_ANNOTATIONS, dont_inherit=True)
             exec(code, module.__dict__)
-        setattr(self._package_object(), short, module)
-        return module
+
+    def _pause(self):
+        if self.sleep is not None and GIL_PAUSE:
+            self.sleep(GIL_PAUSE)
 
     def unload(self):
         """Break the function <-> globals cycles so our code is freed now, and
@@ -488,4 +532,6 @@ class _PrivateImporter:
                 pass
         self.modules.clear()
         self.sources.clear()
+        self.compiled.clear()
+        self.loads = self.sleep = None
         self.builtins.clear()  # holds our bound __import__: a cycle back to self

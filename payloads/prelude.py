@@ -186,19 +186,24 @@ def _builtins_module(given):
 
 
 def run_boot_data():
-    """run() with the boot file's marshal'ed data, which stage 1 left in our
-    globals as _BOOT_DATA (taken out at once: the bytes are not kept for the
-    agent's life). Never raises."""
+    """run() with the boot file's data, which stage 1 left in our globals as
+    _BOOT_DATA (taken out at once: nothing of it is kept for the agent's
+    life): a dict, or its marshal'ed bytes if stage 1 found no genuine
+    marshal. Never raises."""
     try:
         data = _DICT.pop(run.__globals__, "_BOOT_DATA")
         frozen = _frozen_globals(_TYPE.__mro__.__getitem__(-1))
         marshal = _c_builtin(frozen, "marshal", "loads")
-        loader_source, params, sources = marshal.loads(data)
-        del data
+        if _TYPE(data) is not _DICT:
+            data = marshal.loads(data)
+            data["compiled"] = None  # stage 1 did not check the magic number
+        compiled = data["compiled"]
+        if compiled is not None:
+            compiled["loads"] = marshal.loads
     except:  # noqa: E722 - `except BaseException` would look up a builtin name
         _DICT.clear(run.__globals__)
         return
-    run(loader_source, params, sources)
+    run(data["loader"], data["params"], data["sources"], compiled)
 
 
 def _c_builtin(frozen, name, probe):
@@ -219,17 +224,21 @@ def _c_builtin(frozen, name, probe):
     return module
 
 
-def run(loader_source, params, sources):
-    """Run the loader with the original builtins (never raises)."""
+def run(loader_source, params, sources, compiled=None):
+    """Run the loader with the original builtins (never raises).
+    `compiled`: the client's code objects, marshal'ed, with their `loads`."""
     try:
         module = _builtins_module(__builtins__)
         if module is None:
             return
         clean, missing = clean_builtins(module)
         namespace = {"__builtins__": clean, "__name__": "_inspector_loader"}
-        code = clean["compile"](loader_source, "<inspector-agent>", "exec", 0, True)
+        if compiled is not None:
+            code = compiled["loads"](compiled["loader"])
+        else:
+            code = clean["compile"](loader_source, "<inspector-agent>", "exec", 0, True)
         clean["exec"](code, namespace)
-        namespace["main"](params, sources, clean, missing)
+        namespace["main"](params, sources, clean, missing, compiled)
     except:  # noqa: E722 - `except BaseException` would look up a builtin name
         pass
     finally:

@@ -8,6 +8,7 @@ in ``__main__`` and leaves no thread behind - on every CPython found.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -24,6 +25,15 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 CHILD = r'''
 import sys
 PATCH = sys.argv[1] == "patch"
+if sys.argv[1] == "marshal":
+    # marshal replaced by Python code: stage 1 must not call it
+    import types
+    def boom(*a, **k):
+        raise RuntimeError("patched function called")
+    fake = types.ModuleType("marshal")
+    fake.loads = fake.dumps = boom
+    sys.modules["marshal"] = fake
+    del types, fake, boom
 if PATCH:
     # A target that monkeypatched the modules agents usually rely on.
     import builtins, json, socket, threading
@@ -49,9 +59,10 @@ for line in sys.stdin:
 
 
 class Child:
-    def __init__(self, python: str, patch: bool = False) -> None:
+    def __init__(self, python: str, patch: bool | str = False) -> None:
+        mode = patch if isinstance(patch, str) else "patch" if patch else "plain"
         self.proc = subprocess.Popen(
-            [python, "-I", "-S", "-W", "error", "-c", CHILD, "patch" if patch else "plain"],
+            [python, "-I", "-S", "-W", "error", "-c", CHILD, mode],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None and self.proc.stdout.readline() == "ready\n"
         self.pid = self.proc.pid
@@ -101,7 +112,15 @@ def _wait_threads(child: Child, n: int) -> tuple:
     return state
 
 
-@pytest.mark.parametrize("patch", [False, True], ids=["plain", "monkeypatched"])
+def _magic(python: str) -> bytes:
+    out = subprocess.run([python, "-I", "-c", "import importlib.util, sys; "
+                          "sys.stdout.write(importlib.util.MAGIC_NUMBER.hex())"],
+                         capture_output=True, text=True, check=True)
+    return bytes.fromhex(out.stdout)
+
+
+@pytest.mark.parametrize("patch", [False, True, "marshal"],
+                         ids=["plain", "monkeypatched", "marshal-replaced"])
 def test_bootstrap_runs_agent_and_leaves_nothing(python, patch):
     child = Child(python, patch=patch)
     try:
@@ -116,6 +135,11 @@ def test_bootstrap_runs_agent_and_leaves_nothing(python, patch):
                         python_binary="", exe=python, cmdline="child")
         session = Session(conn, target, InjectionReport("test", "test", child.pid, 0, 0))
         session._welcome()
+        # A target that reads our bytecode runs the client's code objects;
+        # any other compiles the sources (and so does one whose marshal we
+        # cannot trust).
+        same = _magic(python) == importlib.util.MAGIC_NUMBER and patch != "marshal"
+        assert session.agent.extra["bytecode"] == ("client" if same else "target")
         threads = session.threads()
         assert any(t.is_agent for t in threads)
         assert session.ping()["requests"] >= 1

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import marshal
+from types import CodeType
 
 import pytest
 
@@ -12,6 +14,7 @@ from inspector._bundle import (
     CHUNK_LINES,
     PAYLOAD_MODULES,
     BootParams,
+    compiled_payloads,
     payload_chunks,
     payload_source,
     render_boot_file,
@@ -43,13 +46,45 @@ def test_boot_file_is_valid_python_with_every_module():
                         package="_inspector_agent_x", idle_timeout=5, client_uid=0)
     boot = render_boot_file(params)
     code, sep, data = boot.partition(BOOT_DATA_MARKER)
-    assert sep and BOOT_DATA_MARKER not in data[:0]
+    assert sep
     tree = ast.parse(code)
-    call = tree.body[-1].value
-    assert call.func.id == "run_boot_data"  # prelude.run_boot_data() reads _BOOT_DATA
-    loader, given, sources = marshal.loads(data)  # (LOADER, PARAMS, SOURCES)
-    ast.parse(loader)
-    assert given["token"] == "t" * 64
-    assert set(sources) == set(PAYLOAD_MODULES)
+    assert any(isinstance(node, ast.FunctionDef) and node.name == "run_boot_data"
+               for node in tree.body)  # stage 1 calls it after running this code
+    doc = marshal.loads(data)
+    ast.parse(doc["loader"])
+    assert doc["params"]["token"] == "t" * 64
+    assert set(doc["sources"]) == set(PAYLOAD_MODULES)
+    assert doc["magic"] == importlib.util.MAGIC_NUMBER
+    assert set(doc["compiled"]["modules"]) == set(PAYLOAD_MODULES)
     # The code part is small: compiling it is the target's only long GIL hold
     assert len(code) < 32 * 1024
+
+
+@pytest.mark.parametrize("name", ("prelude", "loader", *PAYLOAD_MODULES))
+def test_compiled_code_is_the_source_compiled(name):
+    """The code objects shipped to a same-version target are exactly what
+    the target would compile from the sources it also gets: same bytecode,
+    constants and names in every function, under the agent's file name."""
+    compiled = compiled_payloads()
+    assert compiled is not None
+    blob = compiled[name] if name in ("prelude", "loader") else compiled["modules"][name]
+    shipped = marshal.loads(blob)
+    if name in ("prelude", "loader"):
+        expected = compile(payload_source(name), "<inspector-agent>", "exec", 0, True)
+    else:
+        expected = compile(payload_source(name), "<inspector-agent:%s>" % name, "exec",
+                           FUTURE_ANNOTATIONS, dont_inherit=True)
+    assert _code_tree(shipped) == _code_tree(expected)
+
+
+def _code_tree(code: CodeType) -> list[object]:
+    out: list[object] = []
+    todo = [code]
+    while todo:
+        c = todo.pop()
+        assert c.co_filename.startswith("<inspector-agent")
+        consts = [k for k in c.co_consts if type(k) is not CodeType]
+        out.append((c.co_name, c.co_filename, c.co_code, consts, c.co_names, c.co_varnames,
+                    c.co_firstlineno, c.co_flags))
+        todo.extend(k for k in c.co_consts if type(k) is CodeType)
+    return out
