@@ -21,12 +21,14 @@ from __future__ import annotations
 import importlib.machinery
 import importlib.util
 import marshal
+import os
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from types import CodeType
 
 import payloads
+
+from . import _bootcache
 
 # Payload modules shipped to the target (payloads/<name>.py). The loader is
 # not in this list: it is the boot file's body.
@@ -87,7 +89,9 @@ try:
             m = _imp("marshal")
             loads = M.__dict__["__dict__"].__get__(m).get("loads") if T(m) is M else None
             if T(loads) is T([].append) and loads.__name__ == "loads":
+                given, data = loads(data)
                 data = loads(data)
+                data["params"] = given
                 # The client's code objects, if this interpreter reads its
                 # bytecode (same magic number); else our sources, compiled here.
                 ext = _imp("_frozen_importlib_external")
@@ -138,7 +142,8 @@ class BootParams:
 
 @cache
 def payload_source(name: str) -> str:
-    return (_PAYLOADS_DIR / (name + ".py")).read_text("utf-8")
+    with open(os.path.join(_PAYLOADS_DIR, name + ".py"), encoding="utf-8") as f:
+        return f.read()
 
 
 def render_stage1(params: BootParams, *, own_thread: bool = False) -> str:
@@ -150,7 +155,7 @@ def render_stage1(params: BootParams, *, own_thread: bool = False) -> str:
     return _OUTER % inner
 
 
-_PAYLOADS_DIR = Path(payloads.__file__).parent  # shipped in the wheel (test_packaging)
+_PAYLOADS_DIR = os.path.dirname(payloads.__file__)  # shipped in the wheel (test_packaging)
 CHUNK_LINES = 60  # about this many lines per compile() in the target (GIL held)
 
 
@@ -187,25 +192,42 @@ MARSHAL_VERSION = 4  # read by every CPython >= 3.4 (plain str/int/float/dict/li
 
 def render_boot_file(params: BootParams) -> bytes:
     """Stage 2: prelude.py's source (original builtins, see there); then,
-    after the marker, the marshal'ed data: loader source, parameters, payload
-    sources, and the same code compiled by this interpreter (see
-    `compiled_payloads`). Stage 1 runs the prelude and its run_boot_data()."""
+    after the marker, the marshal'ed (parameters, fixed part); the fixed part
+    is itself marshal'ed: loader source, payload sources, and the same code
+    compiled by this interpreter (see `compiled_payloads`). Stage 1 runs the
+    prelude and its run_boot_data()."""
+    given = {
+        "token": params.token,
+        "socket_path": params.socket_path,
+        "package": params.package,
+        "idle_timeout": params.idle_timeout,
+        "client_uid": params.client_uid,
+        "resident": params.resident,
+    }
+    code = payload_source("prelude")
+    return code.encode("utf-8") + BOOT_DATA_MARKER + marshal.dumps((given, fixed_boot_data()),
+                                                                   MARSHAL_VERSION)
+
+
+@cache
+def fixed_boot_data() -> bytes:
+    """The marshal'ed part of the boot data that is the same for every
+    attach, from the file cache beside our .pyc files (see _bootcache)."""
+    names = ("prelude", "loader", *PAYLOAD_MODULES)
+    paths = [os.path.join(_PAYLOADS_DIR, name + ".py") for name in names]
+    key = _bootcache.stamp(paths) + b"chunk %d\n" % CHUNK_LINES
+    return _bootcache.load_or_build(_bootcache.cache_path(_PAYLOADS_DIR), key,
+                                    _build_fixed_boot_data)
+
+
+def _build_fixed_boot_data() -> bytes:
     data = {
         "loader": payload_source("loader"),
-        "params": {
-            "token": params.token,
-            "socket_path": params.socket_path,
-            "package": params.package,
-            "idle_timeout": params.idle_timeout,
-            "client_uid": params.client_uid,
-            "resident": params.resident,
-        },
         "sources": {name: payload_chunks(name) for name in PAYLOAD_MODULES},
         "magic": importlib.util.MAGIC_NUMBER,
         "compiled": compiled_payloads(),
     }
-    code = payload_source("prelude")
-    return code.encode("utf-8") + BOOT_DATA_MARKER + marshal.dumps(data, MARSHAL_VERSION)
+    return marshal.dumps(data, MARSHAL_VERSION)
 
 
 # Code objects for a target that runs bytecode of our magic number. Compiling
@@ -233,7 +255,7 @@ def compiled_payloads() -> dict[str, object] | None:
 
 
 def _marshaled_code(name: str, filename: str) -> bytes:
-    path = str(_PAYLOADS_DIR / (name + ".py"))
+    path = os.path.join(_PAYLOADS_DIR, name + ".py")
     code = importlib.machinery.SourceFileLoader(name, path).get_code(name)
     if code is None:
         raise ImportError("no code for payload %s" % name)

@@ -194,9 +194,11 @@ def run_boot_data():
         data = _DICT.pop(run.__globals__, "_BOOT_DATA")
         frozen = _frozen_globals(_TYPE.__mro__.__getitem__(-1))
         marshal = _c_builtin(frozen, "marshal", "loads")
-        if _TYPE(data) is not _DICT:
+        if _TYPE(data) is not _DICT:  # stage 1 found no genuine marshal
+            given, data = marshal.loads(data)
             data = marshal.loads(data)
-            data["compiled"] = None  # stage 1 did not check the magic number
+            data["params"] = given
+            data["compiled"] = None  # nor checked the magic number
         compiled = data["compiled"]
         if compiled is not None:
             compiled["loads"] = marshal.loads

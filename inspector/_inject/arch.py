@@ -8,7 +8,7 @@ aarch64 needs is written down in docs/DESIGN.md ("The native injector").
 
 from __future__ import annotations
 
-import platform
+import os
 from types import ModuleType
 
 from ..errors import AttachError
@@ -17,7 +17,7 @@ SUPPORTED = ("x86_64",)
 
 
 def current() -> ModuleType:
-    machine = platform.machine()
+    machine = os.uname().machine  # platform.machine() imports and compiles 9 regexes
     if machine == "x86_64":
         from . import arch_x86_64
 

@@ -28,7 +28,7 @@ from gdb), so it is never killed mid-call either.
 from __future__ import annotations
 
 import logging
-import platform
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -107,9 +107,9 @@ class GdbInjector:
     def inject(self, target: Target, stage1: str, files: FileDrop,
                deadline: float) -> InjectionReport:
         self.deadline = deadline
-        if platform.machine() != "x86_64":
+        if os.uname().machine != "x86_64":
             raise AttachError("the gdb injector supports x86-64 only (this is %s); use "
-                              "--injector pyrasite" % platform.machine())
+                              "--injector pyrasite" % os.uname().machine)
         text = stage1.encode("ascii")
         started = time.monotonic()
         # gdb takes ~60 ms to start: let it, while we read the ELF symbol tables.

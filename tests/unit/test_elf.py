@@ -57,3 +57,50 @@ def test_ifunc_symbols_count_as_missing(tmp_path):
     subprocess.run(["cc", "-shared", "-fPIC", "-o", str(lib), str(src)], check=True)
     found = _elf.dynamic_symbols(lib.read_bytes(), ["plain", "chosen"])
     assert "plain" in found and "chosen" not in found
+
+
+def _dynsym_tables(path: str) -> list[_elf._SymbolTable]:
+    import struct
+    from pathlib import Path
+
+    data = Path(path).read_bytes()
+    (e_shoff,) = struct.unpack_from("<Q", data, 0x28)
+    e_shentsize, e_shnum = struct.unpack_from("<HH", data, 0x3A)
+    tables = []
+    for i in range(e_shnum):
+        sh = e_shoff + i * e_shentsize
+        if struct.unpack_from("<I", data, sh + 4)[0] != 11:  # SHT_DYNSYM
+            continue
+        offset, size = struct.unpack_from("<QQ", data, sh + 0x18)
+        link, = struct.unpack_from("<I", data, sh + 0x28)
+        entsize, = struct.unpack_from("<Q", data, sh + 0x38)
+        str_off, str_size = struct.unpack_from("<QQ", data, e_shoff + link * e_shentsize + 0x18)
+        tables.append(_elf._SymbolTable(data, offset, size // entsize, entsize, str_off,
+                                        str_size))
+    return tables
+
+
+def test_name_lookup_finds_what_a_full_scan_finds():
+    """The fast lookup (string table first) and the entry-by-entry scan agree
+    on every symbol of the libc and the Python binary this test runs on."""
+    pid = os.getpid()
+    maps = _elf.read_maps(pid)
+    found = procs.python_binary(pid, maps)
+    assert found is not None
+    paths = [_elf.find_libc(maps), found[0]]
+    checked = 0
+    for path in paths:
+        assert path is not None
+        for table in _dynsym_tables(path):
+            assert table.scan(set()) == [] and table.lookup(set()) == []
+            names = set()
+            for index in range(table.count):
+                at = table.offset + index * table.entsize
+                st_name = int.from_bytes(table.data[at:at + 4], "little")
+                start = table.str_off + st_name
+                names.add(table.data[start:table.data.find(b"\0", start)])
+            names.discard(b"")
+            sample = set(sorted(names)[::5]) | {b"PyGILState_Ensure", b"malloc", b"no_such"}
+            assert table.lookup(sample) == table.scan(sample)
+            checked += len(sample)
+    assert checked > 200

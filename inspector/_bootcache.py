@@ -1,0 +1,104 @@
+"""A file cache of the boot file's fixed part, beside our package's .pyc files.
+
+Everything in the boot file but the parameters depends only on our payload
+sources and this interpreter: the sources cut into chunks, and the code
+objects compiled from them (`_bundle.compiled_payloads`). Building that takes
+20 ms of every cold `inspector` command; reading it back takes well under
+1 ms. The file lives where Python keeps our .pyc files (the `__pycache__` of
+`payloads`, or under PYTHONPYCACHEPREFIX) and follows their rules: it is not
+written when the interpreter may not write bytecode, and it is only trusted
+as much as a .pyc is: a regular file owned by root or by us that nobody else
+can write. Its header names the interpreter's magic number and every source
+file's size and modification time; any difference and it is rebuilt.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import stat
+import sys
+from collections.abc import Callable, Iterable
+
+FORMAT = b"inspector-boot-cache 1\n"
+MAX_BYTES = 16 << 20
+
+
+def cache_path(package_dir: str) -> str | None:
+    """Where the cache of `package_dir`'s payloads goes (None: nowhere)."""
+    tag = sys.implementation.cache_tag
+    if tag is None:
+        return None
+    try:
+        pyc = importlib.util.cache_from_source(os.path.join(package_dir, "__init__.py"))
+    except (NotImplementedError, ValueError):
+        return None
+    return os.path.join(os.path.dirname(pyc), "inspector-boot.%s.marshal" % tag)
+
+
+def stamp(paths: Iterable[str]) -> bytes:
+    """What the cache depends on: the magic number, each file's size and mtime."""
+    parts = [FORMAT, importlib.util.MAGIC_NUMBER.hex().encode()]
+    for path in paths:
+        st = os.stat(path)
+        parts.append(b"%s %d %d" % (os.path.basename(path).encode(), st.st_size,
+                                    st.st_mtime_ns))
+    return b"\n".join(parts) + b"\n\n"
+
+
+def load_or_build(path: str | None, key: bytes, build: Callable[[], bytes]) -> bytes:
+    """The cached bytes for `key`, or build() (then stored, if permitted)."""
+    if path is not None:
+        cached = _read(path)
+        if cached is not None and cached.startswith(key):
+            return cached[len(key):]
+    data = build()
+    if path is not None and not sys.dont_write_bytecode:
+        _write(path, key + data)
+    return data
+
+
+def _read(path: str) -> bytes | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid not in (0, os.geteuid()) or \
+                st.st_mode & 0o022 or st.st_size > MAX_BYTES:
+            return None  # not as trustworthy as our .pyc files: ignored
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _write(path: str, data: bytes) -> None:
+    """Atomically, as importlib writes a .pyc: a new file, then rename."""
+    tmp = "%s.%d.tmp" % (path, os.getpid())
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)  # as importlib does for a .pyc
+    except OSError:
+        return
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o644)
+    except OSError:
+        return  # not ours to write
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
