@@ -38,6 +38,7 @@ PAYLOAD_MODULES = (
     "cmodules", "gcguard",
     "census", "tasks", "isolate", "resident", "agent",
 )
+ALL_SOURCES = ("prelude", "loader", *PAYLOAD_MODULES)
 
 # No builtin *name* is trusted here: a target may have rebound any of them
 # (`builtins.__import__ = hook`, `builtins.compile = ...`). `_g` takes a
@@ -89,19 +90,18 @@ try:
             m = _imp("marshal")
             loads = M.__dict__["__dict__"].__get__(m).get("loads") if T(m) is M else None
             if T(loads) is T([].append) and loads.__name__ == "loads":
-                given, data = loads(data)
+                given, data, want, built = loads(data)
                 data = loads(data)
                 data["params"] = given
-                # The client's code objects, if this interpreter reads its
-                # bytecode (same magic number); else our sources, compiled here.
+                data["compiled"] = None
+                # The code objects, if this interpreter reads that bytecode
+                # (the same magic number); else our sources, compiled here.
                 ext = _imp("_frozen_importlib_external")
-                magic = M.__dict__["__dict__"].__get__(ext).get("MAGIC_NUMBER") \
-                    if T(ext) is M else None
-                built = data["compiled"]
-                if built is not None and T(magic) is T(b"") and magic == data["magic"]:
-                    code = loads(built["prelude"])
-                else:
-                    data["compiled"] = None
+                magic = M.__dict__["__dict__"].__get__(ext).get("MAGIC_NUMBER", 0) \\
+                    if T(ext) is M else 0
+                if built is not None and T(magic) is T(b"") and magic == want:
+                    data["compiled"] = loads(built)
+                    code = loads(data["compiled"]["prelude"])
             if T(code) is T(b""):
                 comp = _g("compile")  # replaced: exec() compiles the bytes itself, in C
                 if comp is not None:
@@ -190,11 +190,24 @@ BOOT_DATA_MARKER = b"\n#--inspector-boot-data--\n"
 MARSHAL_VERSION = 4  # read by every CPython >= 3.4 (plain str/int/float/dict/list)
 
 
-def render_boot_file(params: BootParams) -> bytes:
+@dataclass(frozen=True)
+class Bytecode:
+    """The payloads compiled for one bytecode version (magic number):
+    `code` is the marshal'ed {"prelude": bytes, "loader": bytes, "modules":
+    {name: bytes}}, each value a marshal'ed code object."""
+
+    magic: bytes
+    code: bytes
+    compiler: str  # "client": this interpreter; else the interpreter that compiled it
+
+
+def render_boot_file(params: BootParams, bytecode: Bytecode | None = None) -> bytes:
     """Stage 2: prelude.py's source (original builtins, see there); then,
-    after the marker, the marshal'ed (parameters, fixed part); the fixed part
-    is itself marshal'ed: loader source, payload sources, and the same code
-    compiled by this interpreter (see `compiled_payloads`). Stage 1 runs the
+    after the marker, the marshal'ed (parameters, sources, magic number,
+    code): the sources (loader and payloads) and the code are themselves
+    marshal'ed, and the target unmarshals the code only if its interpreter's
+    magic number is the one given. `bytecode`: the payloads compiled for the
+    target's version (default: by this interpreter). Stage 1 runs the
     prelude and its run_boot_data()."""
     given = {
         "token": params.token,
@@ -204,30 +217,53 @@ def render_boot_file(params: BootParams) -> bytes:
         "client_uid": params.client_uid,
         "resident": params.resident,
     }
+    sources, own = fixed_boot_data()
+    if bytecode is None:
+        bytecode = own
+    data = (given, sources, bytecode.magic if bytecode else None,
+            bytecode.code if bytecode else None)
     code = payload_source("prelude")
-    return code.encode("utf-8") + BOOT_DATA_MARKER + marshal.dumps((given, fixed_boot_data()),
-                                                                   MARSHAL_VERSION)
+    return code.encode("utf-8") + BOOT_DATA_MARKER + marshal.dumps(data, MARSHAL_VERSION)
 
 
 @cache
-def fixed_boot_data() -> bytes:
-    """The marshal'ed part of the boot data that is the same for every
-    attach, from the file cache beside our .pyc files (see _bootcache)."""
-    names = ("prelude", "loader", *PAYLOAD_MODULES)
-    paths = [os.path.join(_PAYLOADS_DIR, name + ".py") for name in names]
+def fixed_boot_data() -> tuple[bytes, Bytecode | None]:
+    """What is the same for every attach: the marshal'ed sources (loader and
+    payloads, in chunks) and this interpreter's code for them, from the file
+    cache beside our .pyc files (see _bootcache)."""
+    paths = [os.path.join(_PAYLOADS_DIR, name + ".py") for name in ALL_SOURCES]
     key = _bootcache.stamp(paths) + b"chunk %d\n" % CHUNK_LINES
-    return _bootcache.load_or_build(_bootcache.cache_path(_PAYLOADS_DIR), key,
+    blob = _bootcache.load_or_build(_bootcache.cache_path(_PAYLOADS_DIR), key,
                                     _build_fixed_boot_data)
+    sources, code = marshal.loads(blob)  # our own file (see _bootcache._read)
+    own = Bytecode(importlib.util.MAGIC_NUMBER, code, "client") if code is not None else None
+    return sources, own
 
 
 def _build_fixed_boot_data() -> bytes:
-    data = {
+    sources = {
         "loader": payload_source("loader"),
         "sources": {name: payload_chunks(name) for name in PAYLOAD_MODULES},
-        "magic": importlib.util.MAGIC_NUMBER,
-        "compiled": compiled_payloads(),
     }
-    return marshal.dumps(data, MARSHAL_VERSION)
+    code = compiled_payloads()
+    return marshal.dumps((marshal.dumps(sources, MARSHAL_VERSION),
+                          marshal.dumps(code) if code is not None else None))
+
+
+def payload_texts() -> dict[str, tuple[str, int, str]]:
+    """{name: (file name in the target, compile flags, source)}: what a
+    compiler of another version needs to build the same code (_bytecode)."""
+    out = {name: (AGENT_FILENAME, 0, payload_source(name)) for name in ("prelude", "loader")}
+    for name in PAYLOAD_MODULES:
+        out[name] = (agent_filename(name), FUTURE_ANNOTATIONS, payload_source(name))
+    return out
+
+
+FUTURE_ANNOTATIONS = 0x1000000  # CO_FUTURE_ANNOTATIONS, the same on 3.7-3.13
+
+
+def agent_filename(name: str) -> str:
+    return "<inspector-agent:%s>" % name
 
 
 # Code objects for a target that runs bytecode of our magic number. Compiling
@@ -245,8 +281,7 @@ def compiled_payloads() -> dict[str, object] | None:
     """{"prelude": bytes, "loader": bytes, "modules": {name: bytes}} of
     marshal'ed code objects, or None if they cannot be had."""
     try:
-        modules = {name: _marshaled_code(name, "%s:%s>" % (AGENT_FILENAME[:-1], name))
-                   for name in PAYLOAD_MODULES}
+        modules = {name: _marshaled_code(name, agent_filename(name)) for name in PAYLOAD_MODULES}
         return {"prelude": _marshaled_code("prelude", AGENT_FILENAME),
                 "loader": _marshaled_code("loader", AGENT_FILENAME),
                 "modules": modules}

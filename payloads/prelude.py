@@ -195,7 +195,7 @@ def run_boot_data():
         frozen = _frozen_globals(_TYPE.__mro__.__getitem__(-1))
         marshal = _c_builtin(frozen, "marshal", "loads")
         if _TYPE(data) is not _DICT:  # stage 1 found no genuine marshal
-            given, data = marshal.loads(data)
+            given, data, _magic, _code = marshal.loads(data)
             data = marshal.loads(data)
             data["params"] = given
             data["compiled"] = None  # nor checked the magic number
