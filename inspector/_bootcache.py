@@ -46,15 +46,19 @@ def stamp(paths: Iterable[str]) -> bytes:
     return b"\n".join(parts) + b"\n\n"
 
 
-def load_or_build(path: str | None, key: bytes, build: Callable[[], bytes]) -> bytes:
-    """The cached bytes for `key`, or build() (then stored, if permitted)."""
+def load_or_build(path: str | None, key: bytes, build: Callable[[], bytes],
+                  store: str = "as-bytecode") -> bytes:
+    """The cached bytes for `key`, or build() (then stored: "as-bytecode",
+    if the interpreter may write .pyc files; "always", in a private cache)."""
     if path is not None:
         cached = _read(path)
         if cached is not None and cached.startswith(key):
             return cached[len(key):]
     data = build()
-    if path is not None and not sys.dont_write_bytecode:
-        _write(path, key + data)
+    if path is not None and store == "always":
+        _write(path, key + data, 0o600)
+    elif path is not None and not sys.dont_write_bytecode:
+        _write(path, key + data, 0o644)
     return data
 
 
@@ -81,7 +85,7 @@ def _read(path: str) -> bytes | None:
         os.close(fd)
 
 
-def _write(path: str, data: bytes) -> None:
+def _write(path: str, data: bytes, mode: int) -> None:
     """Atomically, as importlib writes a .pyc: a new file, then rename."""
     tmp = "%s.%d.tmp" % (path, os.getpid())
     try:
@@ -90,7 +94,7 @@ def _write(path: str, data: bytes) -> None:
         return
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o644)
+                     mode)
     except OSError:
         return  # not ours to write
     try:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from payloads import wire
 
-from . import _preflight, _resident, _source
+from . import _bytecode, _preflight, _resident, _source
 from ._bundle import BootParams, render_boot_file, render_stage1
 from ._channel import BOOT_NAME, Connection, Listener
 from ._diagnose import agent_blocked, describe_busy_threads, process_alive
@@ -140,7 +140,8 @@ def _start_agent(target: Target, backend: Any, *, timeout: float, deadline: floa
             client_uid=os.geteuid(),
             resident=resident,
         )
-        listener.write_file(BOOT_NAME, render_boot_file(params))
+        bytecode = _bytecode.for_target(target, deadline)
+        listener.write_file(BOOT_NAME, render_boot_file(params, bytecode))
         stage1 = render_stage1(params, own_thread=getattr(backend, "own_thread", False))
         report = backend.inject(target, stage1, listener, deadline)
         log.debug("injected: %s", report)
@@ -152,6 +153,8 @@ def _start_agent(target: Target, backend: Any, *, timeout: float, deadline: floa
     finally:
         listener.close()
     session = Session(conn, target, report, redact=redact, audit=audit)
+    # Whose interpreter compiled the code objects the agent ran, if it ran them
+    session.agent.extra["compiler"] = bytecode.compiler if bytecode is not None else "client"
     try:
         session._welcome()
     except BaseException:

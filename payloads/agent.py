@@ -337,7 +337,7 @@ class Agent(_Operations):
             "agent_native_id": frames._agent_native_id(),
             "resident": resident,
             "idle_timeout": self.idle_timeout,
-            "bytecode": self.params.get("bytecode"),  # who compiled the agent's code
+            "bytecode": self.params.get("bytecode"),  # "shipped" code objects, or "source"
         }
         if resident_note:
             hello["resident_error"] = resident_note

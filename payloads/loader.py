@@ -81,8 +81,9 @@ def main(params, sources, clean=None, missing=(), compiled=None):
     guard = release = None
     try:
         _name_thread(AGENT_THREAD_NAME)
-        # Told in the hello: whether the target compiled our code (GIL held)
-        params["bytecode"] = "client" if compiled is not None else "target"
+        # Told in the hello: code objects shipped by the client, or our
+        # sources compiled here (holding the GIL)
+        params["bytecode"] = "shipped" if compiled is not None else "source"
         modules = _PrivateImporter(params["package"], sources,
                                    clean if clean is not None else builtins.__dict__, compiled)
         modules.sleep = _genuine_sleep(modules)

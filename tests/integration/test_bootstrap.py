@@ -139,7 +139,7 @@ def test_bootstrap_runs_agent_and_leaves_nothing(python, patch):
         # any other compiles the sources (and so does one whose marshal we
         # cannot trust).
         same = _magic(python) == importlib.util.MAGIC_NUMBER and patch != "marshal"
-        assert session.agent.extra["bytecode"] == ("client" if same else "target")
+        assert session.agent.extra["bytecode"] == ("shipped" if same else "source")
         threads = session.threads()
         assert any(t.is_agent for t in threads)
         assert session.ping()["requests"] >= 1
