@@ -810,7 +810,7 @@ STORED_DESCRIPTORS = (
      "requires": ((("impl", "supports_population"), True),)},
     # functools.cached_property: instance.__dict__[self.attrname] once
     # computed (also under another name the object was assigned to).
-    {"framework": "Python", "module": "functools", "type": "cached_property",
+    {"framework": "functools", "module": "functools", "type": "cached_property",
      "methods": ("__get__",), "key": ("attrname",), "store": (), "requires": ()},
     # werkzeug's cached_property (Flask's app.name, request.args ...): a
     # property subclass with __set__; instance.__dict__[self.__name__].

@@ -171,8 +171,8 @@ class PropertyMarker(_Inert):
 
     def _why(self) -> str:
         if self.absent:
-            return ("whose value is not stored yet (%s would compute or load it: target code)"
-                    % self.absent)
+            return ("whose value is not stored yet (reading it would run %s code to compute "
+                    "or load it)" % self.absent)
         return "(reading it would run target code)"
 
     def text(self) -> str:
