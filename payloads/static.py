@@ -27,6 +27,11 @@ have imported ``inspect``), but stricter about what it touches:
                descriptor
 ``"missing"``  not found (``__getattr__`` is never run)
 =============  ============================================================
+
+``stored_value(obj, name, descriptor)`` reads, for the framework descriptors
+of ``policy.STORED_DESCRIPTORS``/``PROPERTY_STORAGE`` (traitlets, Django,
+SQLAlchemy, cached properties ...), the value their ``__get__`` would return
+from where it is stored, without running it.
 """
 from __future__ import annotations
 
@@ -479,6 +484,9 @@ def _flattened(value, limit: int):
     """The items of every list of an exact dict of exact lists, as one new list."""
     if type(value) is not DICT:
         return MISSING
+    if _DICT_LEN(value) > limit:
+        raise BudgetError("max_snapshot_items", "the %d lists of that value exceed %d (budget "
+                          "max_snapshot_items)" % (_DICT_LEN(value), limit))
     lists = list(_DICT_VALUES(value))            # atomic copy
     ids = set(map(id, map(type, lists)))
     if ids and (len(ids) != 1 or id(policy.LIST) not in ids):
@@ -495,13 +503,23 @@ def _flattened(value, limit: int):
 
 def stored_value(obj, name: str, desc, limit: int = 1000):
     """(status, value) of `obj.name` whose class attribute is the descriptor
-    `desc`, read from the storage policy's framework tables name, statically:
+    `desc`, read statically from the storage that policy's framework tables
+    (STORED_DESCRIPTORS, PROPERTY_STORAGE) name:
 
     ``("stored", value)``  the value __get__ would return, read from its storage
     ``("absent", label)``  a known descriptor whose value is not stored
                            (__get__ would compute or load it): refuse
-    ``("unknown", None)``  not in the tables
+    ``("unknown", None)``  not in the tables (or unreadable: refused as well)
     """
+    try:
+        return _stored_value(obj, name, desc, limit)
+    except BudgetError:
+        raise
+    except Exception:
+        return "unknown", None        # an odd object: refused like any descriptor
+
+
+def _stored_value(obj, name: str, desc, limit: int):
     entry, _ = _stored_entry(desc)
     if entry is not None:
         value = _from_stored_descriptor(obj, desc, entry)
