@@ -8,13 +8,14 @@ CALLS, and the storages (instance dicts, traitlets' _trait_values) gain no key.
 """
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import sys
 from pathlib import Path
 
 import pytest
 
-from payloads import static
+from payloads import policy, static
 from payloads.errors import BudgetError, DeniedError
 from payloads.evaluator import EvalOptions, Scope, evaluate
 from payloads.snapshot import PropertyMarker, Redacted, navigate, read_attribute
@@ -263,3 +264,28 @@ def test_an_entry_whose_module_is_not_imported_is_inert(ns, monkeypatch):
 def test_allow_properties_prefers_the_storage(ns):
     """With allow_properties a table property is still read statically."""
     assert ev(ns, "arbiter.num_workers", allow_properties=True) == 3
+
+
+# --- the table against the pinned packages ----------------------------------------
+@pytest.mark.parametrize("entry", policy.STORED_DESCRIPTORS, ids=lambda e: e["type"])
+def test_every_stored_descriptor_entry_names_real_code(service, entry):
+    """Each entry's class exists in its module with its own reviewed methods, and the
+    attributes the table reads are what the reviewed __get__ reads."""
+    cls = getattr(importlib.import_module(entry["module"]), entry["type"])
+    for method in entry["methods"]:
+        assert method in vars(cls), (entry["type"], method)
+    names = set(vars(cls)["get" if "get" in entry["methods"] else "__get__"].__code__.co_names)
+    for part in entry["key"][:1] + entry["store"]:
+        assert part in names, (entry["type"], part)
+
+
+@pytest.mark.parametrize("entry", policy.PROPERTY_STORAGE, ids=lambda e: e["attr"])
+def test_every_property_entry_is_the_pinned_getter(service, entry):
+    """The getter of the pinned version is the one the table describes, and the path
+    reads only names the getter reads."""
+    cls = getattr(importlib.import_module(entry["module"]), entry["type"])
+    prop = vars(cls)[entry["attr"]]
+    assert type(prop) is property
+    assert prop.fget.__qualname__ == entry["getter"]
+    assert prop.fget.__code__.co_names == entry["names"]
+    assert set(entry["path"]) <= set(entry["names"])
