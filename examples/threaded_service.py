@@ -26,7 +26,7 @@ class Config:
         self.features = {"fast_path": True, "beta": False}
 
     @property
-    def url(self):  # a property: inspector shows it without running it
+    def url(self):  # a property: a query reading it is refused (exit 3) unless --allow-properties
         return "http://%s:%d" % (self.host, self.port)
 
 

@@ -18,6 +18,10 @@ docs/DESIGN.md "Evaluator" and the tables in ``policy.py``):
    check in ``query_tree.py``.
 2. Attribute reads are static (``snapshot.read_attribute``): no property,
    ``__getattr__``, ``__getattribute__`` or descriptor of a target class runs.
+   A read that would run one is refused (exit 3), wherever it is in the
+   query (``snapshot.not_run``); the framework descriptors of
+   ``policy.STORED_DESCRIPTORS``/``PROPERTY_STORAGE`` are read from their
+   storage instead (``static.stored_value``).
 3. Calls go only to the allowlist (``policy.py``), checked on the actual callee
    object at every call, before its arguments are evaluated
    (``callables.resolve``; the implementations are in ``callables.py``).

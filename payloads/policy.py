@@ -765,3 +765,81 @@ def looks_secret(name) -> bool:
 REDACTED_HINT = "re-run with --show-secrets (EvalOptions(redact=False)) to use it"
 
 BYTEORDER = _native_byteorder()
+
+
+# ---------------------------------------------------------------------------
+# Framework objects (docs/DESIGN.md "Framework objects the evaluator reads").
+# Real services keep their state behind descriptors, and reading one through
+# its __get__ would run target code. For the descriptors below the place
+# where __get__ finds the value is known: the value is read from there,
+# statically (static.stored_value), when it is there; otherwise the read is
+# refused as for any other descriptor (never computed, never loaded from a
+# database). An entry whose module the target has not imported is inert: the
+# classes are looked up in sys.modules, never imported.
+#
+# STORED_DESCRIPTORS: a descriptor matches when the class `type` of module
+# `module` is, by identity, in the MRO of the descriptor's type, and each of
+# `methods` resolves along that MRO to that class's own function (a subclass
+# overriding one does not match). Then, with plain attribute values only (an
+# instance dict entry, a slot, a class attribute without __get__):
+#   key:      attributes read from the descriptor; the last one, an exact
+#             str, is the storage key
+#   store:    attributes read from the instance down to the storage, an exact
+#             dict; () is the instance's own __dict__ (CPython's C getset)
+#   requires: (attributes read from the descriptor, value): must hold, by
+#             identity, for __get__ to return the stored value
+# ---------------------------------------------------------------------------
+STORED_DESCRIPTORS = (
+    # traitlets (IPython, ipykernel, Jupyter): TraitType.get returns
+    # obj._trait_values[self.name]; a missing key computes the default.
+    {"framework": "traitlets", "module": "traitlets.traitlets", "type": "TraitType",
+     "methods": ("__get__", "get"), "key": ("name",), "store": ("_trait_values",),
+     "requires": ()},
+    # Django model fields: instance.__dict__[self.field.attname] (a plain
+    # field's DeferredAttribute has no __set__, so its stored value was
+    # readable before; ForeignKeyDeferredAttribute has one). A missing key
+    # (a deferred field) runs a database query.
+    {"framework": "Django", "module": "django.db.models.query_utils",
+     "type": "DeferredAttribute", "methods": ("__get__",), "key": ("field", "attname"),
+     "store": (), "requires": ()},
+    # SQLAlchemy mapped attributes: instance.__dict__[self.key] when the
+    # attribute's implementation supports population; a missing key (an
+    # expired column, a relationship not loaded) loads from the database.
+    {"framework": "SQLAlchemy", "module": "sqlalchemy.orm.attributes",
+     "type": "InstrumentedAttribute", "methods": ("__get__",), "key": ("key",), "store": (),
+     "requires": ((("impl", "supports_population"), True),)},
+    # functools.cached_property: instance.__dict__[self.attrname] once
+    # computed (also under another name the object was assigned to).
+    {"framework": "functools", "module": "functools", "type": "cached_property",
+     "methods": ("__get__",), "key": ("attrname",), "store": (), "requires": ()},
+    # werkzeug's cached_property (Flask's app.name, request.args ...): a
+    # property subclass with __set__; instance.__dict__[self.__name__].
+    {"framework": "werkzeug", "module": "werkzeug.utils", "type": "cached_property",
+     "methods": ("__get__",), "key": ("__name__",), "store": (), "requires": ()},
+)
+
+# PROPERTY_STORAGE: properties whose getter only reads other attributes. The
+# property must be an exact `property` in the own dict of class `type` of
+# module `module` (by identity), named `attr`; its getter a plain function
+# whose __qualname__ is `getter` and whose code names exactly `names`
+# (co_names: every attribute and global it touches), so a property the
+# target replaced is not read this way. The value is read along `path`
+# (plain attribute values only); with "flatten", the value at the end of
+# the path must be an exact dict of exact lists, and the answer is a new list
+# of their items (what the getter builds on each read).
+PROPERTY_STORAGE = (
+    {"framework": "gunicorn", "module": "gunicorn.arbiter", "type": "Arbiter",
+     "attr": "num_workers", "getter": "Arbiter._get_num_workers",
+     "names": ("_num_workers",), "path": ("_num_workers",), "flatten": False},
+    {"framework": "Starlette, FastAPI", "module": "starlette.applications",
+     "type": "Starlette", "attr": "routes", "getter": "Starlette.routes",
+     "names": ("router", "routes"), "path": ("router", "routes"), "flatten": False},
+    {"framework": "werkzeug, Flask", "module": "werkzeug.routing.map", "type": "Map",
+     "attr": "_rules", "getter": "Map._rules", "names": ("_rules_by_endpoint", "values"),
+     "path": ("_rules_by_endpoint",), "flatten": True},
+)
+
+# (module, type) -> entry, (module, type, attr) -> entry: matched by the
+# names read from the C slots first, then verified by identity.
+STORED_BY_NAME = {(e["module"], e["type"]): e for e in STORED_DESCRIPTORS}
+PROPERTY_BY_NAME = {(e["module"], e["type"], e["attr"]): e for e in PROPERTY_STORAGE}

@@ -143,27 +143,51 @@ class Redacted(_Inert):
 
 
 class PropertyMarker(_Inert):
-    """A descriptor (property, cached_property, C getset ...) that was not run."""
+    """A descriptor (property, cached_property, C getset ...) that was not run.
 
-    __slots__ = ("name", "owner", "descriptor_type")
+    ``runnable``: allow_properties would run it (a property getter, a C
+    getset); ``absent``: the framework (policy.STORED_DESCRIPTORS) whose
+    storage was read and did not hold the value yet.
+    """
 
-    def __init__(self, name: str, owner: str, descriptor_type: str) -> None:
+    __slots__ = ("name", "owner", "descriptor_type", "runnable", "absent")
+
+    def __init__(self, name: str, owner: str, descriptor_type: str, runnable: bool = True,
+                 absent: str = "") -> None:
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "owner", owner)
         object.__setattr__(self, "descriptor_type", descriptor_type)
+        object.__setattr__(self, "runnable", runnable is True)
+        object.__setattr__(self, "absent", absent)
 
     def __setattr__(self, name, value):
         raise AttributeError("PropertyMarker is immutable")
 
+    def _remedy(self) -> str:
+        if self.runnable:
+            return ("re-run with --allow-properties (EvalOptions(allow_properties=True)) to "
+                    "run property getters")
+        return "--isolated --allow-calls reads it in a disposable fork"
+
+    def _why(self) -> str:
+        if self.absent:
+            return ("whose value is not stored yet (reading it would run %s code to compute "
+                    "or load it)" % self.absent)
+        return "(reading it would run target code)"
+
     def text(self) -> str:
-        return ("%s %r of %s: not evaluated (reading it would run code; allow properties "
-                "to run it)" % (self.descriptor_type, self.name, self.owner))
+        return "%s %r of %s: not evaluated %s" % (self.descriptor_type, self.name, self.owner,
+                                                  self._why())
 
     def refusal(self, what: str) -> str:
-        return ("%s refused: %r of %s is a %s that was not run (reading it would run target "
-                "code); re-run with --allow-properties (EvalOptions(allow_properties=True)) "
-                "to run property getters"
-                % (what, self.name, self.owner, self.descriptor_type))
+        return ("%s refused: %r of %s is a %s that was not run %s; %s"
+                % (what, self.name, self.owner, self.descriptor_type, self._why(),
+                   self._remedy()))
+
+    def read_refusal(self) -> str:
+        """The one-line refusal of the read itself (docs/DESIGN.md "One refusal")."""
+        return ("attribute %r of %s refused: it is a %s %s; %s"
+                % (self.name, self.owner, self.descriptor_type, self._why(), self._remedy()))
 
     def __repr__(self) -> str:
         return "<%s %s.%s>" % (self.descriptor_type, self.owner, self.name)
@@ -281,9 +305,23 @@ def attrs_copy(obj, redact: bool, limit: int) -> dict:
     return out
 
 
+def not_run(marker: PropertyMarker, placeholder: bool):
+    """The one rule for a read that would run target code (docs/DESIGN.md
+    "One refusal"): a query's read is refused (DeniedError, exit 3, one
+    line); a listing (``navigate``: the TUI, paths) shows the placeholder."""
+    if placeholder is True:
+        return marker
+    raise DeniedError(marker.read_refusal())
+
+
 def read_attribute(obj, name, *, allow_properties: bool = False, redact: bool = True,
-                   limit: int = 1000):
-    """obj.name under the sandbox rules. Raises DeniedError / QueryError."""
+                   limit: int = 1000, placeholder: bool = False):
+    """obj.name under the sandbox rules. Raises DeniedError / QueryError.
+
+    A descriptor in policy's framework tables is read from its storage
+    (static.stored_value). Any other read that would run target code is
+    refused, or with ``placeholder`` returns a PropertyMarker (see not_run).
+    """
     if type(name) is not STR:
         raise DeniedError("attribute name of type %s refused: names must be str"
                           % type_name_of(name))
@@ -313,7 +351,8 @@ def read_attribute(obj, name, *, allow_properties: bool = False, redact: bool = 
         if value is static.MISSING:
             return None
         if static.has_get(value) and type(value) is not property:
-            return PropertyMarker(name, type_name(owner), type_name_of(value))
+            return not_run(PropertyMarker(name, type_name(owner), type_name_of(value),
+                                          runnable=False), placeholder)
         return value
     kind, value = static.lookup(obj, name)
     if kind == "missing":
@@ -340,17 +379,25 @@ def read_attribute(obj, name, *, allow_properties: bool = False, redact: bool = 
             else:
                 result = policy.GETSET_DESCRIPTOR.__dict__["__get__"](value, obj, target_type)
         else:
-            return PropertyMarker(name, type_name(owner) if owner is not None else "?",
-                                  "C getset descriptor")
+            return not_run(PropertyMarker(name, type_name(owner) if owner is not None else "?",
+                                          "C getset descriptor"), placeholder)
     else:  # "descriptor"
         vt = type(value)
-        if allow_properties and static.is_subclass(vt, property) and \
-                static.find_in_mro(vt, "__get__")[0] is property.__dict__["__get__"]:
+        status, result = ("unknown", None) if is_class else \
+            static.stored_value(obj, name, value, limit)
+        runnable = static.is_subclass(vt, property) and \
+            static.find_in_mro(vt, "__get__")[0] is property.__dict__["__get__"]
+        if status == "stored":
+            pass                                  # read from its storage: no code ran
+        elif allow_properties and runnable:
             # the user opted in: property.__get__ (C) calls the fget (target code)
             result = _PROPERTY_GET(value, obj, t)
         else:
             owner_type = t if not is_class else obj
-            return PropertyMarker(name, type_name(owner_type), type_name(vt))
+            return not_run(PropertyMarker(name, type_name(owner_type), type_name(vt),
+                                          runnable=runnable,
+                                          absent=result if status == "absent" else ""),
+                           placeholder)
     if redact and policy.looks_secret(name):
         return redact_value(name, result)
     return result
@@ -656,7 +703,7 @@ def navigate(value, path, *, redact: bool = True, allow_properties: bool = False
         op, arg = step[0], step[1]
         if type(op) is STR and op == "attr":
             value = read_attribute(value, arg, allow_properties=allow_properties,
-                                   redact=redact)
+                                   redact=redact, placeholder=True)
         elif type(op) is STR and op == "item":
             value = item_at(value, arg, redact=redact, limits=limits)
         else:

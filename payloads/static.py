@@ -27,10 +27,16 @@ have imported ``inspect``), but stricter about what it touches:
                descriptor
 ``"missing"``  not found (``__getattr__`` is never run)
 =============  ============================================================
+
+``stored_value(obj, name, descriptor)`` reads, for the framework descriptors
+of ``policy.STORED_DESCRIPTORS``/``PROPERTY_STORAGE`` (traitlets, Django,
+SQLAlchemy, cached properties ...), the value their ``__get__`` would return
+from where it is stored, without running it.
 """
 from __future__ import annotations
 
 from . import policy
+from .errors import BudgetError
 from .policy import (
     DICT,
     FUNCTION,
@@ -346,3 +352,186 @@ def instance_attrs(obj, limit: int = 100):
 
 def dict_len(d) -> int:
     return _DICT_LEN(d)
+
+
+# --- framework descriptors whose storage is known (policy.STORED_DESCRIPTORS) ---
+_TYPE_QUALNAME = TYPE.__dict__["__qualname__"].__get__
+_PROPERTY_FGET = _PROPERTY.__dict__["fget"].__get__
+_FUNCTION_QUALNAME = FUNCTION.__dict__["__qualname__"].__get__
+_FUNCTION_CODE = FUNCTION.__dict__["__code__"].__get__
+_CODE_NAMES = policy.CODE.__dict__["co_names"].__get__
+_LIST_LEN = policy.LIST.__dict__["__len__"]
+_LIST_EXTEND = policy.LIST.__dict__["extend"]
+_DICT_VALUES = DICT.__dict__["values"]
+
+
+def plain_attr(obj, name: str):
+    """obj.name if reading it involves no descriptor at all: an instance dict
+    entry, a __slots__ member, or a class attribute without __get__. Else
+    MISSING (a property, a method, __getattr__: nothing is run)."""
+    cls = type(obj)
+    attr, _ = find_in_mro(cls, name)
+    if attr is not MISSING:
+        t = type(attr)
+        if t is MEMBER_DESCRIPTOR:
+            try:
+                return _MEMBER_GET(attr, obj, cls)
+            except Exception:
+                return MISSING             # an empty slot
+        if is_data_descriptor(attr):
+            return MISSING
+    d = instance_dict(obj)
+    if d is not None:
+        value = dict_get_str(d, name)
+        if value is not MISSING:
+            return value
+    if attr is MISSING or has_get(attr):
+        return MISSING
+    return attr
+
+
+def _plain_path(obj, path: tuple):
+    for name in path:
+        obj = plain_attr(obj, name)
+        if obj is MISSING:
+            return MISSING
+    return obj
+
+
+def _imported_class(module: str, name: str):
+    """The class `name` of an already-imported module, or None (never imports)."""
+    try:
+        mod = policy.module_get(module)
+    except policy.SysReplaced:
+        return None
+    if mod is None:
+        return None
+    cls = dict_get_str(policy.module_namespace(mod), name, None)
+    return cls if cls is not None and is_class(cls) else None
+
+
+def _class_key(cls) -> tuple:
+    """(module, qualname) of a class from its own dict and the C slot, exact strs, or ()."""
+    module = class_dict_get(cls, "__module__", None)
+    qual = _TYPE_QUALNAME(cls)
+    if type(module) is not STR or type(qual) is not STR:
+        return ()
+    return (module, qual)
+
+
+def _stored_entry(desc):
+    """(entry, class) of policy.STORED_DESCRIPTORS matching this descriptor, or (None, None)."""
+    dtype = type(desc)
+    for c in mro(dtype):
+        if c is OBJECT:
+            break
+        key = _class_key(c)
+        entry = policy.STORED_BY_NAME.get(key) if key else None
+        if entry is None:
+            continue
+        if _imported_class(entry["module"], entry["type"]) is not c:
+            return None, None
+        for method in entry["methods"]:
+            own = class_dict_get(c, method)
+            if own is MISSING or find_in_mro(dtype, method)[0] is not own:
+                return None, None
+        return entry, c
+    return None, None
+
+
+def _from_stored_descriptor(obj, desc, entry):
+    for path, expected in entry["requires"]:
+        if _plain_path(desc, path) is not expected:
+            return MISSING
+    key = _plain_path(desc, entry["key"])
+    if type(key) is not STR:
+        return MISSING
+    if entry["store"]:
+        store = _plain_path(obj, entry["store"])
+        if type(store) is not DICT:
+            return MISSING
+    else:
+        store = instance_dict(obj)
+        if store is None:
+            return MISSING
+    return dict_get_str(store, key)
+
+
+def _property_entry(obj, name: str, prop):
+    """The policy.PROPERTY_STORAGE entry of this exact property, or None."""
+    if type(prop) is not _PROPERTY:
+        return None
+    found, owner = find_in_mro(type(obj), name)
+    if found is not prop:
+        return None
+    key = _class_key(owner)
+    entry = policy.PROPERTY_BY_NAME.get(key + (name,)) if key else None
+    if entry is None or _imported_class(entry["module"], entry["type"]) is not owner:
+        return None
+    fget = _PROPERTY_FGET(prop)
+    if type(fget) is not FUNCTION:
+        return None
+    qual = _FUNCTION_QUALNAME(fget)
+    names = _CODE_NAMES(_FUNCTION_CODE(fget))
+    if type(qual) is not STR or qual != entry["getter"] or type(names) is not policy.TUPLE:
+        return None
+    if not _all_str_keys(names) or names != entry["names"]:
+        return None
+    return entry
+
+
+def _flattened(value, limit: int):
+    """The items of every list of an exact dict of exact lists, as one new list."""
+    if type(value) is not DICT:
+        return MISSING
+    if _DICT_LEN(value) > limit:
+        raise BudgetError("max_snapshot_items", "the %d lists of that value exceed %d (budget "
+                          "max_snapshot_items)" % (_DICT_LEN(value), limit))
+    lists = list(_DICT_VALUES(value))            # atomic copy
+    ids = set(map(id, map(type, lists)))
+    if ids and (len(ids) != 1 or id(policy.LIST) not in ids):
+        return MISSING
+    total = sum(map(_LIST_LEN, lists))
+    if total > limit:
+        raise BudgetError("max_snapshot_items", "the %d items of that list exceed %d (budget "
+                          "max_snapshot_items)" % (total, limit))
+    out = []
+    for items in lists:
+        _LIST_EXTEND(out, items)                 # C: no target code
+    return out
+
+
+def stored_value(obj, name: str, desc, limit: int = 1000):
+    """(status, value) of `obj.name` whose class attribute is the descriptor
+    `desc`, read statically from the storage that policy's framework tables
+    (STORED_DESCRIPTORS, PROPERTY_STORAGE) name:
+
+    ``("stored", value)``  the value __get__ would return, read from its storage
+    ``("absent", label)``  a known descriptor whose value is not stored
+                           (__get__ would compute or load it): refuse
+    ``("unknown", None)``  not in the tables (or unreadable: refused as well)
+    """
+    try:
+        return _stored_value(obj, name, desc, limit)
+    except BudgetError:
+        raise
+    except Exception:
+        return "unknown", None        # an odd object: refused like any descriptor
+
+
+def _stored_value(obj, name: str, desc, limit: int):
+    entry, _ = _stored_entry(desc)
+    if entry is not None:
+        value = _from_stored_descriptor(obj, desc, entry)
+        if value is MISSING:
+            return "absent", entry["framework"]
+        return "stored", value
+    entry = _property_entry(obj, name, desc)
+    if entry is None:
+        return "unknown", None
+    value = _plain_path(obj, entry["path"])
+    if value is not MISSING and entry["flatten"]:
+        value = _flattened(value, limit)
+    if value is MISSING:
+        return "absent", entry["framework"]
+    return "stored", value

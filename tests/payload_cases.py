@@ -21,6 +21,7 @@ import builtins
 import codecs
 import collections
 import enum
+import functools
 import operator
 import queue
 import sys
@@ -172,6 +173,29 @@ class Cache:
         self.hits = 7
 
 
+class Report:
+    """functools.cached_property: read from the instance dict once computed;
+    a query never computes one (the getters append to CANARY)."""
+
+    def __init__(self):
+        self.rows = [3, 4]
+
+    @functools.cached_property
+    def total(self):
+        CANARY.append("Report.total")
+        return sum(self.rows)
+
+    @functools.cached_property
+    def pending(self):
+        CANARY.append("Report.pending")
+        return 0
+
+
+# the same cached_property under a second name (no __set_name__): its value is
+# stored under attrname "total"
+Report.alias = Report.__dict__["total"]
+
+
 class CountingDefault(dict):
     def __missing__(self, key):
         CANARY.append("__missing__")
@@ -255,6 +279,8 @@ def build_scope() -> dict:
     for i in range(3):
         q.put(i)
     canary = Canary()
+    report = Report()
+    assert report.total == 7                        # computed once, by the target
     scope = {
         "config": Config(),
         "Config": Config,
@@ -300,6 +326,7 @@ def build_scope() -> dict:
         "trap_bytes": TrapBytes(b"abc"),
         "trap_bytearray": TrapBytearray(b"abc"),
         "trap_slice": slice(canary, None),
+        "report": report,
     }
     # what a target would have as builtins (absent under python -S): calling
     # them must be refused either way
@@ -333,6 +360,7 @@ def fingerprint() -> dict:
         "gen_frame_lasti": s["gen"].gi_frame.f_lasti if s["gen"].gi_frame else None,
         "fielded": sorted((str.__str__(k), v) for k, v in dict.items(s["fielded"])),
         "trap_bytes": bytes.hex(s["trap_bytes"]) + bytearray.hex(s["trap_bytearray"]),
+        "report": sorted(s["report"].__dict__),
     }
 
 
@@ -407,7 +435,10 @@ LEGIT = [
     ("sorted(settings)", ("ok", ["password", "token", "user"])),
     ("b'ab'.hex()", ("ok", "6162")),
     ("'Ünï'.encode('utf-8')", ("ok", "Ünï".encode())),
-    ("config.url", ("kind", "property")),
+    ("config.url", "denied"),                 # one rule: a refusal, also at the top
+    ("report.total", ("ok", 7)),              # a computed cached_property
+    ("report.alias", ("ok", 7)),              # the same, stored under its attrname
+    ("report.total + 1", ("ok", 8)),
     ("config.url", ("ok", "postgres://db.internal:5432"), {"allow_properties": True}),
     ("config.password", ("kind", "redacted")),
     ("config.password", ("ok", "hunter2"), {"redact": False}),
@@ -591,7 +622,10 @@ ATTACKS = [
     ("range(canary)", "denied"),
     ("Canary in [int]", "denied"),
     ("{Canary: 1}", "denied"),
-    ("canary.prop", ("kind", "property")),
+    ("canary.prop", "denied"),
+    ("report.pending", "denied"),             # not computed: never computed by a query
+    ("[report.pending]", "denied"),
+    ("getattr_static(report, 'pending')", "denied"),
     ("canary_keys", ("kind", "map")),           # rendering never touches the key's hooks
     ("canaries", ("kind", "seq")),
     ("canary.nothing", "eval"),

@@ -9,7 +9,7 @@ import pytest
 
 from payloads.errors import DeniedError, QueryError
 from payloads.evaluator import EvalOptions, Scope, evaluate
-from payloads.snapshot import LazyIter, PropertyMarker, Redacted, snapshot
+from payloads.snapshot import LazyIter, Redacted, snapshot
 from tests import payload_cases as cases
 
 
@@ -68,9 +68,11 @@ def test_lazy_values_stay_lazy_inside_the_query(target):
 
 
 def test_allow_properties_runs_the_getter_only_when_opted_in(target):
-    """A property is a marker by default; with allow_properties its fget runs."""
+    """A property read is refused by default; with allow_properties its fget runs."""
     del cases.OPTED_IN[:]
-    assert type(evaluate("config.url", Scope(target))) is PropertyMarker
+    with pytest.raises(DeniedError, match=r"^attribute 'url' of tests.payload_cases.Config "
+                       r"refused: it is a property .*--allow-properties"):
+        evaluate("config.url", Scope(target))
     assert cases.OPTED_IN == []
     value = evaluate("config.url", Scope(target), EvalOptions(allow_properties=True))
     assert value == "postgres://db.internal:5432"
@@ -109,7 +111,8 @@ def test_evaluator_helpers(target):
     assert evaluate("isinstance(True, int)", scope) is True
     assert evaluate("vars(cache)", scope) == {"_data": {"a": [1, 2, 3], "b": [4], "c": []},
                                                "hits": 7}
-    assert type(evaluate("getattr_static(config, 'url')", scope)) is PropertyMarker
+    with pytest.raises(DeniedError, match="'url' of tests.payload_cases.Config refused"):
+        evaluate("getattr_static(config, 'url')", scope)
 
 
 def test_dict_views_are_safe_and_support_len_and_in(target):

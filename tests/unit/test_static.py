@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from payloads import static
+from payloads.errors import DeniedError
 from payloads.snapshot import PropertyMarker, read_attribute
 
 CALLS = []
@@ -169,9 +170,12 @@ def test_instance_attrs_are_bounded():
 
 
 def test_read_attribute_rules():
-    """The evaluator's attribute rule: markers for properties, real type for __class__."""
+    """The evaluator's attribute rule: a property read is refused (a listing gets a
+    marker), __class__ is the real type."""
     t = made(Thing())
-    assert type(read_attribute(t, "prop")) is PropertyMarker
+    with pytest.raises(DeniedError, match="'prop' of .*Thing refused: it is a property"):
+        read_attribute(t, "prop")
+    assert type(read_attribute(t, "prop", placeholder=True)) is PropertyMarker
     assert read_attribute(t, "__class__") is Thing
     assert read_attribute(Thing, "__name__") == "Thing"
     assert read_attribute((1).real.__class__, "__name__") == "int"

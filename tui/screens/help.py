@@ -37,8 +37,9 @@ KEYS: tuple[tuple[str, str], ...] = (
 )
 
 PROMISES = (
-    "Read-only: queries cannot assign, delete or call target code; properties are shown, "
-    "not run. Values whose names look secret are redacted. Every query is written to the "
+    "Read-only: queries cannot assign, delete or call target code; properties are never "
+    "run (a query reading one is refused, the tree marks it 'not run'). Values whose names "
+    "look secret are redacted. Every query is written to the "
     "audit log. Detach and quit remove the agent: no thread, socket or module is left "
     "behind."
 )
