@@ -22,8 +22,9 @@ Who is trusted with what:
 - Only where the target sees our filesystem (same mount namespace and root
   directory), and only an executable named python3.X (an embedding program,
   such as uwsgi, is not a compiler) that is the file /proc/PID/exe points at
-  (same device and inode). Anything else, or any failure: the target
-  compiles the sources, as before.
+  (same device and inode), and only if nobody but root and the target's user
+  can change that file, its libpython or any directory above them. Anything
+  else, or any failure: the target compiles the sources, as before.
 """
 
 from __future__ import annotations
@@ -110,7 +111,28 @@ def _compiler_path(target: Target) -> str | None:
         return None
     if (real.st_dev, real.st_ino) != (named.st_dev, named.st_ino):
         return None  # replaced or deleted since the target started
+    uid = _ids(pid)[0]
+    if not all(_only_writable_by(path, uid) for path in {exe, target.python_binary}):
+        return None
     return exe
+
+
+def _only_writable_by(path: str, uid: int) -> bool:
+    """Can nobody but root and `uid` change what runs from `path` (the file
+    and every directory above it)? Else a third user could swap the
+    interpreter or its libpython between our checks and the exec, and have
+    it run as the target's user (root, often)."""
+    while True:
+        try:
+            st = os.stat(path, follow_symlinks=False)
+        except OSError:
+            return False
+        if st.st_uid not in (0, uid) or st.st_mode & 0o022:
+            return False
+        parent = os.path.dirname(path)
+        if parent == path:
+            return True
+        path = parent
 
 
 def _ids(pid: int) -> tuple[int, int]:

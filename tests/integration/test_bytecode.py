@@ -130,3 +130,27 @@ def test_parse_output_accepts_every_module_once() -> None:
 def test_parse_output_refuses_what_is_not_well_formed(out: bytes, why: str) -> None:
     with pytest.raises(_bytecode.CompilerError, match=why):
         _bytecode.parse_output(out, (3, 12))
+
+
+def test_an_interpreter_others_can_swap_is_not_run(tmp_path: Path, spawn,
+                                                    cache_home: Path) -> None:
+    """A target whose interpreter sits below a directory another user can
+    write (here /tmp) is not asked to compile: someone could swap the file
+    between our checks and the exec. The target compiles the sources."""
+    python = _other_python()
+    if python is None:
+        pytest.skip("needs an interpreter of another version")
+    real = os.path.realpath(python)
+    copy = tmp_path / "bin" / os.path.basename(real)
+    copy.parent.mkdir()
+    copy.write_bytes(Path(real).read_bytes())
+    copy.chmod(0o755)
+    probe = subprocess.run([str(copy), "-c", "import sys; print(sys.prefix)"],
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip("a copy of %s does not start: %s" % (real, probe.stderr[-200:]))
+    target = spawn(str(copy), "sleep")
+    with inspector.attach(target.pid, reuse=False) as session:
+        assert session.agent.extra["bytecode"] == "source"
+        assert len(session.stack()) >= 1
+    assert not cache_home.exists() or not list(cache_home.iterdir())
