@@ -34,7 +34,6 @@ import marshal
 import os
 import re
 import struct
-import subprocess
 import sys
 import time
 from functools import cache
@@ -166,7 +165,7 @@ def _cached(exe: str, uid: int, gid: int, key: bytes, version: tuple[int, int],
     try:
         raw = _bootcache.load_or_build(path, key, lambda: _compile(exe, uid, gid, version,
                                                                    deadline), store="always")
-    except (OSError, CompilerError, subprocess.SubprocessError) as e:
+    except (OSError, CompilerError) as e:
         _FAILED.add(key)
         raise CompilerError(str(e)) from None
     magic, code = raw[:4], raw[4:]
@@ -198,6 +197,8 @@ def _cache_file(uid: int, key: bytes) -> str | None:
 
 def _compile(exe: str, uid: int, gid: int, version: tuple[int, int], deadline: float) -> bytes:
     """Run the target's interpreter on our sources: MAGIC + marshal'ed code dict."""
+    import subprocess  # only on a cache miss: not on every command's import path
+
     left = deadline - time.monotonic()
     timeout = min(TIMEOUT, left / 3)
     if timeout < 0.2:
@@ -212,6 +213,8 @@ def _compile(exe: str, uid: int, gid: int, version: tuple[int, int], deadline: f
                               **switch)  # type: ignore[call-overload]
     except OSError as e:
         raise CompilerError("cannot run %s as uid %d: %s" % (exe, uid, e.strerror)) from None
+    except subprocess.SubprocessError as e:  # the timeout
+        raise CompilerError("%s: %s" % (exe, e)) from None
     if done.returncode != 0:
         raise CompilerError("%s exited with status %d" % (exe, done.returncode))
     out: bytes = done.stdout
