@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import socket
+import struct
 import time
 
 SAMPLE_SECONDS = 0.2
@@ -181,3 +183,32 @@ def agent_blocked(pid: int) -> str:
                 "`kill -CONT %d` and retry (the loader it runs then does nothing, it is "
                 "too late)" % (stop, pid))
     return fd_exhaustion(pid) or address_space_shortage(pid)
+
+
+def attach_lock_name(pid: int) -> bytes:
+    """The abstract socket name an injecting inspector holds for `pid`
+    (see _inject.native.attach_lock)."""
+    return b"\0inspector-attach-%d-%d" % (pid, process_start(pid) or 0)
+
+
+def lock_holder(name: bytes) -> tuple[int, int] | None:
+    """(pid, uid) of the process that holds the abstract socket `name`."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        probe.connect(name)
+        creds = probe.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        holder_pid, uid, _gid = struct.unpack("3i", creds)
+        return holder_pid, uid
+    except OSError:
+        return None
+    finally:
+        probe.close()
+
+
+def inspector_attaching(pid: int) -> int | None:
+    """The pid of another inspector (root's or ours) injecting into `pid`
+    right now, if any: its ptrace of one thread is not a debugger's."""
+    holder = lock_holder(attach_lock_name(pid))
+    if holder is not None and holder[1] in (0, os.geteuid()):
+        return holder[0]
+    return None

@@ -90,7 +90,9 @@ def check(pid: int) -> Target:
     if state.startswith(("Z", "X")):
         raise AttachError("process %d has exited (zombie); nothing left to inspect" % pid)
     tracer = int(status.get("TracerPid", "0") or 0)
-    if tracer:
+    if tracer and _diagnose.inspector_attaching(pid) is None:
+        # (Another inspector's injection holds one thread for ~1 ms: the
+        # injector waits its turn behind it, see _inject.native.attach_lock.)
         raise AttachError("process %d is already being traced by pid %d (%s); detach that "
                           "debugger first" % (pid, tracer, _command(tracer)))
     if state.startswith(("T", "t")):

@@ -50,7 +50,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from .._diagnose import _status_fields, address_space_shortage, pending_stop, process_start
+from .._diagnose import (
+    _status_fields,
+    address_space_shortage,
+    attach_lock_name,
+    lock_holder,
+    pending_stop,
+)
 from .._preflight import _command
 from ..errors import AttachError
 from . import arch as arch_select
@@ -210,7 +216,7 @@ def attach_lock(pid: int, deadline: float) -> Iterator[None]:
     an attach; concurrent attaches are harmless anyway, this only makes them
     take turns.
     """
-    name = b"\0inspector-attach-%d-%d" % (pid, process_start(pid) or 0)
+    name = attach_lock_name(pid)
     lock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
         while True:
@@ -221,7 +227,7 @@ def attach_lock(pid: int, deadline: float) -> Iterator[None]:
             except OSError as e:
                 if e.errno != errno.EADDRINUSE:
                     raise
-            holder = _lock_holder(name)
+            holder = lock_holder(name)
             if holder is None:
                 continue  # released in between
             holder_pid, holder_uid = holder
@@ -235,19 +241,6 @@ def attach_lock(pid: int, deadline: float) -> Iterator[None]:
         yield
     finally:
         lock.close()
-
-
-def _lock_holder(name: bytes) -> tuple[int, int] | None:
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    try:
-        probe.connect(name)
-        creds = probe.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        holder_pid, uid, _gid = struct.unpack("3i", creds)
-        return holder_pid, uid
-    except OSError:
-        return None
-    finally:
-        probe.close()
 
 
 # -- the injector ------------------------------------------------------------
