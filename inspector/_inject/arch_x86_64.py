@@ -33,7 +33,7 @@ alive.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 MACHINE = "x86_64"
 PAGE_SIZE = 4096
@@ -171,8 +171,7 @@ PTHREAD_T_SLOT = FRAME_SCRATCH + 16
 SS_INVALID = 3  # not 0/SS_ONSTACK/SS_DISABLE: rt_sigreturn leaves the altstack alone (EINVAL)
 
 
-@dataclass(frozen=True)
-class RestoreFrame:
+class RestoreFrame(NamedTuple):
     """Bytes to write at `address` (the frame's lowest byte); `frame` is where
     rsp must point when the restorer's ``syscall`` runs, minus 8."""
 

@@ -48,7 +48,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .._diagnose import (
     _status_fields,
@@ -88,15 +88,13 @@ _PREFERENCE = ("clock_nanosleep", "nanosleep", "pselect6", "select", "epoll_wait
                "recvfrom", "recvmsg", "read", "futex")
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(NamedTuple):
     tid: int
     syscall: int  # -1 for the pending path (wherever the thread is)
     sp: int  # its stack pointer while blocked (0: unknown)
 
 
-@dataclass(frozen=True)
-class Addresses:
+class Addresses(NamedTuple):
     symbols: dict[str, int]
     syscall_ret: int  # a `syscall; ret` in libc's text
     restorer: int  # glibc's __restore_rt
@@ -274,8 +272,7 @@ def _refuse_shadow_stack(pid: int) -> None:
                               "return path cannot satisfy; use --injector gdb" % pid)
 
 
-@dataclass(frozen=True)
-class _Outcome:
+class _Outcome(NamedTuple):
     path: str
     tid: int
     stopped_ms: float

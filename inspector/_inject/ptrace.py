@@ -11,7 +11,7 @@ import ctypes
 import errno
 import os
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 PTRACE_GETREGS = 12
 PTRACE_SETREGS = 13
@@ -104,8 +104,7 @@ def set_regset(tid: int, note: int, data: bytes) -> None:
     _request(PTRACE_SETREGSET, tid, note, ctypes.addressof(iov))
 
 
-@dataclass(frozen=True)
-class Stop:
+class Stop(NamedTuple):
     """What waitpid said about the tracee."""
 
     status: int
