@@ -22,9 +22,9 @@ import importlib.machinery
 import importlib.util
 import marshal
 import os
-from dataclasses import dataclass
 from functools import cache
 from types import CodeType
+from typing import NamedTuple
 
 import payloads
 
@@ -126,8 +126,7 @@ _OUTER = ("(lambda B, T=().__class__.__class__: (lambda D: (lambda e: e(%r, {'__
           "B.__dict__))(__builtins__)\n")
 
 
-@dataclass(frozen=True)
-class BootParams:
+class BootParams(NamedTuple):
     """What the agent needs to find and prove itself to the client."""
 
     token: str
@@ -190,8 +189,7 @@ BOOT_DATA_MARKER = b"\n#--inspector-boot-data--\n"
 MARSHAL_VERSION = 4  # read by every CPython >= 3.4 (plain str/int/float/dict/list)
 
 
-@dataclass(frozen=True)
-class Bytecode:
+class Bytecode(NamedTuple):
     """The payloads compiled for one bytecode version (magic number):
     `code` is the marshal'ed {"prelude": bytes, "loader": bytes, "modules":
     {name: bytes}}, each value a marshal'ed code object."""

@@ -27,7 +27,7 @@ import struct
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from payloads import wire
 
@@ -43,8 +43,7 @@ HANDSHAKE_TIMEOUT = 5.0  # seconds for the hello frame once connected
 _UCRED = struct.Struct("3i")
 
 
-@dataclass(frozen=True)
-class PeerCred:
+class PeerCred(NamedTuple):
     pid: int
     uid: int
     gid: int

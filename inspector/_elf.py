@@ -19,7 +19,7 @@ import stat
 import struct
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 _ELF_MAGIC = b"\x7fELF"
 _SHT_DYNSYM = 11
@@ -35,8 +35,7 @@ class ElfError(Exception):
     """The file is not an ELF we can read."""
 
 
-@dataclass(frozen=True)
-class Mapping:
+class Mapping(NamedTuple):
     start: int
     end: int
     perms: str

@@ -39,6 +39,7 @@ import socket
 import stat
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from payloads import wire
 
@@ -52,8 +53,7 @@ RESIDENT_THREAD_NAME = "inspector-resid"  # payloads/resident.py names its threa
 KEY_BYTES = 256
 
 
-@dataclass(frozen=True)
-class Location:
+class Location(NamedTuple):
     """A state directory: how to open its parent, its name, who owns it."""
 
     base: str  # the parent as we reach it ("" for the target's /tmp in its namespace)
@@ -107,8 +107,7 @@ class Location:
         return fd
 
 
-@dataclass(frozen=True)
-class ResidentSpec:
+class ResidentSpec(NamedTuple):
     pid: int
     location: Location
     name: str  # agent-<pid>-<start>
