@@ -150,11 +150,14 @@ class AwaitLink:
 class LoopInfo:
     id: int
     type: str
-    thread: int | None  # ident of the thread running it (loop._thread_id)
+    thread: int | None  # ident of the thread running it
     thread_name: str | None
-    running: bool
+    running: bool | None  # None: no thread was found running it, and the loop
+    # does not say (uvloop keeps its state in C); see docs/DESIGN.md
     closed: bool | None
     current_task: int | None  # id of the task running in it right now
+    # how the thread was found: "loop._thread_id", "current task", "stack"
+    thread_found_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -295,8 +298,14 @@ def _loop_info(raw: dict[str, Any]) -> LoopInfo:
     return LoopInfo(id=int(raw["id"]), type=term_safe(raw.get("type") or "?"),
                     thread=_optional_int(raw.get("thread")),
                     thread_name=_opt_text(raw.get("thread_name")),
-                    running=bool(raw.get("running")), closed=raw.get("closed"),
-                    current_task=_optional_int(raw.get("current_task")))
+                    running=_optional_bool(raw.get("running")),
+                    closed=_optional_bool(raw.get("closed")),
+                    current_task=_optional_int(raw.get("current_task")),
+                    thread_found_by=_opt_text(raw.get("thread_found_by")))
+
+
+def _optional_bool(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
 
 
 def parse_tasks(raw: dict[str, Any]) -> list[TaskInfo]:

@@ -327,8 +327,13 @@ def loop_label(task: TaskInfo) -> str:
     if loop is None:
         return "Tasks without a loop"
     where = ('thread "%s" (ident %d)' % (loop.thread_name or "?", loop.thread)
-             if loop.thread is not None else "no thread (not running)")
-    state = "closed" if loop.closed else ("running" if loop.running else "stopped")
+             if loop.thread is not None else "no thread")
+    if loop.closed:
+        state = "closed"
+    elif loop.running is None:
+        state = "state unknown (no thread is inside its run_forever/run_until_complete)"
+    else:
+        state = "running" if loop.running else "stopped"
     return "Event loop %s at %#x on %s, %s" % (loop.type, loop.id, where, state)
 
 

@@ -206,12 +206,17 @@ def _all_task_objects(env):
     return found
 
 
-def _current_tasks(env):
-    """{id(loop): id(task)} of the task each loop is running right now."""
+def _current_task_objects(env):
+    """{id(loop): task} of the task each loop is running right now."""
     current = static.dict_get_str(env.tasks_ns, "_current_tasks", None)
     if type(current) is not policy.DICT:
         return {}
-    return {id(loop): id(task) for loop, task in list(_DICT_ITEMS(current))}
+    return {id(loop): task for loop, task in list(_DICT_ITEMS(current))}
+
+
+def _current_tasks(env):
+    """{id(loop): id(task)} of the task each loop is running right now."""
+    return {key: id(task) for key, task in _current_task_objects(env).items()}
 
 
 def _location(code, frame):
@@ -311,17 +316,150 @@ def describe_task(env, task, current_ids):
     }
 
 
-def describe_loop(loop, current_ids, thread_names):
-    thread_id = static.getattr_static(loop, "_thread_id", None)
-    thread_id = thread_id if type(thread_id) is int else None
+# How a loop is found running, and on which thread (docs/DESIGN.md, "Which
+# thread runs an event loop"): asyncio's own answer, the per-thread running
+# loop, is C state out of static reach on most versions (3.8-3.11: a
+# non-gc _RunningLoopHolder in the thread state's dict, which stays
+# untracked; 3.13: a field of the C thread state); so the loop's own
+# _thread_id (pure-Python loops), else the thread running its current task,
+# else the thread whose stack is inside a call of its run_forever /
+# run_until_complete (uvloop's are C: no frame of their own).
+_RUN_NAMES = ("run_forever", "run_until_complete")
+_CO_GENERATOR_FLAGS = 0x20 | 0x80 | 0x100 | 0x200   # generator, coroutine, iterable
+                                                     # coroutine, async generator
+_CODE_NAMES = policy.CODE.__dict__["co_names"].__get__
+_CODE_NAME = policy.CODE.__dict__["co_name"].__get__
+_CODE_FLAGS = policy.CODE.__dict__["co_flags"].__get__
+_FRAME_CODE = policy.FRAME.__dict__["f_code"].__get__
+_FRAME_BACK = policy.FRAME.__dict__["f_back"].__get__
+
+
+def _thread_chains(agent_ident):
+    """{ident: [frame, ...] innermost first} of every thread but the agents'."""
+    out = {}
+    for ident, frame in list(policy.sys_function("_current_frames")().items()):
+        if ident == agent_ident or frames.runs_agent_code(frame):
+            continue
+        out[ident] = frames.frame_chain(frame)[0]
+    return out
+
+
+def _names_a_run_call(code):
+    names = _CODE_NAMES(code)
+    if type(names) is not policy.TUPLE:
+        return False
+    for name in names:
+        if type(name) is policy.STR and (name == _RUN_NAMES[0] or name == _RUN_NAMES[1]):
+            return True
+    return False
+
+
+def _refers_to(value, loop):
+    """value is the loop, or an object whose own `_loop` attribute is (asyncio.Runner)."""
+    if value is loop:
+        return True
+    if static.is_class(value):
+        return False
+    namespace = static.instance_dict(value)
+    return namespace is not None and static.dict_get_str(namespace, "_loop", None) is loop
+
+
+def _inside_run_call(chain, index, loop):
+    """chain[index] is a frame calling loop.run_*() right now: the frame's code
+    calls a run_* name, a local refers to the loop, and the thread is in that
+    call (the frame is the innermost, or the next inner one runs a coroutine
+    or generator: a task step of the loop, or a Python run_* method itself)."""
+    frame = chain[index]
+    code = _FRAME_CODE(frame)
+    name = _CODE_NAME(code)
+    if type(name) is policy.STR and (name == _RUN_NAMES[0] or name == _RUN_NAMES[1]):
+        try:
+            local_self = frames.frame_locals(frame).get("self")
+        except Exception:
+            return False
+        return local_self is loop
+    if not _names_a_run_call(code):
+        return False
+    if index > 0:
+        inner = _CODE_FLAGS(_FRAME_CODE(chain[index - 1]))
+        inner_name = _CODE_NAME(_FRAME_CODE(chain[index - 1]))
+        if not (type(inner) is int and inner & _CO_GENERATOR_FLAGS) and not (
+                type(inner_name) is policy.STR and inner_name in _RUN_NAMES):
+            return False
+    try:
+        values = list(frames.frame_locals(frame).values())
+    except Exception:
+        return False
+    for value in values:
+        if _refers_to(value, loop):
+            return True
+    return False
+
+
+def _running_frame_thread(chains, frame):
+    for ident, chain in chains.items():
+        for candidate in chain:
+            if candidate is frame:
+                return ident
+    return None
+
+
+def loop_thread(env, loop, chains, current_tasks):
+    """(thread ident or None, how it was found or None, running: True/False/None)."""
+    try:
+        kind, thread_id = static.lookup(loop, "_thread_id")
+    except Exception:
+        kind, thread_id = "missing", None
+    if kind == "value" and type(thread_id) is int:
+        return thread_id, "loop._thread_id", True
+    exact = kind == "value" and thread_id is None  # a pure-Python loop: not running
+    task = current_tasks.get(id(loop))
+    if task is not None:
+        coro = _field(env, task, "_coro")
+        frame = _CR_FRAME(coro) if type(coro) is _COROUTINE else None
+        ident = _running_frame_thread(chains, frame) if frame is not None else None
+        del frame
+        if ident is not None:
+            return ident, "current task", True
+    if exact:
+        return None, None, False
+    found = []
+    for ident, chain in chains.items():
+        for index in range(len(chain)):
+            if _inside_run_call(chain, index, loop):
+                found.append(ident)
+                break
+    if len(found) == 1:
+        return found[0], "stack", True
+    return None, None, None
+
+
+def _loop_closed(loop):
     closed = static.getattr_static(loop, "_closed", None)
+    if type(closed) is bool:
+        return closed
+    if type(closed) is policy.GETSET_DESCRIPTOR and policy.loop_getset_allowed(closed):
+        try:
+            closed = static.read_getset(closed, loop)
+        except Exception:
+            return None
+        return closed if type(closed) is bool else None
+    return None
+
+
+def describe_loop(env, loop, current_ids, thread_names, chains, current_tasks):
+    thread_id, how, running = loop_thread(env, loop, chains, current_tasks)
+    closed = _loop_closed(loop)
+    if closed is True:
+        running = False
     return {
         "id": id(loop),
         "type": type_name(type(loop)),
         "thread": thread_id,
         "thread_name": thread_names.get(thread_id) if thread_id is not None else None,
-        "running": thread_id is not None,
-        "closed": closed if type(closed) is bool else None,
+        "thread_found_by": how,
+        "running": running,
+        "closed": closed,
         "current_task": current_ids.get(id(loop)),
     }
 
@@ -360,6 +498,10 @@ def list_tasks(agent_ident=None, max_seconds=MAX_SECONDS):
     names = {}
     for info in frames.list_threads(agent_ident):
         names[info["ident"]] = info["name"]
-    loop_rows = [describe_loop(loop, current_ids, names) for loop in list(loops.values())]
+    chains = _thread_chains(agent_ident)
+    current_tasks = _current_task_objects(env)
+    loop_rows = [describe_loop(env, loop, current_ids, names, chains, current_tasks)
+                 for loop in list(loops.values())]
+    chains = current_tasks = None
     return {"asyncio": True, "loops": loop_rows, "tasks": tasks, "truncated": truncated,
             "python": policy.python_version()}
