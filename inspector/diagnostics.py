@@ -103,6 +103,8 @@ class TracemallocSummary:
     top: tuple[AllocationSite, ...] = ()
     sites: int | None = None
     note: str | None = None
+    imported: bool = True  # False: tracing since startup (-X tracemalloc,
+    # PYTHONTRACEMALLOC), the target never imported tracemalloc
 
 
 @dataclass(frozen=True)
@@ -258,6 +260,7 @@ def _tracemalloc_summary(raw: dict[str, Any] | None) -> TracemallocSummary | Non
                                  int(t["count"])) for t in raw.get("top") or ()),
         sites=_optional_int(raw.get("sites")),
         note=raw.get("note"),
+        imported=raw.get("imported") is not False,
     )
 
 

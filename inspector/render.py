@@ -385,14 +385,16 @@ def memory_lines(summary: MemorySummary) -> list[str]:
                                                                          _n(summary.frozen)))
     tm = summary.tracemalloc
     if tm is None:
-        out.append("tracemalloc: not imported by the target (the inspector never starts it)")
+        out.append("tracemalloc: not tracing, not imported by the target (the inspector never "
+                   "starts it)")
     elif tm.tracing is None:
         out.append("tracemalloc: not read (%s)" % (tm.note or "unavailable"))
     elif not tm.tracing:
         out.append("tracemalloc: imported but not tracing (the inspector never starts it)")
     else:
-        out.append("tracemalloc: tracing; %s now, peak %s (its own overhead %s, traceback "
-                   "limit %s)" % (human_bytes(tm.current or 0), human_bytes(tm.peak or 0),
+        since = "" if tm.imported else " since startup (-X tracemalloc or PYTHONTRACEMALLOC)"
+        out.append("tracemalloc: tracing%s; %s now, peak %s (its own overhead %s, traceback "
+                   "limit %s)" % (since, human_bytes(tm.current or 0), human_bytes(tm.peak or 0),
                                   human_bytes(tm.overhead or 0), tm.traceback_limit))
         if tm.top:
             out.append("  %10s %8s  %s" % ("SIZE", "BLOCKS", "SITE"))
