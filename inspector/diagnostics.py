@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._text import term_safe
-from .models import ThreadStack
+from .models import FrameInfo, ThreadStack
 
 # -- object census, memory summary, asyncio tasks ------------------------------
 
@@ -194,6 +194,52 @@ class TaskNode:
 
 
 @dataclass(frozen=True)
+class GreenletInfo:
+    """One greenlet (payloads/greenlets.py): its state and its stack."""
+
+    id: int
+    type: str
+    function: str | None  # what it runs (gevent: the spawned callable)
+    state: str  # "running" | "suspended" | "not started" | "dead" | "?"
+    parent: int | None
+    is_hub: bool
+    is_main: bool  # a thread's main greenlet (no parent)
+    thread: int | None  # ident of its hub's thread, when it has a hub
+    thread_name: str | None
+    frames: tuple[FrameInfo, ...] = ()  # innermost first
+    frames_cut: bool = False
+    frames_from: str | None = None  # "gr_frame" (suspended), "thread" (running now)
+
+    @property
+    def label(self) -> str:
+        return self.function or self.type
+
+
+@dataclass(frozen=True)
+class HubInfo:
+    """A gevent hub: the event loop of one thread."""
+
+    id: int
+    type: str
+    thread: int | None
+    thread_name: str | None
+    loop_type: str | None
+    pending_callbacks: int | None  # None: not readable without running the loop's code
+
+
+@dataclass(frozen=True)
+class Greenlets:
+    """Every greenlet of the target and gevent's hubs (`inspector greenlets`)."""
+
+    greenlet: bool  # False: the target never imported greenlet
+    gevent: bool  # the target imported gevent.hub
+    greenlets: tuple[GreenletInfo, ...]
+    hubs: tuple[HubInfo, ...]
+    total: int  # greenlets found (more than listed when truncated)
+    complete: bool  # False: the heap walk ran out of time
+
+
+@dataclass(frozen=True)
 class DumpTarget:
     """Who a dump describes."""
 
@@ -357,3 +403,30 @@ def process_stats(pid: int) -> ProcessStats | None:
         return None
     return ProcessStats(rss=mem.rss, vms=mem.vms, cpu_user=cpu.user, cpu_system=cpu.system,
                         num_threads=threads, num_fds=fds, uptime=max(0.0, time.time() - created))
+
+
+def parse_greenlets(raw: dict[str, Any], frame: Any) -> Greenlets:
+    """`frame` turns one raw frame into a FrameInfo (session._frame_info)."""
+    greenlets = []
+    for g in raw.get("greenlets", []):
+        greenlets.append(GreenletInfo(
+            id=int(g["id"]), type=term_safe(g.get("type") or "?"),
+            function=_opt_text(g.get("function")), state=str(g.get("state") or "?"),
+            parent=_optional_int(g.get("parent")), is_hub=bool(g.get("is_hub")),
+            is_main=bool(g.get("is_main")), thread=_optional_int(g.get("thread")),
+            thread_name=_opt_text(g.get("thread_name")),
+            frames=tuple(frame(f) for f in g.get("frames", [])),
+            frames_cut=bool(g.get("frames_cut")),
+            frames_from=_opt_text(g.get("frames_from"))))
+    hubs = tuple(HubInfo(id=int(h["id"]), type=term_safe(h.get("type") or "?"),
+                         thread=_optional_int(h.get("thread")),
+                         thread_name=_opt_text(h.get("thread_name")),
+                         loop_type=_opt_text(h.get("loop_type")),
+                         pending_callbacks=_optional_int(h.get("pending_callbacks")))
+                 for h in raw.get("hubs", []))
+    order = {"running": 0, "suspended": 1, "not started": 2, "dead": 3}
+    greenlets.sort(key=lambda g: (not g.is_hub, not g.is_main, order.get(g.state, 4),
+                                  _natural(g.label)))
+    return Greenlets(greenlet=bool(raw.get("greenlet")), gevent=bool(raw.get("gevent")),
+                     greenlets=tuple(greenlets), hubs=hubs, total=int(raw.get("total") or 0),
+                     complete=bool(raw.get("complete", True)))

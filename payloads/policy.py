@@ -879,3 +879,33 @@ def _getset_allowed(table, desc) -> bool:
 def loop_getset_allowed(desc) -> bool:
     """True if the tasks reader may run this getset (see LOOP_GETSETS)."""
     return _getset_allowed(LOOP_GETSETS, desc)
+
+
+# greenlet's own C getters that return a stored field (greenlet 0.4-3.x:
+# green_getdead, green_getframe - the frame saved at the last switch -,
+# green_getparent), and gevent's Cython `cdef public loop` member of its hub
+# base class (payloads/greenlets.py). Owner type name -> getset names.
+GREENLET_GETSETS = {
+    "greenlet.greenlet": frozenset(["dead", "gr_frame", "parent"]),
+    "gevent._gevent_c_greenlet_primitives.SwitchOutGreenletWithLoop": frozenset(["loop"]),
+}
+# Slots of greenlet.greenlet called through its own slot wrapper (never a
+# subclass's override): __bool__ is green_bool, "is active" (a field test).
+GREENLET_SLOTS = {"greenlet.greenlet": frozenset(["__bool__"])}
+_WRAPPER_NAME = WRAPPER_DESCRIPTOR.__dict__["__name__"].__get__
+_WRAPPER_OWNER = WRAPPER_DESCRIPTOR.__dict__["__objclass__"].__get__
+
+
+def greenlet_getset_allowed(desc) -> bool:
+    """True if the greenlets reader may run this getset (see GREENLET_GETSETS)."""
+    return _getset_allowed(GREENLET_GETSETS, desc)
+
+
+def greenlet_slot_allowed(owner, wrapper) -> bool:
+    """True if `wrapper` is the slot wrapper of `owner`'s own C slot listed in
+    GREENLET_SLOTS (calling it runs that C function, whatever the subclass)."""
+    if TYPE(wrapper) is not WRAPPER_DESCRIPTOR or _WRAPPER_OWNER(wrapper) is not owner:
+        return False
+    names = GREENLET_SLOTS.get(c_type_name(owner))
+    name = _WRAPPER_NAME(wrapper)
+    return names is not None and TYPE(name) is STR and name in names
