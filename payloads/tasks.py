@@ -37,6 +37,10 @@ a ``gather()`` future whose ``_children`` are tasks; a ``TaskGroup`` (3.11+)
 child carries the group's ``_on_task_done`` callback, and the group knows its
 ``_parent_task``. These become each task's ``awaiting`` list, from which the
 client draws a tree like CPython 3.14's ``python -m asyncio pstree``.
+
+Which thread runs each loop, for every loop implementation (uvloop keeps
+its thread and running flag in C): ``loop_thread`` below, and
+docs/DESIGN.md, "Real services".
 """
 from __future__ import annotations
 
@@ -206,17 +210,12 @@ def _all_task_objects(env):
     return found
 
 
-def _current_task_objects(env):
+def _current_tasks(env):
     """{id(loop): task} of the task each loop is running right now."""
     current = static.dict_get_str(env.tasks_ns, "_current_tasks", None)
     if type(current) is not policy.DICT:
         return {}
     return {id(loop): task for loop, task in list(_DICT_ITEMS(current))}
-
-
-def _current_tasks(env):
-    """{id(loop): id(task)} of the task each loop is running right now."""
-    return {key: id(task) for key, task in _current_task_objects(env).items()}
 
 
 def _location(code, frame):
@@ -472,7 +471,8 @@ def list_tasks(agent_ident=None, max_seconds=MAX_SECONDS):
     clock = genuine_clock() or no_clock
     deadline = clock() + max_seconds
     found = _all_task_objects(env)
-    current_ids = _current_tasks(env)
+    current_tasks = _current_tasks(env)
+    current_ids = {key: id(task) for key, task in current_tasks.items()}
     tasks = []
     loops = {}
     truncated = False
@@ -499,7 +499,6 @@ def list_tasks(agent_ident=None, max_seconds=MAX_SECONDS):
     for info in frames.list_threads(agent_ident):
         names[info["ident"]] = info["name"]
     chains = _thread_chains(agent_ident)
-    current_tasks = _current_task_objects(env)
     loop_rows = [describe_loop(env, loop, current_ids, names, chains, current_tasks)
                  for loop in list(loops.values())]
     chains = current_tasks = None
