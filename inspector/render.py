@@ -392,9 +392,9 @@ def greenlets_lines(result: Greenlets, width: int = 160) -> list[str]:
         counts[g.state] = counts.get(g.state, 0) + 1
     summary = ", ".join("%d %s" % (n, state) for state, n in sorted(counts.items()))
     shown = len(result.greenlets)
-    out.append("%d greenlet%s (%s)%s" % (result.total, "" if result.total == 1 else "s",
-                                         summary, "" if shown == result.total
-                                         else "; %d listed" % shown))
+    out.append("%d greenlet%s%s%s" % (result.total, "" if result.total == 1 else "s",
+                                       " (%s)" % summary if summary else "",
+                                       "" if shown == result.total else "; %d listed" % shown))
     for g in result.greenlets:
         out.append(_greenlet_line(g)[:width])
         for f in g.frames:

@@ -17,9 +17,10 @@ How, and what runs:
   an object is a greenlet if ``greenlet.greenlet`` is in its type's MRO
   (identity). Subclasses' code never runs.
 * Per greenlet, only greenlet's own C getters run (policy.GREENLET_GETSETS,
-  policy.GREENLET_SLOTS): ``dead``, ``gr_frame``, ``parent`` (getsets that
-  return a stored field) and greenlet's ``__bool__`` slot (``active``), each
-  called on greenlet.greenlet's descriptor, never a subclass's override.
+  policy.GREENLET_SLOTS): ``dead``, ``gr_frame``, ``parent``, ``run``
+  (getsets that return a stored field or raise AttributeError) and
+  greenlet's ``__bool__`` slot (``active``), each called on
+  greenlet.greenlet's descriptor, never a subclass's override.
   State: dead; not started (neither active nor dead); suspended (active, its
   saved top frame in ``gr_frame``); running (active, no saved frame: its
   frames are its thread's stack right now).
@@ -27,7 +28,8 @@ How, and what runs:
   frames greenlet keeps while it is switched out; what gevent's own
   ``format_run_info`` walks). A running greenlet's stack is its thread's.
 * The greenlet's function: gevent's ``Greenlet._run`` from the instance dict
-  (the spawned callable), else ``run`` from the instance dict or the class.
+  (the spawned callable), else the callable greenlet keeps until it starts,
+  else a ``run`` function of its class, else its outermost frame.
 * A hub's thread is its ``thread_ident`` (instance dict); its loop is the
   ``loop`` attribute (a Cython ``public`` member of gevent's C greenlet
   primitives, listed in policy.GREENLET_GETSETS, or the instance dict in pure
@@ -59,7 +61,7 @@ class _Env:
         self.greenlet_type = greenlet_type
         self.hub_class = hub_class
         self.getsets = {}
-        for name in ("dead", "gr_frame", "parent"):
+        for name in ("dead", "gr_frame", "parent", "run"):
             desc = static.class_dict_get(greenlet_type, name, None)
             if policy.greenlet_getset_allowed(desc):
                 self.getsets[name] = desc
@@ -172,17 +174,25 @@ def _callable_name(fn):
     return type_name(kind)
 
 
-def _function(greenlet):
-    """The greenlet's function: gevent's spawned callable, or its run."""
+def _function(env, greenlet, stack):
+    """The greenlet's function: gevent's spawned callable (``_run``), the
+    callable given to greenlet (its ``run`` getset: a C field, kept until
+    the greenlet starts), a ``run`` method of its class, or else its
+    outermost frame."""
     namespace = static.instance_dict(greenlet)
     if namespace is not None:
         for key in ("_run", "run"):
             fn = static.dict_get_str(namespace, key, None)
             if fn is not None:
                 return _callable_name(fn)
+    fn = env.read("run", greenlet)
+    if fn is not None:
+        return _callable_name(fn)
     run, _owner = static.find_in_mro(type(greenlet), "run")
     if type(run) is policy.FUNCTION:
         return _callable_name(run)
+    if stack:
+        return stack[-1]["qualname"]
     return None
 
 
@@ -299,7 +309,8 @@ def list_greenlets(agent_ident=None, limits=None):
         state = _state(env, g, frame)
         thread = _thread_of(g, hub_threads, parents, hub_parents)
         parent = parents.get(id(g))
-        row = {"id": id(g), "type": type_name(type(g)), "function": _function(g),
+        stack, cut = _stack(frame) if frame is not None else ([], False)
+        row = {"id": id(g), "type": type_name(type(g)), "function": _function(env, g, stack),
                "state": state, "parent": id(parent) if parent is not None else None,
                "is_hub": env.hub_class is not None and static.is_subclass(type(g),
                                                                           env.hub_class),
@@ -308,7 +319,7 @@ def list_greenlets(agent_ident=None, limits=None):
                "thread_name": thread_names.get(thread) if thread is not None else None,
                "frames": [], "frames_cut": False, "frames_from": None}
         if frame is not None:
-            row["frames"], row["frames_cut"] = _stack(frame)
+            row["frames"], row["frames_cut"] = stack, cut
             row["frames_from"] = "gr_frame"
         elif state == "running" and thread is not None:
             running_by_thread.setdefault(thread, []).append(row)

@@ -883,10 +883,11 @@ def loop_getset_allowed(desc) -> bool:
 
 # greenlet's own C getters that return a stored field (greenlet 0.4-3.x:
 # green_getdead, green_getframe - the frame saved at the last switch -,
-# green_getparent), and gevent's Cython `cdef public loop` member of its hub
-# base class (payloads/greenlets.py). Owner type name -> getset names.
+# green_getparent, green_getrun - the callable until the greenlet starts,
+# else AttributeError), and gevent's Cython `cdef public loop` member of its
+# hub base class (payloads/greenlets.py). Owner type name -> getset names.
 GREENLET_GETSETS = {
-    "greenlet.greenlet": frozenset(["dead", "gr_frame", "parent"]),
+    "greenlet.greenlet": frozenset(["dead", "gr_frame", "parent", "run"]),
     "gevent._gevent_c_greenlet_primitives.SwitchOutGreenletWithLoop": frozenset(["loop"]),
 }
 # Slots of greenlet.greenlet called through its own slot wrapper (never a

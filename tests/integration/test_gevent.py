@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+import inspector
 from tests.targets.process import TargetProcess
 from tests.targets.services import services_python
 
@@ -173,3 +174,41 @@ def test_greenlets_and_the_hub_of_a_gevent_service(any_gevent_service):
     assert _fds(pid) == fds
     assert _beats(target) > beats
     assert target.alive() and target.stderr_text() == ""
+
+
+PLAIN_GREENLETS = r"""
+import os, time, greenlet
+def child(x):
+    greenlet.getcurrent().parent.switch(x)
+def never():
+    pass
+suspended = greenlet.greenlet(child)
+suspended.switch(5)
+waiting = greenlet.greenlet(never)
+finished = greenlet.greenlet(never)
+finished.switch()
+print("ready %d" % os.getpid(), flush=True)
+while True:
+    time.sleep(0.1)
+"""
+
+
+def test_plain_greenlets_in_every_state(edge_python, needs_ptrace):
+    # Given greenlet without gevent: one suspended in child(), one not started,
+    # one finished, and the main greenlet running the main thread
+    target = TargetProcess(services_python(edge_python), ["-c", PLAIN_GREENLETS])
+    try:
+        with inspector.attach(target.pid) as session:
+            result = session.greenlets()
+    finally:
+        target.kill()
+    # Then each is listed in its state, with the function it runs or ran
+    assert result.greenlet is True and result.gevent is False and result.hubs == ()
+    states = sorted((g.state, g.function or "") for g in result.greenlets)
+    assert states == [("dead", ""), ("not started", "never"), ("running", ""),
+                      ("suspended", "child")], states
+    (suspended,) = [g for g in result.greenlets if g.state == "suspended"]
+    assert [f.function for f in suspended.frames] == ["child"]
+    assert suspended.frames[0].line == 4 and suspended.frames_from == "gr_frame"
+    (main,) = [g for g in result.greenlets if g.is_main]
+    assert main.state == "running" and main.frames == ()  # no hub: thread unknown

@@ -63,3 +63,9 @@ def test_text_view_shows_the_hub_state_and_every_stack():
     assert any(line.startswith("Main greenlet greenlet.greenlet at 0x2") for line in lines)
     incomplete = dict(RAW, complete=False)
     assert "heap walk ran out of time" in render_greenlets(parse_greenlets(incomplete, _frame))
+
+
+def test_no_greenlet_created_yet():
+    empty = {"greenlet": True, "gevent": False, "total": 0, "complete": True, "hubs": [],
+             "greenlets": []}
+    assert render_greenlets(parse_greenlets(empty, _frame)) == "0 greenlets"
