@@ -844,6 +844,8 @@ PROPERTY_STORAGE = (
 STORED_BY_NAME = {(e["module"], e["type"]): e for e in STORED_DESCRIPTORS}
 PROPERTY_BY_NAME = {(e["module"], e["type"], e["attr"]): e for e in PROPERTY_STORAGE}
 
+
+# ---------------------------------------------------------------------------
 # Services: what the tasks and greenlets readers (payloads/tasks.py,
 # payloads/greenlets.py) may run besides reading dicts and slots.
 # ---------------------------------------------------------------------------
