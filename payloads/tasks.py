@@ -39,7 +39,7 @@ child carries the group's ``_on_task_done`` callback, and the group knows its
 client draws a tree like CPython 3.14's ``python -m asyncio pstree``.
 
 Which thread runs each loop, for every loop implementation (uvloop keeps
-its thread and running flag in C): ``loop_thread`` below, and
+its thread and running flag in C): ``loop_threads`` below, and
 docs/DESIGN.md, "Real services".
 """
 from __future__ import annotations
@@ -330,7 +330,6 @@ _CODE_NAMES = policy.CODE.__dict__["co_names"].__get__
 _CODE_NAME = policy.CODE.__dict__["co_name"].__get__
 _CODE_FLAGS = policy.CODE.__dict__["co_flags"].__get__
 _FRAME_CODE = policy.FRAME.__dict__["f_code"].__get__
-_FRAME_BACK = policy.FRAME.__dict__["f_back"].__get__
 
 
 def _thread_chains(agent_ident):
@@ -364,10 +363,13 @@ def _refers_to(value, loop):
 
 
 def _inside_run_call(chain, index, loop):
-    """chain[index] is a frame calling loop.run_*() right now: the frame's code
-    calls a run_* name, a local refers to the loop, and the thread is in that
-    call (the frame is the innermost, or the next inner one runs a coroutine
-    or generator: a task step of the loop, or a Python run_* method itself)."""
+    """Whether chain[index] is in a call of loop.run_*() right now:
+
+    "own": the frame is a (Python) run_forever/run_until_complete whose
+    `self` is the loop; "caller": the frame's code calls a run_* name, a
+    local refers to the loop, and the thread is in that call (the frame is
+    the innermost, or the next inner one is a coroutine or generator - a
+    task step of the loop - or a run_* method); else None."""
     frame = chain[index]
     code = _FRAME_CODE(frame)
     name = _CODE_NAME(code)
@@ -375,24 +377,24 @@ def _inside_run_call(chain, index, loop):
         try:
             local_self = frames.frame_locals(frame).get("self")
         except Exception:
-            return False
-        return local_self is loop
+            return None
+        return "own" if local_self is loop else None
     if not _names_a_run_call(code):
-        return False
+        return None
     if index > 0:
         inner = _CODE_FLAGS(_FRAME_CODE(chain[index - 1]))
         inner_name = _CODE_NAME(_FRAME_CODE(chain[index - 1]))
         if not (type(inner) is int and inner & _CO_GENERATOR_FLAGS) and not (
                 type(inner_name) is policy.STR and inner_name in _RUN_NAMES):
-            return False
+            return None
     try:
         values = list(frames.frame_locals(frame).values())
     except Exception:
-        return False
+        return None
     for value in values:
         if _refers_to(value, loop):
-            return True
-    return False
+            return "caller"
+    return None
 
 
 def _running_frame_thread(chains, frame):
@@ -403,15 +405,15 @@ def _running_frame_thread(chains, frame):
     return None
 
 
-def loop_thread(env, loop, chains, current_tasks):
-    """(thread ident or None, how it was found or None, running: True/False/None)."""
+def _exact_thread(env, loop, chains, current_tasks):
+    """(thread ident or None, how, running) when the loop says, or its
+    current task shows, where it runs; None when only its stack can tell."""
     try:
         kind, thread_id = static.lookup(loop, "_thread_id")
     except Exception:
         kind, thread_id = "missing", None
     if kind == "value" and type(thread_id) is int:
         return thread_id, "loop._thread_id", True
-    exact = kind == "value" and thread_id is None  # a pure-Python loop: not running
     task = current_tasks.get(id(loop))
     if task is not None:
         coro = _field(env, task, "_coro")
@@ -420,17 +422,64 @@ def loop_thread(env, loop, chains, current_tasks):
         del frame
         if ident is not None:
             return ident, "current task", True
-    if exact:
-        return None, None, False
-    found = []
+    if kind == "value" and thread_id is None:
+        return None, None, False       # a pure-Python loop that is not running
+    return None
+
+
+def _stack_threads(chains, loop):
+    """{ident: "own"|"caller"} of the threads whose stack is inside a call of
+    the loop's run methods (the strongest evidence per thread)."""
+    found = {}
     for ident, chain in chains.items():
         for index in range(len(chain)):
-            if _inside_run_call(chain, index, loop):
-                found.append(ident)
+            kind = _inside_run_call(chain, index, loop)
+            if kind == "own" or (kind == "caller" and ident not in found):
+                found[ident] = kind
+            if kind == "own":
                 break
-    if len(found) == 1:
-        return found[0], "stack", True
-    return None, None, None
+    return found
+
+
+def _place(placed, unplaced, candidates, strength):
+    """Give each unplaced loop the one thread that only it claims with
+    evidence of this strength, among the threads no loop holds yet."""
+    taken = {where[0] for where in placed.values() if where[0] is not None}
+    claims = {}
+    for loop in unplaced:
+        for ident, kind in candidates[id(loop)].items():
+            if kind == strength and ident not in taken:
+                claims[ident] = claims.get(ident, 0) + 1
+    for loop in list(unplaced):
+        idents = [i for i, kind in candidates[id(loop)].items()
+                  if kind == strength and claims.get(i) == 1]
+        if len(idents) == 1:
+            placed[id(loop)] = (idents[0], "stack", True)
+            unplaced.remove(loop)
+
+
+def loop_threads(env, loops, chains, current_tasks):
+    """{id(loop): (thread ident or None, how it was found, running: True/False/None)}.
+
+    A thread runs one loop at a time (asyncio refuses to run a loop in a
+    thread that is running one): a thread placed exactly is not offered to
+    the loops found by their stack, a loop's own run frame outranks a caller
+    holding it in a local, and a thread two loops claim alike is given to
+    neither."""
+    placed = {}
+    unplaced = []
+    for loop in loops:
+        exact = _exact_thread(env, loop, chains, current_tasks)
+        if exact is None:
+            unplaced.append(loop)
+        else:
+            placed[id(loop)] = exact
+    candidates = {id(loop): _stack_threads(chains, loop) for loop in unplaced}
+    _place(placed, unplaced, candidates, "own")
+    _place(placed, unplaced, candidates, "caller")
+    for loop in unplaced:
+        placed[id(loop)] = (None, None, None)
+    return placed
 
 
 def _loop_closed(loop):
@@ -446,8 +495,8 @@ def _loop_closed(loop):
     return None
 
 
-def describe_loop(env, loop, current_ids, thread_names, chains, current_tasks):
-    thread_id, how, running = loop_thread(env, loop, chains, current_tasks)
+def describe_loop(loop, where, current_ids, thread_names):
+    thread_id, how, running = where
     closed = _loop_closed(loop)
     if closed is True:
         running = False
@@ -499,7 +548,8 @@ def list_tasks(agent_ident=None, max_seconds=MAX_SECONDS):
     for info in frames.list_threads(agent_ident):
         names[info["ident"]] = info["name"]
     chains = _thread_chains(agent_ident)
-    loop_rows = [describe_loop(env, loop, current_ids, names, chains, current_tasks)
+    where = loop_threads(env, list(loops.values()), chains, current_tasks)
+    loop_rows = [describe_loop(loop, where[id(loop)], current_ids, names)
                  for loop in list(loops.values())]
     chains = current_tasks = None
     return {"asyncio": True, "loops": loop_rows, "tasks": tasks, "truncated": truncated,

@@ -332,18 +332,21 @@ def test_a_loop_that_hides_its_thread_is_found_by_its_stack():
         ready.set()
         await asyncio.sleep(100)
 
+    # and one that is not running, whose task was only created, held by the
+    # frame that runs the first one
+    idle = OpaqueLoop()
+    idle_task = idle.create_task(leaf())
+
     def run() -> None:
         try:
             loop.run_until_complete(main())
         except BaseException:
             pass
+        assert idle is not None
 
     thread = threading.Thread(target=run, name="opaque-loop", daemon=True)
     thread.start()
     assert ready.wait(5)
-    # and one that is not running, whose task was only created
-    idle = OpaqueLoop()
-    idle_task = idle.create_task(leaf())
     try:
         CALLS.clear()
         loops = _loops_by_id()
@@ -360,6 +363,10 @@ def test_a_loop_that_hides_its_thread_is_found_by_its_stack():
         idle_task.cancel()
         idle.run_until_complete(asyncio.sleep(0))
         idle.close()
-        loop.call_soon_threadsafe(loop.stop)
+        def cancel_all() -> None:
+            for t in asyncio.all_tasks(loop):
+                t.cancel()
+
+        loop.call_soon_threadsafe(cancel_all)
         thread.join(5)
         loop.close()
