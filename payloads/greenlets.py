@@ -40,7 +40,16 @@ How, and what runs:
 from __future__ import annotations
 
 from . import frames, policy, static
-from .census import CHUNK, HOLD_SECONDS, _gc, _yielder, genuine_clock, loaded_module, no_clock
+from .census import (
+    CHUNK,
+    HOLD_SECONDS,
+    MAX_OBJECTS_NO_CLOCK,
+    _gc,
+    _yielder,
+    genuine_clock,
+    loaded_module,
+    no_clock,
+)
 from .errors import QueryError
 from .snapshot import type_name
 
@@ -112,22 +121,27 @@ def _options(limits):
         return MAX_SECONDS
     if type(limits) is not dict:
         raise QueryError("ValueError", "limits must be an object")
+    for key in list(limits):
+        if key != "max_seconds":
+            raise QueryError("ValueError", "unknown greenlets limit %r" % (key,))
     value = limits.get("max_seconds", MAX_SECONDS)
-    if type(value) not in (int, float) or not 0 < value <= MAX_SECONDS_CAP:
+    kind = type(value)
+    if not (kind is int or kind is float) or not 0 < value <= MAX_SECONDS_CAP:
         raise QueryError("ValueError", "max_seconds must be in (0, %g]" % MAX_SECONDS_CAP)
     return float(value)
 
 
 def _walk(env, max_seconds):
-    """([greenlet, ...], total found, complete) from one chunked heap walk."""
+    """([greenlet, ...], complete) from one chunked heap walk (like the census)."""
     gc = _gc()
     clock = genuine_clock() or no_clock
     offer_gil = _yielder()
     deadline = clock() + max_seconds
-    verdicts = {}                         # id(type) -> is a greenlet type
+    verdicts = {}                         # id(type) -> (type, is a greenlet type)
     found = {}
     base = env.greenlet_type
     complete = True
+    walked = 0
     for generation in (0, 1, 2):
         objects = gc.get_objects(generation)
         hold_start = clock()
@@ -142,9 +156,10 @@ def _walk(env, max_seconds):
                 if verdict[1]:
                     found[id(o)] = o
             o = None
+            walked += len(part)
             del part
             now = clock()
-            if now > deadline:
+            if now > deadline or (clock is no_clock and walked >= MAX_OBJECTS_NO_CLOCK):
                 complete = False
                 break
             if now - hold_start >= HOLD_SECONDS or clock is no_clock:

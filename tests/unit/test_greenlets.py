@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from inspector.diagnostics import parse_greenlets
 from inspector.models import FrameInfo
 from inspector.render import render_greenlets
+from payloads import greenlets as payload_greenlets
+from payloads.errors import QueryError
 
 
 def _frame(raw: dict[str, Any]) -> FrameInfo:
@@ -69,3 +73,16 @@ def test_no_greenlet_created_yet():
     empty = {"greenlet": True, "gevent": False, "total": 0, "complete": True, "hubs": [],
              "greenlets": []}
     assert render_greenlets(parse_greenlets(empty, _frame)) == "0 greenlets"
+
+
+@pytest.mark.parametrize("limits", [{"max_seconds": 0}, {"max_seconds": 500},
+                                    {"max_seconds": True}, {"chunk": 100}, [1]])
+def test_bad_limits_are_refused(limits):
+    with pytest.raises(QueryError):
+        payload_greenlets.list_greenlets(None, limits)
+
+
+def test_without_greenlet_nothing_is_read():
+    # this test process never imported greenlet: the answer says so
+    result = payload_greenlets.list_greenlets(None, {"max_seconds": 5})
+    assert result["greenlet"] is False and result["greenlets"] == []
