@@ -36,7 +36,7 @@ PAYLOAD_MODULES = (
     "errors", "limits", "wire", "policy", "static", "snapshot", "costs", "datasafety",
     "operators", "callables", "query_text", "query_tree", "evaluator", "frames",
     "cmodules", "gcguard",
-    "census", "tasks", "isolate", "resident", "agent",
+    "census", "tasks", "greenlets", "isolate", "resident", "agent",
 )
 ALL_SOURCES = ("prelude", "loader", *PAYLOAD_MODULES)
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from ._inject import InjectionReport, Target
-    from .diagnostics import Census, MemorySummary, TaskInfo
+    from .diagnostics import Census, Greenlets, MemorySummary, TaskInfo
     from .models import AgentInfo, ThreadInfo, ThreadStack, Value
 
 
@@ -45,6 +45,8 @@ class SessionAPI(Protocol):
                max_seconds: float | None = None) -> Census: ...
 
     def tasks(self) -> list[TaskInfo]: ...
+
+    def greenlets(self, *, max_seconds: float | None = None) -> Greenlets: ...
 
     def memory(self, *, tracemalloc_top: int = 10, process: bool = True) -> MemorySummary: ...
 

@@ -523,6 +523,33 @@ class TasksCommand(Command):
         return EXIT_OK
 
 
+class GreenletsCommand(Command):
+    name = "greenlets"
+    help = "greenlets (gevent) with their state and stacks, and each hub's loop"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        _attach_options(parser)
+        parser.add_argument("--max-seconds", type=_positive_seconds, metavar="S",
+                            help="time budget of the heap walk in the target (default 10)")
+        parser.add_argument("--json", action="store_true", help="one JSON document")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from .render import render_greenlets
+
+        with _session(args) as session:
+            result = session.greenlets(max_seconds=args.max_seconds)
+        if not result.complete:
+            print("inspector: warning: the heap walk stopped early (time budget); greenlets "
+                  "may be missing; raise --max-seconds", file=sys.stderr)
+        if args.json:
+            _emit_json({"ok": True, "value": asdict(result)})
+        elif not result.greenlet:
+            print("no greenlets in process %d (it never imported greenlet)" % args.pid)
+        else:
+            print(render_greenlets(result, max(_width(), 160)))
+        return EXIT_OK
+
+
 class MemoryCommand(Command):
     name = "memory"
     help = "garbage collector state, tracemalloc top sites (if tracing), RSS/CPU/threads/fds"
@@ -642,7 +669,7 @@ class ShowCommand(Command):
 COMMANDS: tuple[type[Command], ...] = (PsCommand, StackCommand, EvalCommand, ProbeCommand,
                                        AttachCommand, DetachCommand, CensusCommand,
                                        TasksCommand, MemoryCommand, DumpCommand, ShowCommand,
-                                       TuiCommand)
+                                       TuiCommand, GreenletsCommand)
 
 
 def _terminal_width() -> int | None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._text import term_safe
-from .models import ThreadStack
+from .models import FrameInfo, ThreadStack
 
 # -- object census, memory summary, asyncio tasks ------------------------------
 
@@ -103,6 +103,8 @@ class TracemallocSummary:
     top: tuple[AllocationSite, ...] = ()
     sites: int | None = None
     note: str | None = None
+    imported: bool = True  # False: tracing since startup (-X tracemalloc,
+    # PYTHONTRACEMALLOC), the target never imported tracemalloc
 
 
 @dataclass(frozen=True)
@@ -150,11 +152,14 @@ class AwaitLink:
 class LoopInfo:
     id: int
     type: str
-    thread: int | None  # ident of the thread running it (loop._thread_id)
+    thread: int | None  # ident of the thread running it
     thread_name: str | None
-    running: bool
+    running: bool | None  # None: no thread was found running it, and the loop
+    # does not say (uvloop keeps its state in C); see docs/DESIGN.md
     closed: bool | None
     current_task: int | None  # id of the task running in it right now
+    # how the thread was found: "loop._thread_id", "current task", "stack"
+    thread_found_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -186,6 +191,52 @@ class TaskNode:
     task: TaskInfo
     children: tuple[TaskNode, ...] = ()
     cycle: bool = False  # the task already appears above (an await cycle)
+
+
+@dataclass(frozen=True)
+class GreenletInfo:
+    """One greenlet (payloads/greenlets.py): its state and its stack."""
+
+    id: int
+    type: str
+    function: str | None  # what it runs (gevent: the spawned callable)
+    state: str  # "running" | "suspended" | "not started" | "dead" | "?"
+    parent: int | None
+    is_hub: bool
+    is_main: bool  # a thread's main greenlet (no parent)
+    thread: int | None  # ident of its hub's thread, when it has a hub
+    thread_name: str | None
+    frames: tuple[FrameInfo, ...] = ()  # innermost first
+    frames_cut: bool = False
+    frames_from: str | None = None  # "gr_frame" (suspended), "thread" (running now)
+
+    @property
+    def label(self) -> str:
+        return self.function or self.type
+
+
+@dataclass(frozen=True)
+class HubInfo:
+    """A gevent hub: the event loop of one thread."""
+
+    id: int
+    type: str
+    thread: int | None
+    thread_name: str | None
+    loop_type: str | None
+    pending_callbacks: int | None  # None: not readable without running the loop's code
+
+
+@dataclass(frozen=True)
+class Greenlets:
+    """Every greenlet of the target and gevent's hubs (`inspector greenlets`)."""
+
+    greenlet: bool  # False: the target never imported greenlet
+    gevent: bool  # the target imported gevent.hub
+    greenlets: tuple[GreenletInfo, ...]
+    hubs: tuple[HubInfo, ...]
+    total: int  # greenlets found (more than listed when truncated)
+    complete: bool  # False: the heap walk ran out of time
 
 
 @dataclass(frozen=True)
@@ -255,6 +306,7 @@ def _tracemalloc_summary(raw: dict[str, Any] | None) -> TracemallocSummary | Non
                                  int(t["count"])) for t in raw.get("top") or ()),
         sites=_optional_int(raw.get("sites")),
         note=raw.get("note"),
+        imported=raw.get("imported") is not False,
     )
 
 
@@ -295,8 +347,14 @@ def _loop_info(raw: dict[str, Any]) -> LoopInfo:
     return LoopInfo(id=int(raw["id"]), type=term_safe(raw.get("type") or "?"),
                     thread=_optional_int(raw.get("thread")),
                     thread_name=_opt_text(raw.get("thread_name")),
-                    running=bool(raw.get("running")), closed=raw.get("closed"),
-                    current_task=_optional_int(raw.get("current_task")))
+                    running=_optional_bool(raw.get("running")),
+                    closed=_optional_bool(raw.get("closed")),
+                    current_task=_optional_int(raw.get("current_task")),
+                    thread_found_by=_opt_text(raw.get("thread_found_by")))
+
+
+def _optional_bool(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
 
 
 def parse_tasks(raw: dict[str, Any]) -> list[TaskInfo]:
@@ -345,3 +403,30 @@ def process_stats(pid: int) -> ProcessStats | None:
         return None
     return ProcessStats(rss=mem.rss, vms=mem.vms, cpu_user=cpu.user, cpu_system=cpu.system,
                         num_threads=threads, num_fds=fds, uptime=max(0.0, time.time() - created))
+
+
+def parse_greenlets(raw: dict[str, Any], frame: Any) -> Greenlets:
+    """`frame` turns one raw frame into a FrameInfo (session._frame_info)."""
+    greenlets = []
+    for g in raw.get("greenlets", []):
+        greenlets.append(GreenletInfo(
+            id=int(g["id"]), type=term_safe(g.get("type") or "?"),
+            function=_opt_text(g.get("function")), state=str(g.get("state") or "?"),
+            parent=_optional_int(g.get("parent")), is_hub=bool(g.get("is_hub")),
+            is_main=bool(g.get("is_main")), thread=_optional_int(g.get("thread")),
+            thread_name=_opt_text(g.get("thread_name")),
+            frames=tuple(frame(f) for f in g.get("frames", [])),
+            frames_cut=bool(g.get("frames_cut")),
+            frames_from=_opt_text(g.get("frames_from"))))
+    hubs = tuple(HubInfo(id=int(h["id"]), type=term_safe(h.get("type") or "?"),
+                         thread=_optional_int(h.get("thread")),
+                         thread_name=_opt_text(h.get("thread_name")),
+                         loop_type=_opt_text(h.get("loop_type")),
+                         pending_callbacks=_optional_int(h.get("pending_callbacks")))
+                 for h in raw.get("hubs", []))
+    order = {"running": 0, "suspended": 1, "not started": 2, "dead": 3}
+    greenlets.sort(key=lambda g: (not g.is_hub, not g.is_main, order.get(g.state, 4),
+                                  _natural(g.label)))
+    return Greenlets(greenlet=bool(raw.get("greenlet")), gevent=bool(raw.get("gevent")),
+                     greenlets=tuple(greenlets), hubs=hubs, total=int(raw.get("total") or 0),
+                     complete=bool(raw.get("complete", True)))

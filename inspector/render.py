@@ -10,7 +10,17 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # only the census/task/memory renderers need them, and they are given them
-    from .diagnostics import Census, CensusDelta, Dump, MemorySummary, TaskInfo, TaskNode
+    from .diagnostics import (
+        Census,
+        CensusDelta,
+        Dump,
+        GreenletInfo,
+        Greenlets,
+        HubInfo,
+        MemorySummary,
+        TaskInfo,
+        TaskNode,
+    )
 from ._text import term_safe as term_safe  # re-exported for the TUI (public API)
 from .models import ThreadStack, Value
 from .procs import PythonProcess
@@ -327,8 +337,13 @@ def loop_label(task: TaskInfo) -> str:
     if loop is None:
         return "Tasks without a loop"
     where = ('thread "%s" (ident %d)' % (loop.thread_name or "?", loop.thread)
-             if loop.thread is not None else "no thread (not running)")
-    state = "closed" if loop.closed else ("running" if loop.running else "stopped")
+             if loop.thread is not None else "no thread")
+    if loop.closed:
+        state = "closed"
+    elif loop.running is None:
+        state = "state unknown (no thread is inside its run_forever/run_until_complete)"
+    else:
+        state = "running" if loop.running else "stopped"
     return "Event loop %s at %#x on %s, %s" % (loop.type, loop.id, where, state)
 
 
@@ -343,6 +358,59 @@ def render_tasks(tasks: Iterable[TaskInfo], width: int = 200) -> str:
         out.extend(line[:width] for line in task_tree_lines(group))
         out.append("")
     return "\n".join(out).rstrip("\n")
+
+
+def _thread_text(ident: int | None, name: str | None) -> str:
+    if ident is None:
+        return "an unknown thread"
+    return 'thread "%s" (ident %d)' % (name, ident) if name else "thread ident %d" % ident
+
+
+def _hub_line(hub: HubInfo, state: str) -> str:
+    pending = ("%d pending callbacks" % hub.pending_callbacks
+               if hub.pending_callbacks is not None
+               else "pending callbacks not readable (kept in the loop's C state)")
+    return "Hub %s at %#x on %s, %s: loop %s, %s" % (
+        hub.type, hub.id, _thread_text(hub.thread, hub.thread_name), state,
+        hub.loop_type or "?", pending)
+
+
+def _greenlet_line(g: GreenletInfo) -> str:
+    role = "Hub" if g.is_hub else ("Main greenlet" if g.is_main else "Greenlet")
+    where = " on " + _thread_text(g.thread, g.thread_name) if g.thread is not None else ""
+    return "%s %s at %#x (%s) [%s]%s" % (role, g.label, g.id, g.type, g.state, where)
+
+
+def greenlets_lines(result: Greenlets, width: int = 160) -> list[str]:
+    """Hubs, then every greenlet with its stack (innermost frame first)."""
+    states = {g.id: g.state for g in result.greenlets}
+    out = [_hub_line(h, states.get(h.id, "?"))[:width] for h in result.hubs]
+    if result.hubs:
+        out.append("")
+    counts: dict[str, int] = {}
+    for g in result.greenlets:
+        counts[g.state] = counts.get(g.state, 0) + 1
+    summary = ", ".join("%d %s" % (n, state) for state, n in sorted(counts.items()))
+    shown = len(result.greenlets)
+    out.append("%d greenlet%s%s%s" % (result.total, "" if result.total == 1 else "s",
+                                       " (%s)" % summary if summary else "",
+                                       "" if shown == result.total else "; %d listed" % shown))
+    for g in result.greenlets:
+        out.append(_greenlet_line(g)[:width])
+        for f in g.frames:
+            out.append(("  #%-2d %s (%s:%d)" % (f.index, f.qualname, f.file, f.line))[:width])
+        if g.frames_cut:
+            out.append("  … deeper frames not shown")
+        if not g.frames and g.state == "running":
+            out.append("  (running now: its frames are its thread's stack, `inspector stack`)")
+    if not result.complete:
+        out.append("(the heap walk ran out of time: greenlets may be missing; raise "
+                   "--max-seconds)")
+    return out
+
+
+def render_greenlets(result: Greenlets, width: int = 160) -> str:
+    return "\n".join(greenlets_lines(result, width))
 
 
 def _duration(seconds: float) -> str:
@@ -380,14 +448,16 @@ def memory_lines(summary: MemorySummary) -> list[str]:
                                                                          _n(summary.frozen)))
     tm = summary.tracemalloc
     if tm is None:
-        out.append("tracemalloc: not imported by the target (the inspector never starts it)")
+        out.append("tracemalloc: not tracing, not imported by the target (the inspector never "
+                   "starts it)")
     elif tm.tracing is None:
         out.append("tracemalloc: not read (%s)" % (tm.note or "unavailable"))
     elif not tm.tracing:
         out.append("tracemalloc: imported but not tracing (the inspector never starts it)")
     else:
-        out.append("tracemalloc: tracing; %s now, peak %s (its own overhead %s, traceback "
-                   "limit %s)" % (human_bytes(tm.current or 0), human_bytes(tm.peak or 0),
+        since = "" if tm.imported else " since startup (-X tracemalloc or PYTHONTRACEMALLOC)"
+        out.append("tracemalloc: tracing%s; %s now, peak %s (its own overhead %s, traceback "
+                   "limit %s)" % (since, human_bytes(tm.current or 0), human_bytes(tm.peak or 0),
                                   human_bytes(tm.overhead or 0), tm.traceback_limit))
         if tm.top:
             out.append("  %10s %8s  %s" % ("SIZE", "BLOCKS", "SITE"))

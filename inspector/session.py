@@ -29,7 +29,7 @@ from .errors import AttachError, InspectorError, TargetLost, UsageError, from_re
 from .models import AgentInfo, FrameInfo, ModuleInfo, ThreadInfo, ThreadStack, Value
 
 if TYPE_CHECKING:
-    from .diagnostics import Census, MemorySummary, TaskInfo
+    from .diagnostics import Census, Greenlets, MemorySummary, TaskInfo
 
 log = logging.getLogger(__name__)
 
@@ -369,6 +369,21 @@ class Session:
         from .diagnostics import parse_tasks
 
         return parse_tasks(self._call("tasks", {}))
+
+    def greenlets(self, *, max_seconds: float | None = None) -> Greenlets:
+        """Every greenlet (state, function, stack) and gevent's hubs, read
+        without running target code; `greenlet=False` if the target never
+        imported greenlet. The heap walk stops after `max_seconds` (default
+        10 s) with `complete=False`."""
+        if max_seconds is not None and not 0 < max_seconds <= MAX_CENSUS_SECONDS:
+            raise UsageError("max_seconds must be in (0, %g]" % MAX_CENSUS_SECONDS)
+        budget = max_seconds or DEFAULT_CENSUS_SECONDS
+        limits = {"max_seconds": max_seconds} if max_seconds else None
+        raw = self._call("greenlets", {"limits": limits}, timeout=budget + self.call_timeout,
+                         limits=limits)
+        from .diagnostics import parse_greenlets
+
+        return parse_greenlets(raw, lambda f: _frame_info(f, self.pid))
 
     def memory(self, *, tracemalloc_top: int = 10, process: bool = True) -> MemorySummary:
         """gc state, tracemalloc's top sites (only if the target is already tracing),

@@ -23,8 +23,8 @@ from .errors import AgentError, DeniedError, QueryError, safe_error_text
 from .limits import Limits
 from .snapshot import navigate, snapshot, snapshot_namespace
 
-# evaluator, census, tasks, isolate and resident are imported where they are
-# used: every module the agent loads is compiled in the target, so loading
+# evaluator, census, tasks, greenlets, isolate and resident are imported
+# where they are used: every module the agent loads is compiled in the target, so loading
 # only what a session needs keeps attaching quick (`inspector stack` never
 # compiles the evaluator).
 
@@ -288,6 +288,12 @@ class _Operations:
 
         return tasks.list_tasks(self.ident)
 
+    def op_greenlets(self, request):
+        """Greenlets with their state and stacks, and gevent's hubs (greenlets.py)."""
+        from . import greenlets
+
+        return greenlets.list_greenlets(self.ident, request.get("limits"))
+
     def op_memory(self, request):
         """gc state, and tracemalloc's top sites if the target is already tracing."""
         from . import census
@@ -409,8 +415,8 @@ class Agent(_Operations):
                 except BaseException:
                     pass
                 return
-            if op == "census":
-                # a census walks the heap for up to minutes: collections stay on
+            if op == "census" or op == "greenlets":
+                # these walk the heap for up to minutes: collections stay on
                 guard.release()
             try:
                 reply = self.answer(rid, op, request)

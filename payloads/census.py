@@ -23,11 +23,12 @@ What runs, and what never does:
   are keyed by ``id(type)``).
 * Type names come from the C slots (``snapshot.type_name``): module +
   qualname, the same string in every census, so the client can diff two.
-* ``gc`` is taken from ``sys.modules`` when the target imported it, else
-  created with ``_imp.create_builtin`` (no import hooks run) and not left in
-  ``sys.modules``. ``tracemalloc`` is never imported and tracing never
-  started: only ``_tracemalloc`` of a target that imported ``tracemalloc``
-  and is tracing is asked.
+* ``gc`` and ``_tracemalloc`` are taken from ``sys.modules`` when the target
+  imported them, else created with ``_imp.create_builtin`` (no import hooks
+  run) and not left in ``sys.modules``. ``tracemalloc`` is never imported
+  and tracing never started; ``_tracemalloc`` answers for tracing started
+  at startup too (``-X tracemalloc``, ``PYTHONTRACEMALLOC``), when neither
+  module is in ``sys.modules``.
 
 What a census cannot see: objects the collector does not track (str, int,
 float, bytes, and tuples/dicts the collector untracked because they hold only
@@ -310,29 +311,39 @@ def memory_summary(tracemalloc_top=TRACEMALLOC_TOP):
     }
 
 
+def _tracemalloc_module():
+    """The target's _tracemalloc, or a private instance of the builtin
+    (cmodules.builtin_module: nothing imported, nothing left in sys.modules).
+    Its state is the interpreter's: tracing started by ``-X tracemalloc`` or
+    ``PYTHONTRACEMALLOC`` shows, though neither module is in sys.modules then."""
+    try:
+        return builtin_module("_tracemalloc", "is_tracing")
+    except QueryError:
+        return None
+
+
 def tracemalloc_summary(top=TRACEMALLOC_TOP):
-    """None if the target never imported tracemalloc; else what it is tracing.
+    """None if the target is not tracing and never imported tracemalloc; else
+    what it is tracing.
 
     Never imports tracemalloc and never starts tracing. The top sites are
     aggregated here from ``_tracemalloc._get_traces()`` (what
     ``tracemalloc.take_snapshot()`` calls), by the innermost frame, without
     running the target's (Python) tracemalloc module.
     """
-    if loaded_module("tracemalloc") is None:
-        return None
-    tm = loaded_module("_tracemalloc")
-    if tm is None:
-        return None
+    imported = loaded_module("tracemalloc") is not None
+    tm = _tracemalloc_module()
     fns = {name: _genuine(tm, name) for name in (
         "is_tracing", "get_traced_memory", "get_tracemalloc_memory", "get_traceback_limit")}
     if None in fns.values():
         return {"tracing": None, "note": "the target's _tracemalloc is not genuine"}
     if fns["is_tracing"]() is not True:
-        return {"tracing": False}
+        return {"tracing": False} if imported else None
     current, peak = fns["get_traced_memory"]()
     overhead = fns["get_tracemalloc_memory"]()
     out = {"tracing": True, "current": current, "peak": peak, "overhead": overhead,
-           "traceback_limit": fns["get_traceback_limit"](), "top": [], "note": None}
+           "traceback_limit": fns["get_traceback_limit"](), "top": [], "note": None,
+           "imported": imported}
     if top == 0:
         return out
     if overhead > MAX_TRACEMALLOC_MEMORY:

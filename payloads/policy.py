@@ -843,3 +843,72 @@ PROPERTY_STORAGE = (
 # names read from the C slots first, then verified by identity.
 STORED_BY_NAME = {(e["module"], e["type"]): e for e in STORED_DESCRIPTORS}
 PROPERTY_BY_NAME = {(e["module"], e["type"], e["attr"]): e for e in PROPERTY_STORAGE}
+
+
+# ---------------------------------------------------------------------------
+# Services: what the tasks and greenlets readers (payloads/tasks.py,
+# payloads/greenlets.py) may run besides reading dicts and slots.
+# ---------------------------------------------------------------------------
+# C getsets of event-loop types that only read a C field (Cython `readonly`
+# members), by the qualified name of their C owner type -> getset names.
+LOOP_GETSETS = {"uvloop.loop.Loop": frozenset(["_closed"])}
+
+_GETSET_NAME = GETSET_DESCRIPTOR.__dict__["__name__"].__get__
+_GETSET_OWNER = GETSET_DESCRIPTOR.__dict__["__objclass__"].__get__
+_TYPE_QUALNAME = TYPE.__dict__["__qualname__"].__get__
+_TYPE_MODULE = TYPE.__dict__["__module__"].__get__
+
+
+def c_type_name(cls):
+    """'module.qualname' of a C type (static or immutable: Python code cannot
+    have made it), else None."""
+    if TYPE(cls) is not TYPE or not is_c_type(cls):
+        return None
+    module, qualname = _TYPE_MODULE(cls), _TYPE_QUALNAME(cls)
+    if TYPE(module) is not STR or TYPE(qualname) is not STR:
+        return None
+    return module + "." + qualname
+
+
+def _getset_allowed(table, desc) -> bool:
+    if TYPE(desc) is not GETSET_DESCRIPTOR:
+        return False
+    names = table.get(c_type_name(_GETSET_OWNER(desc)))
+    name = _GETSET_NAME(desc)
+    return names is not None and TYPE(name) is STR and name in names
+
+
+def loop_getset_allowed(desc) -> bool:
+    """True if the tasks reader may run this getset (see LOOP_GETSETS)."""
+    return _getset_allowed(LOOP_GETSETS, desc)
+
+
+# greenlet's own C getters that return a stored field (greenlet 0.4-3.x:
+# green_getdead, green_getframe - the frame saved at the last switch -,
+# green_getparent, green_getrun - the callable until the greenlet starts,
+# else AttributeError), and gevent's Cython `cdef public loop` member of its
+# hub base class (payloads/greenlets.py). Owner type name -> getset names.
+GREENLET_GETSETS = {
+    "greenlet.greenlet": frozenset(["dead", "gr_frame", "parent", "run"]),
+    "gevent._gevent_c_greenlet_primitives.SwitchOutGreenletWithLoop": frozenset(["loop"]),
+}
+# Slots of greenlet.greenlet called through its own slot wrapper (never a
+# subclass's override): __bool__ is green_bool, "is active" (a field test).
+GREENLET_SLOTS = {"greenlet.greenlet": frozenset(["__bool__"])}
+_WRAPPER_NAME = WRAPPER_DESCRIPTOR.__dict__["__name__"].__get__
+_WRAPPER_OWNER = WRAPPER_DESCRIPTOR.__dict__["__objclass__"].__get__
+
+
+def greenlet_getset_allowed(desc) -> bool:
+    """True if the greenlets reader may run this getset (see GREENLET_GETSETS)."""
+    return _getset_allowed(GREENLET_GETSETS, desc)
+
+
+def greenlet_slot_allowed(owner, wrapper) -> bool:
+    """True if `wrapper` is the slot wrapper of `owner`'s own C slot listed in
+    GREENLET_SLOTS (calling it runs that C function, whatever the subclass)."""
+    if TYPE(wrapper) is not WRAPPER_DESCRIPTOR or _WRAPPER_OWNER(wrapper) is not owner:
+        return False
+    names = GREENLET_SLOTS.get(c_type_name(owner))
+    name = _WRAPPER_NAME(wrapper)
+    return names is not None and TYPE(name) is STR and name in names

@@ -37,6 +37,10 @@ a ``gather()`` future whose ``_children`` are tasks; a ``TaskGroup`` (3.11+)
 child carries the group's ``_on_task_done`` callback, and the group knows its
 ``_parent_task``. These become each task's ``awaiting`` list, from which the
 client draws a tree like CPython 3.14's ``python -m asyncio pstree``.
+
+Which thread runs each loop, for every loop implementation (uvloop keeps
+its thread and running flag in C): ``loop_threads`` below, and
+docs/DESIGN.md, "Real services".
 """
 from __future__ import annotations
 
@@ -207,11 +211,11 @@ def _all_task_objects(env):
 
 
 def _current_tasks(env):
-    """{id(loop): id(task)} of the task each loop is running right now."""
+    """{id(loop): task} of the task each loop is running right now."""
     current = static.dict_get_str(env.tasks_ns, "_current_tasks", None)
     if type(current) is not policy.DICT:
         return {}
-    return {id(loop): id(task) for loop, task in list(_DICT_ITEMS(current))}
+    return {id(loop): task for loop, task in list(_DICT_ITEMS(current))}
 
 
 def _location(code, frame):
@@ -311,17 +315,199 @@ def describe_task(env, task, current_ids):
     }
 
 
-def describe_loop(loop, current_ids, thread_names):
-    thread_id = static.getattr_static(loop, "_thread_id", None)
-    thread_id = thread_id if type(thread_id) is int else None
+# How a loop is found running, and on which thread (docs/DESIGN.md, "Which
+# thread runs an event loop"): asyncio's own answer, the per-thread running
+# loop, is C state out of static reach on most versions (3.8-3.11: a
+# non-gc _RunningLoopHolder in the thread state's dict, which stays
+# untracked; 3.13: a field of the C thread state); so the loop's own
+# _thread_id (pure-Python loops), else the thread running its current task,
+# else the thread whose stack is inside a call of its run_forever /
+# run_until_complete (uvloop's are C: no frame of their own).
+_RUN_NAMES = ("run_forever", "run_until_complete")
+_CO_GENERATOR_FLAGS = 0x20 | 0x80 | 0x100 | 0x200   # generator, coroutine, iterable
+                                                     # coroutine, async generator
+_CODE_NAMES = policy.CODE.__dict__["co_names"].__get__
+_CODE_NAME = policy.CODE.__dict__["co_name"].__get__
+_CODE_FLAGS = policy.CODE.__dict__["co_flags"].__get__
+_FRAME_CODE = policy.FRAME.__dict__["f_code"].__get__
+
+
+def _thread_chains(agent_ident):
+    """{ident: [frame, ...] innermost first} of every thread but the agents'."""
+    out = {}
+    for ident, frame in list(policy.sys_function("_current_frames")().items()):
+        if ident == agent_ident or frames.runs_agent_code(frame):
+            continue
+        out[ident] = frames.frame_chain(frame)[0]
+    return out
+
+
+def _names_a_run_call(code):
+    names = _CODE_NAMES(code)
+    if type(names) is not policy.TUPLE:
+        return False
+    for name in names:
+        if type(name) is policy.STR and (name == _RUN_NAMES[0] or name == _RUN_NAMES[1]):
+            return True
+    return False
+
+
+def _refers_to(value, loop):
+    """value is the loop, or an object whose own `_loop` attribute is (asyncio.Runner)."""
+    if value is loop:
+        return True
+    if static.is_class(value):
+        return False
+    namespace = static.instance_dict(value)
+    return namespace is not None and static.dict_get_str(namespace, "_loop", None) is loop
+
+
+def _inside_run_call(chain, index, loop):
+    """Whether chain[index] is in a call of loop.run_*() right now:
+
+    "own": the frame is a (Python) run_forever/run_until_complete whose
+    `self` is the loop; "caller": the frame's code calls a run_* name, a
+    local refers to the loop, and the thread is in that call (the frame is
+    the innermost, or the next inner one is a coroutine or generator - a
+    task step of the loop - or a run_* method); else None."""
+    frame = chain[index]
+    code = _FRAME_CODE(frame)
+    name = _CODE_NAME(code)
+    if type(name) is policy.STR and (name == _RUN_NAMES[0] or name == _RUN_NAMES[1]):
+        try:
+            local_self = frames.frame_locals(frame).get("self")
+        except Exception:
+            return None
+        return "own" if local_self is loop else None
+    if not _names_a_run_call(code):
+        return None
+    if index > 0:
+        inner = _CODE_FLAGS(_FRAME_CODE(chain[index - 1]))
+        inner_name = _CODE_NAME(_FRAME_CODE(chain[index - 1]))
+        if not (type(inner) is int and inner & _CO_GENERATOR_FLAGS) and not (
+                type(inner_name) is policy.STR and inner_name in _RUN_NAMES):
+            return None
+    try:
+        values = list(frames.frame_locals(frame).values())
+    except Exception:
+        return None
+    for value in values:
+        if _refers_to(value, loop):
+            return "caller"
+    return None
+
+
+def _running_frame_thread(chains, frame):
+    for ident, chain in chains.items():
+        for candidate in chain:
+            if candidate is frame:
+                return ident
+    return None
+
+
+def _exact_thread(env, loop, chains, current_tasks):
+    """(thread ident or None, how, running) when the loop says, or its
+    current task shows, where it runs; None when only its stack can tell."""
+    try:
+        kind, thread_id = static.lookup(loop, "_thread_id")
+    except Exception:
+        kind, thread_id = "missing", None
+    if kind == "value" and type(thread_id) is int:
+        return thread_id, "loop._thread_id", True
+    task = current_tasks.get(id(loop))
+    if task is not None:
+        coro = _field(env, task, "_coro")
+        frame = _CR_FRAME(coro) if type(coro) is _COROUTINE else None
+        ident = _running_frame_thread(chains, frame) if frame is not None else None
+        del frame
+        if ident is not None:
+            return ident, "current task", True
+    if kind == "value" and thread_id is None:
+        return None, None, False       # a pure-Python loop that is not running
+    return None
+
+
+def _stack_threads(chains, loop):
+    """{ident: "own"|"caller"} of the threads whose stack is inside a call of
+    the loop's run methods (the strongest evidence per thread)."""
+    found = {}
+    for ident, chain in chains.items():
+        for index in range(len(chain)):
+            kind = _inside_run_call(chain, index, loop)
+            if kind == "own" or (kind == "caller" and ident not in found):
+                found[ident] = kind
+            if kind == "own":
+                break
+    return found
+
+
+def _place(placed, unplaced, candidates, strength):
+    """Give each unplaced loop the one thread that only it claims with
+    evidence of this strength, among the threads no loop holds yet."""
+    taken = {where[0] for where in placed.values() if where[0] is not None}
+    claims = {}
+    for loop in unplaced:
+        for ident, kind in candidates[id(loop)].items():
+            if kind == strength and ident not in taken:
+                claims[ident] = claims.get(ident, 0) + 1
+    for loop in list(unplaced):
+        idents = [i for i, kind in candidates[id(loop)].items()
+                  if kind == strength and claims.get(i) == 1]
+        if len(idents) == 1:
+            placed[id(loop)] = (idents[0], "stack", True)
+            unplaced.remove(loop)
+
+
+def loop_threads(env, loops, chains, current_tasks):
+    """{id(loop): (thread ident or None, how it was found, running: True/False/None)}.
+
+    A thread runs one loop at a time (asyncio refuses to run a loop in a
+    thread that is running one): a thread placed exactly is not offered to
+    the loops found by their stack, a loop's own run frame outranks a caller
+    holding it in a local, and a thread two loops claim alike is given to
+    neither."""
+    placed = {}
+    unplaced = []
+    for loop in loops:
+        exact = _exact_thread(env, loop, chains, current_tasks)
+        if exact is None:
+            unplaced.append(loop)
+        else:
+            placed[id(loop)] = exact
+    candidates = {id(loop): _stack_threads(chains, loop) for loop in unplaced}
+    _place(placed, unplaced, candidates, "own")
+    _place(placed, unplaced, candidates, "caller")
+    for loop in unplaced:
+        placed[id(loop)] = (None, None, None)
+    return placed
+
+
+def _loop_closed(loop):
     closed = static.getattr_static(loop, "_closed", None)
+    if type(closed) is bool:
+        return closed
+    if type(closed) is policy.GETSET_DESCRIPTOR and policy.loop_getset_allowed(closed):
+        try:
+            closed = static.read_getset(closed, loop)
+        except Exception:
+            return None
+        return closed if type(closed) is bool else None
+    return None
+
+
+def describe_loop(loop, where, current_ids, thread_names):
+    thread_id, how, running = where
+    closed = _loop_closed(loop)
+    if closed is True:
+        running = False
     return {
         "id": id(loop),
         "type": type_name(type(loop)),
         "thread": thread_id,
         "thread_name": thread_names.get(thread_id) if thread_id is not None else None,
-        "running": thread_id is not None,
-        "closed": closed if type(closed) is bool else None,
+        "thread_found_by": how,
+        "running": running,
+        "closed": closed,
         "current_task": current_ids.get(id(loop)),
     }
 
@@ -334,7 +520,8 @@ def list_tasks(agent_ident=None, max_seconds=MAX_SECONDS):
     clock = genuine_clock() or no_clock
     deadline = clock() + max_seconds
     found = _all_task_objects(env)
-    current_ids = _current_tasks(env)
+    current_tasks = _current_tasks(env)
+    current_ids = {key: id(task) for key, task in current_tasks.items()}
     tasks = []
     loops = {}
     truncated = False
@@ -360,6 +547,10 @@ def list_tasks(agent_ident=None, max_seconds=MAX_SECONDS):
     names = {}
     for info in frames.list_threads(agent_ident):
         names[info["ident"]] = info["name"]
-    loop_rows = [describe_loop(loop, current_ids, names) for loop in list(loops.values())]
+    chains = _thread_chains(agent_ident)
+    where = loop_threads(env, list(loops.values()), chains, current_tasks)
+    loop_rows = [describe_loop(loop, where[id(loop)], current_ids, names)
+                 for loop in list(loops.values())]
+    chains = current_tasks = None
     return {"asyncio": True, "loops": loop_rows, "tasks": tasks, "truncated": truncated,
             "python": policy.python_version()}

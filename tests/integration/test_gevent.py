@@ -9,13 +9,14 @@ them in `gevent.monkey.saved`). No gevent code may run on our thread: it would
 build a hub there (an epoll and an eventfd each time: the fd leak seen in the
 field).
 
-gevent is installed from the registry, pinned, into a venv per interpreter
-under .pytest_cache; where it cannot be installed (no network) the test is a
-visible skip.
+gevent is installed from the registry, pinned, into the venv per interpreter
+of tests/targets/services.py; where it cannot be installed (no network) the
+test is a visible skip.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -24,12 +25,13 @@ from pathlib import Path
 
 import pytest
 
+import inspector
 from tests.targets.process import TargetProcess
+from tests.targets.services import services_python
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-PINS = {(3, 8): "gevent==24.2.1", "default": "gevent==26.9.0"}
 SERVICE = r"""
 from gevent import monkey
 monkey.patch_all()
@@ -60,31 +62,6 @@ gevent.joinall(greenlets)
 """
 
 
-def _version(python: str) -> tuple[int, int]:
-    out = subprocess.run([python, "-c", "import sys; print(*sys.version_info[:2])"],
-                         capture_output=True, text=True, check=True)
-    major, minor = out.stdout.split()
-    return int(major), int(minor)
-
-
-def _gevent_python(python: str) -> str:
-    version = _version(python)
-    pin = PINS.get(version, PINS["default"])
-    venv = REPO / ".pytest_cache" / "targets" / ("gevent-%d.%d" % version)
-    marker = venv / ("installed-" + pin)
-    if not marker.exists():
-        subprocess.run([python, "-m", "venv", "--clear", str(venv)], check=True,
-                       capture_output=True)
-        out = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
-                              "--disable-pip-version-check", pin],
-                             capture_output=True, text=True, timeout=300)
-        if out.returncode != 0:
-            pytest.skip("could not install %s for Python %d.%d: %s"
-                        % (pin, *version, out.stderr.strip().splitlines()[-1:]))
-        marker.touch()
-    return str(venv / "bin" / "python")
-
-
 def _fds(pid: int) -> int:
     return len(os.listdir("/proc/%d/fd" % pid))
 
@@ -96,11 +73,23 @@ def _beats(target: TargetProcess) -> int:
     return int(target._read_line(10))
 
 
+def _start_service(python: str) -> TargetProcess:
+    target = TargetProcess(services_python(python), ["-c", SERVICE])
+    time.sleep(0.3)
+    return target
+
+
 @pytest.fixture
 def gevent_service(edge_python, needs_ptrace):
-    python = _gevent_python(edge_python)
-    target = TargetProcess(python, ["-c", SERVICE])
-    time.sleep(0.3)
+    target = _start_service(edge_python)
+    yield target
+    target.kill()
+
+
+@pytest.fixture
+def any_gevent_service(python, needs_ptrace):
+    """The service on every interpreter (greenlet 3.1, 3.2 and 3.5 among them)."""
+    target = _start_service(python)
     yield target
     target.kill()
 
@@ -110,7 +99,7 @@ def test_every_command_on_a_gevent_service(gevent_service):
     pid = target.pid
     fds, threads, beats = _fds(pid), len(os.listdir("/proc/%d/task" % pid)), _beats(target)
     for command in (["eval", "len(orders)"], ["stack"], ["census", "--top", "3"], ["tasks"],
-                    ["memory"], ["attach"]):
+                    ["memory"], ["greenlets"], ["attach"]):
         started = time.monotonic()
         out = subprocess.run([sys.executable, "-m", "inspector", command[0], str(pid),
                               *command[1:], "--timeout", "5"], capture_output=True,
@@ -119,6 +108,8 @@ def test_every_command_on_a_gevent_service(gevent_service):
         assert time.monotonic() - started < 5
         if command[0] == "eval":
             assert out.stdout.strip() == "10"
+        if command[0] == "greenlets":
+            assert "Hub gevent.hub.Hub at" in out.stdout and "worker" in out.stdout
     # The service kept serving its greenlets, and nothing of ours is left:
     # no thread, no epoll/eventfd from a hub built on our thread
     deadline = time.monotonic() + 5
@@ -128,3 +119,96 @@ def test_every_command_on_a_gevent_service(gevent_service):
     assert _fds(pid) == fds
     assert _beats(target) > beats
     assert target.alive() and target.stderr_text() == ""
+
+
+def test_greenlets_and_the_hub_of_a_gevent_service(any_gevent_service):
+    # Given a gevent service: 3 workers sleeping, a server in accept(), a
+    # control greenlet waiting on stdin, the main greenlet in joinall()
+    target = any_gevent_service
+    pid = target.pid
+    fds, threads, beats = _fds(pid), len(os.listdir("/proc/%d/task" % pid)), _beats(target)
+    # When we list its greenlets
+    out = subprocess.run([sys.executable, "-m", "inspector", "greenlets", str(pid), "--json",
+                          "--timeout", "5"], capture_output=True, text=True, cwd=str(REPO),
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    value = json.loads(out.stdout)["value"]
+    assert value["greenlet"] is True and value["gevent"] is True and value["complete"]
+    # Then one hub, on the main thread, with its libev loop
+    (hub,) = value["hubs"]
+    assert hub["type"] == "gevent.hub.Hub" and hub["thread"] is not None
+    assert "loop" in (hub["loop_type"] or ""), hub
+    by_function: dict[str | None, list[dict]] = {}
+    for g in value["greenlets"]:
+        by_function.setdefault(g["function"], []).append(g)
+    # the hub is the greenlet running now: its stack is the thread's (Hub.run)
+    (hub_greenlet,) = [g for g in value["greenlets"] if g["is_hub"]]
+    assert hub_greenlet["state"] == "running" and hub_greenlet["thread"] == hub["thread"]
+    assert hub_greenlet["frames_from"] == "thread"
+    assert [f["function"] for f in hub_greenlet["frames"]][-1:] == ["run"]
+    # each spawned greenlet is suspended, its own function in its stack
+    for name, count in (("worker", 3), ("server", 1), ("control", 1)):
+        found = by_function.get(name, [])
+        assert len(found) == count, (name, sorted(by_function, key=str))
+        for g in found:
+            assert g["state"] == "suspended" and g["frames_from"] == "gr_frame"
+            assert name in [f["function"] for f in g["frames"]], g["frames"]
+            assert g["thread"] == hub["thread"] and g["type"].endswith("Greenlet")
+    assert any(f["function"] == "sleep" for f in by_function["worker"][0]["frames"])
+    # the main greenlet waits in joinall(), under <module>
+    (main,) = [g for g in value["greenlets"] if g["is_main"]]
+    assert main["state"] == "suspended"
+    assert [f["function"] for f in main["frames"]][-1] == "<module>"
+    # And the text view shows the hub and the stacks
+    text = subprocess.run([sys.executable, "-m", "inspector", "greenlets", str(pid),
+                           "--timeout", "5"], capture_output=True, text=True, cwd=str(REPO),
+                          timeout=60)
+    assert text.returncode == 0, text.stderr
+    assert "Hub gevent.hub.Hub at" in text.stdout and "[running]" in text.stdout
+    assert text.stdout.count("Greenlet worker at") == 3 and "#1  worker (" in text.stdout
+    # And the target is as it was: no thread, no fd of ours, still serving
+    deadline = time.monotonic() + 5
+    while len(os.listdir("/proc/%d/task" % pid)) != threads and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(os.listdir("/proc/%d/task" % pid)) == threads
+    assert _fds(pid) == fds
+    assert _beats(target) > beats
+    assert target.alive() and target.stderr_text() == ""
+
+
+PLAIN_GREENLETS = r"""
+import os, time, greenlet
+def child(x):
+    greenlet.getcurrent().parent.switch(x)
+def never():
+    pass
+suspended = greenlet.greenlet(child)
+suspended.switch(5)
+waiting = greenlet.greenlet(never)
+finished = greenlet.greenlet(never)
+finished.switch()
+print("ready %d" % os.getpid(), flush=True)
+while True:
+    time.sleep(0.1)
+"""
+
+
+def test_plain_greenlets_in_every_state(edge_python, needs_ptrace):
+    # Given greenlet without gevent: one suspended in child(), one not started,
+    # one finished, and the main greenlet running the main thread
+    target = TargetProcess(services_python(edge_python), ["-c", PLAIN_GREENLETS])
+    try:
+        with inspector.attach(target.pid) as session:
+            result = session.greenlets()
+    finally:
+        target.kill()
+    # Then each is listed in its state, with the function it runs or ran
+    assert result.greenlet is True and result.gevent is False and result.hubs == ()
+    states = sorted((g.state, g.function or "") for g in result.greenlets)
+    assert states == [("dead", ""), ("not started", "never"), ("running", ""),
+                      ("suspended", "child")], states
+    (suspended,) = [g for g in result.greenlets if g.state == "suspended"]
+    assert [f.function for f in suspended.frames] == ["child"]
+    assert suspended.frames[0].line == 4 and suspended.frames_from == "gr_frame"
+    (main,) = [g for g in result.greenlets if g.is_main]
+    assert main.state == "running" and main.frames == ()  # no hub: thread unknown

@@ -254,14 +254,16 @@ import sys, json
 sys.path.insert(0, ROOT)
 import warnings
 before = set(sys.modules)
-from payloads import census, tasks
+from payloads import census, greenlets, tasks
 loaded = set(sys.modules)
 result = census.census(3)
 memory = census.memory_summary()
 listed = tasks.list_tasks()
+found = greenlets.list_greenlets()
 new = sorted(m for m in set(sys.modules) - loaded)
 print(json.dumps({"new": new, "complete": result["complete"], "types": len(result["types"]),
                   "tracemalloc": memory["tracemalloc"], "asyncio": listed["asyncio"],
+                  "greenlet": found["greenlet"],
                   "gc_loaded_before": "gc" in before}))
 '''
 
@@ -282,6 +284,7 @@ def test_runs_on_every_interpreter_and_imports_nothing(interp):
     assert report["new"] == []  # not gc, not tracemalloc, not asyncio
     assert report["complete"] is True and report["types"] == 3
     assert report["tracemalloc"] is None and report["asyncio"] is False
+    assert report["greenlet"] is False
 
 
 # -- the client side: parsing, diffs, rendering ---------------------------------

@@ -301,3 +301,72 @@ def test_without_asyncio_nothing_is_imported():
     # Then listing tasks says so, and did not import asyncio
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "False"]
+
+
+class OpaqueLoop(asyncio.SelectorEventLoop):  # type: ignore[misc,valid-type]
+    """Keeps its thread to itself, as uvloop does (its _thread_id is a C field):
+    reading `_thread_id` statically finds a property, which is never run."""
+
+    @property
+    def _thread_id(self) -> Any:
+        CALLS.append("_thread_id")
+        return self.__dict__.get("tid")
+
+    @_thread_id.setter
+    def _thread_id(self, value: Any) -> None:
+        self.__dict__["tid"] = value
+
+
+def _loops_by_id() -> dict[int, Any]:
+    return {t.loop.id: t.loop for t in _tasks(payload_tasks.list_tasks()) if t.loop}
+
+
+def test_a_loop_that_hides_its_thread_is_found_by_its_stack():
+    # Given a loop whose thread is not readable, running tasks in "opaque-loop"
+    loop = OpaqueLoop()
+    ready = threading.Event()
+
+    async def main() -> None:
+        asyncio.ensure_future(leaf()).set_name("opaque-leaf")
+        await asyncio.sleep(0.05)
+        ready.set()
+        await asyncio.sleep(100)
+
+    # and one that is not running, whose task was only created, held by the
+    # frame that runs the first one
+    idle = OpaqueLoop()
+    idle_task = idle.create_task(leaf())
+
+    def run() -> None:
+        try:
+            loop.run_until_complete(main())
+        except BaseException:
+            pass
+        assert idle is not None
+
+    thread = threading.Thread(target=run, name="opaque-loop", daemon=True)
+    thread.start()
+    assert ready.wait(5)
+    try:
+        CALLS.clear()
+        loops = _loops_by_id()
+        # Then the running loop is on its thread, found by its run_forever frame
+        found = loops[id(loop)]
+        assert found.running is True and found.thread == thread.ident
+        assert found.thread_name == "opaque-loop" and found.thread_found_by == "stack"
+        # and the idle one is on no thread, its state unknown rather than guessed
+        assert loops[id(idle)].thread is None and loops[id(idle)].running is None
+        assert "state unknown" in render_tasks([t for t in _tasks(payload_tasks.list_tasks())
+                                                if t.loop and t.loop.id == id(idle)])
+        assert CALLS == []  # the property never ran
+    finally:
+        idle_task.cancel()
+        idle.run_until_complete(asyncio.sleep(0))
+        idle.close()
+        def cancel_all() -> None:
+            for t in asyncio.all_tasks(loop):
+                t.cancel()
+
+        loop.call_soon_threadsafe(cancel_all)
+        thread.join(5)
+        loop.close()
