@@ -44,10 +44,16 @@ def format_frame_id(frame_id: int) -> str:
     return "0x%x" % frame_id
 
 
-def matches(frame: FrameInfo, expected: str) -> bool:
+QUALNAMES_SINCE = (3, 11)  # code.co_qualname: older targets report the bare name
+
+
+def matches(frame: FrameInfo, expected: str, qualnames: bool = True) -> bool:
     """`expected` is the function's name or its qualified name
-    (`handle`, `Worker.handle`)."""
-    return expected in (frame.function, frame.qualname)
+    (`handle`, `Worker.handle`). A target older than 3.11 knows no
+    qualified names, so there only the last part of one is compared."""
+    if expected in (frame.function, frame.qualname):
+        return True
+    return not qualnames and expected.rsplit(".", 1)[-1] == frame.function
 
 
 def describe(frame: FrameInfo) -> str:
@@ -61,13 +67,14 @@ def pin_frame(session: SessionAPI, thread: int | str, index: int, *,
     stacks = session.stack(thread)
     frames = stacks[0].frames if stacks else ()
     frame = frames[index] if 0 <= index < len(frames) else None
-    if frame is not None and (function is None or matches(frame, function)) and (
+    qualnames = tuple(session.agent.python[:2]) >= QUALNAMES_SINCE
+    if frame is not None and (function is None or matches(frame, function, qualnames)) and (
             frame_id is None or frame.frame_id == frame_id):
         return frame
     label = _thread_label(thread)
     expected = function or "the call %s" % format_frame_id(frame_id or 0)
-    remedy = ("read the stack again (`inspector stack PID --thread %s --ids`) and pass "
-              "--frame-id" % label)
+    remedy = ("read the stack again (`inspector stack %d --thread %s --ids`) and pass "
+              "--frame-id" % (session.pid, label))
     if frame is None:
         listed = ", ".join("%d %s" % (f.index, f.qualname) for f in frames[:MAX_LISTED])
         raise FrameMoved("thread %s has no frame %d now (expected %s there); its %d frames "
@@ -76,28 +83,28 @@ def pin_frame(session: SessionAPI, thread: int | str, index: int, *,
                                            remedy))
     raise FrameMoved("frame %d of thread %s runs %s now, not %s%s: %s"
                      % (index, label, describe(frame), expected,
-                        _where_now(frames, function, frame_id), remedy))
+                        _where_now(frames, function, frame_id, qualnames), remedy))
 
 
-def _where_now(frames: Sequence[FrameInfo], function: str | None,
-               frame_id: int | None) -> str:
+def _where_now(frames: Sequence[FrameInfo], function: str | None, frame_id: int | None,
+               qualnames: bool) -> str:
     if frame_id is not None:
         moved = [f.index for f in frames if f.frame_id == frame_id]
         return (" (that call is frame %d now)" % moved[0] if moved
                 else " (that call has returned)")
     assert function is not None
-    where = [str(f.index) for f in frames if matches(f, function)]
+    where = [str(f.index) for f in frames if matches(f, function, qualnames)]
     return (" (%s is frame %s now)" % (function, ", ".join(where)) if where
             else " (%s is not on its stack now)" % function)
 
 
-def returned(frame_id: int, thread: int | str, function: str | None) -> FrameGone:
+def returned(pid: int, frame_id: int, thread: int | str, function: str | None) -> FrameGone:
     """The error for a call that returned before the query ran."""
     which = "the call of %s" % function if function else "the call"
-    return FrameGone("%s with frame id %s has returned: it is no longer on thread %s's "
-                     "stack; read the stack again (`inspector stack PID --thread %s --ids`)"
-                     % (which, format_frame_id(frame_id), _thread_label(thread),
-                        _thread_label(thread)))
+    label = _thread_label(thread)
+    return FrameGone("%s with frame id %s has returned: it is no longer on the stack of "
+                     "thread %s; read the stack again (`inspector stack %d --thread %s --ids`)"
+                     % (which, format_frame_id(frame_id), label, pid, label))
 
 
 def check_options(thread: int | str | None, frame: int | None, frame_id: int | None,

@@ -1,10 +1,11 @@
 """A busy thread for the frame-pinning tests (CPython 3.8+, stdlib only).
 
-Thread "worker" runs serve() (frame 1, a long-lived call) which calls
-step_a()/step_b() in a tight loop, so frame 0 is another function from one
-moment to the next. The main thread sits in phase_one() until a line arrives
-on stdin, then returns from it and sits in phase_two() (a call that has
-returned, for --frame-id).
+Thread "worker" runs serve() (a long-lived call, frame 1 or 2) under
+run_steps(), which calls step_a()/step_b() in a tight loop, so frame 0 is
+another function from one moment to the next and serve() is never frame 0.
+The main thread sits in phase_one() until a line arrives on stdin, then
+returns from it and sits in phase_two() (a call that has returned, for
+--frame-id).
 """
 
 import sys
@@ -24,12 +25,16 @@ def step_b(n):
     return sum(range(n % 50))
 
 
+def run_steps(served):
+    while True:
+        step_a(served[0])
+        step_b(served[0])
+        served[0] += 1
+
+
 def serve():
-    served = 0
-    while not STOP.is_set():
-        step_a(served)
-        step_b(served)
-        served += 1
+    served = [0]
+    run_steps(served)  # never returns: serve() is never frame 0
 
 
 def phase_one():
