@@ -228,8 +228,8 @@ class EvalCommand(Command):
             except FrameGone:
                 if frame_id is None:
                     raise
-                raise pin.returned(args.pid, frame_id, args.thread,
-                                  args.expect_function) from None
+                raise pin.explain_gone(session, frame_id, args.thread,
+                                       args.expect_function) from None
         if args.json:
             _emit_json({"ok": True, "value": value.node})
         else:

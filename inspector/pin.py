@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .errors import FrameGone, FrameMoved, UsageError
+from .errors import FrameGone, FrameMoved, InspectorError, UsageError
 from .models import FrameInfo
 
 if TYPE_CHECKING:
@@ -96,6 +96,25 @@ def _where_now(frames: Sequence[FrameInfo], function: str | None, frame_id: int 
     where = [str(f.index) for f in frames if matches(f, function, qualnames)]
     return (" (%s is frame %s now)" % (function, ", ".join(where)) if where
             else " (%s is not on its stack now)" % function)
+
+
+def explain_gone(session: SessionAPI, frame_id: int, thread: int | str,
+                 function: str | None) -> InspectorError:
+    """The agent found no call `frame_id` on `thread`: a usage error if it
+    runs on another thread (named), else FrameGone (it has returned)."""
+    try:
+        stacks = session.stack()
+    except InspectorError:
+        stacks = []
+    for st in stacks:
+        if any(f.frame_id == frame_id for f in st.frames):
+            other = st.thread.name if st.thread.name is not None else str(st.thread.ident)
+            return UsageError("frame id %s is a call on thread %r (ident %d), not on thread "
+                              "%s: pass --thread %s" % (format_frame_id(frame_id), other,
+                                                        st.thread.ident,
+                                                        _thread_label(thread),
+                                                        st.thread.ident))
+    return returned(session.pid, frame_id, thread, function)
 
 
 def returned(pid: int, frame_id: int, thread: int | str, function: str | None) -> FrameGone:

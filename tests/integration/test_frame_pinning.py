@@ -79,6 +79,15 @@ def test_expect_function_names_what_runs_at_frame_n(busy):
     assert "has no frame 9 now" in doc["error"]["message"]
 
 
+def test_a_frame_id_of_another_thread_names_that_thread(busy):
+    _, serve_id = _frame_ids(busy.pid, "worker")["serve"]
+    out = run_cli("eval", str(busy.pid), "--thread", "MainThread", "--frame-id", serve_id,
+                  "served")
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert re.search(r"frame id %s is a call on thread 'worker' \(ident (\d+)\), not on thread "
+                     r"'MainThread': pass --thread \1$" % serve_id, out.stderr.strip()), out.stderr
+
+
 def test_a_returned_call_is_exit_7_and_named(busy):
     ids = _frame_ids(busy.pid, "MainThread")
     index, phase_one = ids["phase_one"]

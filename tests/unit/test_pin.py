@@ -96,3 +96,12 @@ def test_returned_is_frame_gone_exit_7():
     assert error.message.startswith("the call of serve with frame id 0x22 has returned: it is "
                                     "no longer on the stack of thread 140;")
     assert "`inspector stack 4242 --thread 140 --ids`" in error.message
+
+
+def test_a_missing_call_is_named_on_its_thread_or_has_returned():
+    assert isinstance(pin.explain_gone(SESSION, 0x22, "MainThread", None), UsageError)
+    assert "is a call on thread 'worker' (ident 1), not on thread 'MainThread': pass " \
+           "--thread 1" in pin.explain_gone(SESSION, 0x22, "MainThread", None).message
+    gone = pin.explain_gone(SESSION, 0x99, "worker", "serve")
+    assert isinstance(gone, FrameGone) and "the call of serve with frame id 0x99 has " \
+        "returned" in gone.message
