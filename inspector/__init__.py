@@ -13,6 +13,7 @@ from .errors import (
     Denied,
     EvalError,
     FrameGone,
+    FrameMoved,
     InspectorError,
     ProtocolError,
     TargetLost,
@@ -24,7 +25,7 @@ from .session import Session, attach
 __version__ = "0.1.0"
 
 __all__ = [
-    "AttachError", "BudgetExceeded", "Denied", "EvalError", "FrameGone", "FrameInfo",
+    "AttachError", "BudgetExceeded", "Denied", "EvalError", "FrameGone", "FrameInfo", "FrameMoved",
     "InspectorError",
     "ModuleInfo", "ProtocolError", "Session", "TargetLost", "ThreadInfo", "ThreadStack",
     "UsageError", "Value", "attach",

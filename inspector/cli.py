@@ -3,7 +3,8 @@
 Each subcommand is a small class with `add_arguments` and `run`; `main`
 returns the exit code (docs/DESIGN.md "Contracts"): 0 ok, 1 the query raised, 2
 usage, 3 refused by the sandbox, 4 budget exceeded, 5 could not attach,
-6 target lost. Errors are one line on stderr; `--debug` adds the traceback.
+6 target lost, 7 the frame named moved or its call returned (a race: retry).
+Errors are one line on stderr; `--debug` adds the traceback.
 `--json` prints exactly one JSON document on stdout.
 """
 
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from ._inject import BACKENDS, DEFAULT_INJECTOR
 from ._text import SafeStream, json_dumps
-from .errors import AttachError, Denied, InspectorError, UsageError
+from .errors import AttachError, Denied, FrameGone, InspectorError, UsageError
 
 if TYPE_CHECKING:
     from .api import SessionAPI
@@ -157,6 +158,8 @@ class StackCommand(Command):
         parser.add_argument("--locals", action="store_true", help="show each frame's locals")
         parser.add_argument("--thread", type=_thread_selector, metavar="T",
                             help="only this thread (ident, native id or name)")
+        parser.add_argument("--ids", action="store_true",
+                            help="show each frame's id, for `eval --frame-id`")
         parser.add_argument("--json", action="store_true", help="one JSON document")
 
     def run(self, args: argparse.Namespace) -> int:
@@ -167,7 +170,7 @@ class StackCommand(Command):
         if args.json:
             _emit_json({"ok": True, "value": [asdict(s) for s in stacks]})
         else:
-            print(render_stacks(stacks, width=_width()))
+            print(render_stacks(stacks, width=_width(), ids=args.ids))
         return EXIT_OK
 
 
@@ -182,6 +185,12 @@ class EvalCommand(Command):
                             help="evaluate in this thread's frame (ident, native id or name)")
         parser.add_argument("--frame", type=int, metavar="N",
                             help="frame number in that thread (0 = innermost; default 0)")
+        parser.add_argument("--frame-id", type=_frame_id, metavar="ID",
+                            help="that very call (an id from `stack --ids`), wherever it is "
+                                 "on the stack; exit 7 once it has returned")
+        parser.add_argument("--expect-function", metavar="NAME",
+                            help="refuse (exit 7, naming what runs there) unless frame N runs "
+                                 "this function (name or qualified name)")
         parser.add_argument("--module", metavar="NAME",
                             help="evaluate in this module's globals (default __main__)")
         parser.add_argument("--allow-properties", action="store_true",
@@ -204,21 +213,56 @@ class EvalCommand(Command):
                          "iteration), which could change or crash the target; it is only "
                          "offered in a disposable fork: add --isolated")
 
-        if args.frame is not None and args.thread is None:
-            raise UsageError("--frame needs --thread")
+        from . import pin
+
+        pin.check_options(args.thread, args.frame, args.frame_id, args.expect_function)
         with _session(args) as session:
-            frame = args.frame if args.frame is not None else (0 if args.thread is not None
-                                                               else None)
-            value = session.eval(args.expr, args.thread, frame, module=args.module,
-                                 allow_properties=args.allow_properties,
-                                 isolated=args.isolated, allow_calls=args.allow_calls,
-                                 max_isolated_rss=(args.isolated_rss_limit * 1024 * 1024
-                                                   if args.isolated_rss_limit else None))
+            frame, frame_id = _eval_frame(session, args)
+            try:
+                value = session.eval(args.expr, args.thread, frame, module=args.module,
+                                     allow_properties=args.allow_properties,
+                                     isolated=args.isolated, allow_calls=args.allow_calls,
+                                     max_isolated_rss=(args.isolated_rss_limit * 1024 * 1024
+                                                       if args.isolated_rss_limit else None),
+                                     frame_id=frame_id)
+            except FrameGone:
+                if frame_id is None:
+                    raise
+                raise pin.explain_gone(session, frame_id, args.thread,
+                                       args.expect_function) from None
         if args.json:
             _emit_json({"ok": True, "value": value.node})
         else:
             print(render_value(value, _width()))
         return EXIT_OK
+
+
+def _frame_id(text: str) -> int:
+    from .pin import parse_frame_id
+
+    try:
+        return parse_frame_id(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _eval_frame(session: SessionAPI, args: argparse.Namespace) -> tuple[int | None, int | None]:
+    """(frame index, frame id) to evaluate in: an index is pinned to the
+    call it names (by its frame id) when the caller said what they expect
+    there (--expect-function, or --frame with --frame-id)."""
+    from .pin import pin_frame
+
+    if args.thread is None:
+        return None, None
+    if args.frame is None and (args.frame_id is not None or not args.expect_function):
+        return (0 if args.frame_id is None else None), args.frame_id
+    if args.frame is not None and args.frame_id is None and not args.expect_function:
+        return args.frame, None
+    pinned = pin_frame(session, args.thread, args.frame or 0,
+                       function=args.expect_function, frame_id=args.frame_id)
+    if pinned.frame_id is None:  # an agent without frame ids: the index, as before
+        return pinned.index, None
+    return None, pinned.frame_id
 
 
 class AttachCommand(Command):
@@ -329,6 +373,9 @@ class ProbeCommand(Command):
         parser.add_argument("pid", type=_pid, metavar="PID", help="target process id")
         parser.add_argument("--check", action="append", default=[], metavar="NAME=EXPR",
                             help="a check: a query returning a bool or a number (repeatable)")
+        parser.add_argument("--module", metavar="NAME",
+                            help="evaluate the --check queries in this module's globals "
+                                 "(default __main__; a checks file says `module =` per check)")
         parser.add_argument("--file", metavar="CHECKS.toml",
                             help="checks with thresholds ([[check]] name, expr, warn, crit, "
                                  "direction, fail)")
@@ -351,7 +398,10 @@ class ProbeCommand(Command):
         from .session import attach
 
         try:
-            checks = [probe.parse_check_arg(c) for c in args.check]
+            if args.module is not None and not args.check:
+                raise UsageError("--module applies to --check queries; in a checks file "
+                                 "write `module = \"%s\"` in each [[check]]" % args.module)
+            checks = [probe.parse_check_arg(c, args.module) for c in args.check]
             if args.file:
                 checks += probe.load_checks_file(args.file)
             if not checks:

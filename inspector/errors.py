@@ -2,7 +2,8 @@
 
 InspectorError                     exit code
  +-- EvalError         1  the query raised inside the sandbox (NameError, KeyError ...)
- |   +-- FrameGone        the call a frame_id named has returned
+ |   +-- FrameGone     7  the call a frame_id named has returned (a race: retry)
+ |       +-- FrameMoved   frame #N runs another function than the one expected
  +-- UsageError        2  bad arguments (CLI) or API misuse
  +-- Denied            3  refused by the sandbox policy
  +-- BudgetExceeded    4  a budget (steps, time, size ...) would be exceeded
@@ -41,9 +42,19 @@ class EvalError(InspectorError):
 
 class FrameGone(EvalError):
     """The call a `frame_id` named has returned: read the stack again (or
-    query another scope). A race with the target, not a mistake."""
+    query another scope). A race with the target, not a mistake: its own
+    exit code, so a script can retry it and only it."""
 
+    exit_code = 7
     kind = "frame_gone"
+
+
+class FrameMoved(FrameGone):
+    """Frame #N of a thread runs another function than the one the caller
+    expected (`--expect-function`): a busy thread moved on since its stack
+    was read; the message names the function now at N."""
+
+    kind = "frame_moved"
 
 
 class UsageError(InspectorError):
@@ -88,6 +99,7 @@ class ProtocolError(TargetLost):
 _BY_KIND: dict[str, type[InspectorError]] = {
     "eval": EvalError,
     "frame_gone": FrameGone,
+    "frame_moved": FrameMoved,
     "usage": UsageError,
     "denied": Denied,
     "budget": BudgetExceeded,

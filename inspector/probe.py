@@ -81,13 +81,14 @@ class ProbeResult:
 
 # -- defining checks ----------------------------------------------------------
 
-def parse_check_arg(text: str) -> Check:
-    """`NAME=EXPR` from the command line."""
+def parse_check_arg(text: str, module: str | None = None) -> Check:
+    """`NAME=EXPR` from the command line, evaluated in `module`'s globals
+    (`--module`; None: __main__), as a checks file's `module =`."""
     name, sep, expr = text.partition("=")
     name = name.strip()
     if not sep or not expr.strip():
         raise UsageError("--check needs NAME=EXPR, got %r" % text)
-    return make_check({"name": name, "expr": expr.strip()}, where="--check")
+    return make_check({"name": name, "expr": expr.strip(), "module": module}, where="--check")
 
 
 def make_check(raw: dict[str, Any], where: str) -> Check:
@@ -114,12 +115,16 @@ def make_check(raw: dict[str, Any], where: str) -> Check:
     if fail not in ("critical", "warning"):
         raise UsageError("%s: fail of check %r must be \"critical\" or \"warning\""
                          % (where, name))
+    module = raw.get("module")
+    if module is not None and (not isinstance(module, str) or not module.strip()):
+        raise UsageError("%s: module of check %r must be a module name, like \"app.state\""
+                         % (where, name))
     frame = raw.get("frame")
     if frame is not None and (isinstance(frame, bool) or not isinstance(frame, int)):
         raise UsageError("%s: frame of check %r must be an integer" % (where, name))
     return Check(name=name, expr=expr, warn=thresholds["warn"], crit=thresholds["crit"],
                  direction=direction, fail=fail, thread=raw.get("thread"), frame=frame,
-                 module=raw.get("module"))
+                 module=module)
 
 
 def load_checks_file(path: str) -> list[Check]:

@@ -138,7 +138,10 @@ def render_namespace(node: dict[str, Any], width: int = 100, indent: int = 0) ->
     return lines
 
 
-def render_stacks(stacks: Iterable[ThreadStack], *, width: int = 100) -> str:
+def render_stacks(stacks: Iterable[ThreadStack], *, width: int = 100,
+                  ids: bool = False) -> str:
+    """Every thread's frames; with `ids`, each frame line ends with its
+    frame id (`id=0x...`, for `eval --frame-id`)."""
     out: list[str] = []
     for st in stacks:
         t = st.thread
@@ -149,8 +152,11 @@ def render_stacks(stacks: Iterable[ThreadStack], *, width: int = 100) -> str:
         if not st.frames:
             out.append("  (no Python frames)")
         for f in st.frames:
-            out.append("  #%-2d %s (%s:%d)" % (f.index, term_safe(f.qualname),
-                                               term_safe(f.file), f.line))
+            line = "  #%-2d %s (%s:%d)" % (f.index, term_safe(f.qualname),
+                                          term_safe(f.file), f.line)
+            if ids and f.frame_id is not None:
+                line += "  id=0x%x" % f.frame_id
+            out.append(line)
             if f.source:
                 out.append("        " + term_safe(f.source))
             if f.locals is not None:

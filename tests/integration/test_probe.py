@@ -43,6 +43,32 @@ def test_probe_thresholds_from_file(edge_python, spawn, tmp_path):
     assert out.stdout.startswith("INSPECTOR WARNING - orders WARNING (10 >= 5)")
 
 
+def test_probe_module_option_and_checks_file_module(edge_python, spawn, tmp_path):
+    # `sep` is os.sep, not a name in __main__: only --module os finds it
+    target = spawn(edge_python, "sleep")
+    out = run_cli("probe", str(target.pid), "--module", "os", "--check", "sep=sep == '/'",
+                  "--json")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert json.loads(out.stdout)["value"]["checks"][0]["status"] == "OK"
+    out = run_cli("probe", str(target.pid), "--check", "sep=sep == '/'", "--json")
+    assert out.returncode == 3 and "NameError" in out.stdout
+    out = run_cli("probe", str(target.pid), "--module", "no_such_mod", "--check", "x=1 == 1",
+                  "--json")
+    assert out.returncode == 3
+    assert "no module 'no_such_mod' is loaded" in json.loads(out.stdout)["value"]["checks"][0][
+        "message"]
+    # A checks file's `module =` per check, next to a --check in __main__
+    checks = tmp_path / "checks.toml"
+    checks.write_text('[[check]]\nname = "sep"\nexpr = "sep == \'/\'"\nmodule = "os"\n')
+    out = run_cli("probe", str(target.pid), "--file", str(checks), "--check",
+                  "orders=len(orders) == 10")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.startswith("INSPECTOR OK - 2 checks OK")
+    # --module with no --check is a usage error (UNKNOWN), naming the file's key
+    out = run_cli("probe", str(target.pid), "--module", "os", "--file", str(checks))
+    assert out.returncode == 3 and "module = \"os\"" in out.stderr
+
+
 def test_probe_unreachable_target_is_unknown():
     out = run_cli("probe", "999999999", "--check", "x=1 == 1", "--prometheus")
     assert out.returncode == 3

@@ -52,6 +52,15 @@ def test_parse_check_arg():
         probe.parse_check_arg("no-equals-sign")
 
 
+def test_parse_check_arg_module():
+    assert probe.parse_check_arg("q=x").module is None
+    assert probe.parse_check_arg("q=len(state.jobs)", "app.state").module == "app.state"
+    with pytest.raises(UsageError, match="module of check 'q' must be a module name"):
+        probe.parse_check_arg("q=x", " ")
+    with pytest.raises(UsageError, match="module of check 'c'"):
+        probe.make_check({"name": "c", "expr": "x", "module": 3}, where="test")
+
+
 def _result(*pairs):
     results = tuple(probe.judge(_check(name=n, warn=10, crit=20), v) for n, v in pairs)
     return probe.ProbeResult(pid=42, results=results, duration=0.25)
