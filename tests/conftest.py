@@ -130,6 +130,23 @@ def spawn(needs_ptrace: None) -> Iterator[object]:
         target.kill()
 
 
+@pytest.fixture
+def targets(needs_ptrace: None) -> Iterator[object]:
+    """targets(python, args, control=False, env=None) -> a started
+    TargetProcess running `args` (a script and its arguments), killed after."""
+    started: list[TargetProcess] = []
+
+    def start(python: str, args: list[str], control: bool = False,
+              env: dict[str, str] | None = None) -> TargetProcess:
+        target = TargetProcess(python, args, control=control, env=env)
+        started.append(target)
+        return target
+
+    yield start
+    for target in started:
+        target.kill()
+
+
 # --- the version matrix cannot shrink quietly (issue 11) ----------------------------
 _MATRIX_SKIPS: set[str] = set()
 

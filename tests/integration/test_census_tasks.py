@@ -18,7 +18,6 @@ import pytest
 import inspector
 from inspector.census import census_diff
 from inspector.dump import dump_to_json, load_dump
-from tests.targets.process import TargetProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -29,20 +28,6 @@ CENSUS_TARGET = str(REPO / "tests" / "targets" / "census_target.py")
 def run_cli(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "inspector", *args], capture_output=True,
                           text=True, timeout=timeout, cwd=str(REPO))
-
-
-@pytest.fixture
-def targets(needs_gdb):
-    started: list[TargetProcess] = []
-
-    def start(python: str, args: list[str], control: bool = False) -> TargetProcess:
-        target = TargetProcess(python, args, control=control)
-        started.append(target)
-        return target
-
-    yield start
-    for target in started:
-        target.kill()
 
 
 def test_census_diff_finds_the_leak(edge_python, targets):

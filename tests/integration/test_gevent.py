@@ -112,13 +112,7 @@ def test_every_command_on_a_gevent_service(gevent_service):
             assert "Hub gevent.hub.Hub at" in out.stdout and "worker" in out.stdout
     # The service kept serving its greenlets, and nothing of ours is left:
     # no thread, no epoll/eventfd from a hub built on our thread
-    deadline = time.monotonic() + 5
-    while len(os.listdir("/proc/%d/task" % pid)) != threads and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert len(os.listdir("/proc/%d/task" % pid)) == threads
-    assert _fds(pid) == fds
-    assert _beats(target) > beats
-    assert target.alive() and target.stderr_text() == ""
+    _assert_as_before(target, threads, fds, beats)
 
 
 def test_greenlets_and_the_hub_of_a_gevent_service(any_gevent_service):
@@ -167,13 +161,7 @@ def test_greenlets_and_the_hub_of_a_gevent_service(any_gevent_service):
     assert "Hub gevent.hub.Hub at" in text.stdout and "[running]" in text.stdout
     assert text.stdout.count("Greenlet worker at") == 3 and "#1  worker (" in text.stdout
     # And the target is as it was: no thread, no fd of ours, still serving
-    deadline = time.monotonic() + 5
-    while len(os.listdir("/proc/%d/task" % pid)) != threads and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert len(os.listdir("/proc/%d/task" % pid)) == threads
-    assert _fds(pid) == fds
-    assert _beats(target) > beats
-    assert target.alive() and target.stderr_text() == ""
+    _assert_as_before(target, threads, fds, beats)
 
 
 PLAIN_GREENLETS = r"""
@@ -212,3 +200,16 @@ def test_plain_greenlets_in_every_state(edge_python, needs_ptrace):
     assert suspended.frames[0].line == 4 and suspended.frames_from == "gr_frame"
     (main,) = [g for g in result.greenlets if g.is_main]
     assert main.state == "running" and main.frames == ()  # no hub: thread unknown
+
+
+def _assert_as_before(target: TargetProcess, threads: int, fds: int, beats: int) -> None:
+    """The service still serves, and nothing of ours is left: no thread, no
+    fd (an epoll/eventfd of a hub built on our thread)."""
+    pid = target.pid
+    deadline = time.monotonic() + 5
+    while len(os.listdir("/proc/%d/task" % pid)) != threads and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(os.listdir("/proc/%d/task" % pid)) == threads
+    assert _fds(pid) == fds
+    assert _beats(target) > beats
+    assert target.alive() and target.stderr_text() == ""

@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 import inspector
-from tests.targets.process import TargetProcess
 from tests.targets.services import services_python
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -34,20 +33,6 @@ print("ready %d" % os.getpid(), flush=True)
 while True:
     time.sleep(0.1)
 """
-
-
-@pytest.fixture
-def targets(needs_ptrace):
-    started: list[TargetProcess] = []
-
-    def start(python: str, args: list[str], env: dict[str, str] | None = None) -> TargetProcess:
-        target = TargetProcess(python, args, env=env)
-        started.append(target)
-        return target
-
-    yield start
-    for target in started:
-        target.kill()
 
 
 def test_uvloop_loops_run_on_their_threads(python, targets):
