@@ -476,14 +476,14 @@ class _PrivateImporter:
     def load(self, short):
         if short in self.modules:
             return self.modules[short]
-        if short not in self.sources:
+        blob = self.compiled.pop(short, None)
+        source = self.sources.pop(short, None)
+        if blob is None and source is None:
             raise ImportError("no payload module %r" % short)
-        source = self.sources.pop(short)
         module = _MODULE_TYPE("%s.%s" % (self.package, short))
         module.__package__ = self.package
         module.__builtins__ = self.builtins
         self.modules[short] = module  # before exec: tolerates import cycles
-        blob = self.compiled.pop(short, None)
         self._pause()
         if blob is not None:
             # The client's code object, unmarshaled (no compile() here).

@@ -188,24 +188,40 @@ def _builtins_module(given):
 def run_boot_data():
     """run() with the boot file's data, which stage 1 left in our globals as
     _BOOT_DATA (taken out at once: nothing of it is kept for the agent's
-    life): a dict, or its marshal'ed bytes if stage 1 found no genuine
+    life): {"params", "fixed": the marshal'ed sources, "compiled": code or
+    None}, or the whole file's marshal'ed bytes if stage 1 found no genuine
     marshal. Never raises."""
     try:
         data = _DICT.pop(run.__globals__, "_BOOT_DATA")
         frozen = _frozen_globals(_TYPE.__mro__.__getitem__(-1))
         marshal = _c_builtin(frozen, "marshal", "loads")
+        _pause(frozen)
         if _TYPE(data) is not _DICT:  # stage 1 found no genuine marshal
-            given, data, _magic, _code = marshal.loads(data)
-            data = marshal.loads(data)
-            data["params"] = given
-            data["compiled"] = None  # nor checked the magic number
+            given, fixed, _magic, _code = marshal.loads(data)
+            data = {"params": given, "fixed": fixed, "compiled": None}  # nor checked the magic
         compiled = data["compiled"]
-        if compiled is not None:
+        if compiled is None:
+            fixed = marshal.loads(data["fixed"])
+            loader, sources = fixed["loader"], fixed["sources"]
+        else:
             compiled["loads"] = marshal.loads
+            loader, sources = None, {}
+        del data["fixed"]
     except:  # noqa: E722 - `except BaseException` would look up a builtin name
         _DICT.clear(run.__globals__)
         return
-    run(data["loader"], data["params"], data["sources"], compiled)
+    run(loader, data["params"], sources, compiled)
+
+
+def _pause(frozen):
+    """Let a target thread that waits for the GIL have it now: this thread
+    has held it since stage 1 started (reading, unmarshaling). CPython's own
+    time.sleep (gevent replaces the module's); a short sleep, not sleep(0),
+    which takes the GIL back before a waiting thread wakes up."""
+    try:
+        _c_builtin(frozen, "time", "sleep").sleep(0.00005)
+    except:  # noqa: E722 - no pause then (a build without a builtin `time`)
+        pass
 
 
 def _c_builtin(frozen, name, probe):
