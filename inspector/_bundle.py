@@ -230,13 +230,20 @@ def fixed_boot_data() -> tuple[bytes, Bytecode | None]:
     """What is the same for every attach: the marshal'ed sources (loader and
     payloads, in chunks) and this interpreter's code for them, from the file
     cache beside our .pyc files (see _bootcache)."""
-    paths = [os.path.join(_PAYLOADS_DIR, name + ".py") for name in ALL_SOURCES]
-    key = _bootcache.stamp(paths) + b"chunk %d\n" % CHUNK_LINES
+    key = sources_stamp() + b"chunk %d\n" % CHUNK_LINES
     blob = _bootcache.load_or_build(_bootcache.cache_path(_PAYLOADS_DIR), key,
                                     _build_fixed_boot_data)
     sources, code = marshal.loads(blob)  # our own file (see _bootcache._read)
     own = Bytecode(importlib.util.MAGIC_NUMBER, code, "client") if code is not None else None
     return sources, own
+
+
+@cache
+def sources_stamp() -> bytes:
+    """What every cache of code built from our sources depends on (see
+    _bootcache.stamp): the boot file's fixed part, other versions' code."""
+    return _bootcache.stamp([os.path.join(_PAYLOADS_DIR, name + ".py")
+                             for name in ALL_SOURCES])
 
 
 def _build_fixed_boot_data() -> bytes:

@@ -36,9 +36,9 @@ import re
 import struct
 import sys
 import time
-from functools import cache
 
 from . import _bootcache, _bundle, _fs
+from ._diagnose import _status_fields
 from ._inject.base import Target
 
 log = logging.getLogger(__name__)
@@ -78,23 +78,27 @@ def for_target(target: Target, deadline: float) -> _bundle.Bytecode | None:
     code if it reads that; else the target compiles the sources)."""
     if target.python_version == sys.version_info[:2]:
         return None  # the client's own code (same version; the target checks the magic)
-    exe = _compiler_path(target)
-    if exe is None:
-        return None
     try:
-        st = os.stat(exe)
         uid, gid = _ids(target.pid)
+    except (OSError, ValueError, KeyError, IndexError):  # gone, or no Uid/Gid
+        return None
+    found = _compiler(target, uid)
+    if found is None:
+        return None
+    exe, st = found
+    try:
         key = b"%s%d %d %d %d %d %d\n%s" % (
             FORMAT, uid, gid, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns,
-            _sources_stamp())
+            _bundle.sources_stamp())
         return _cached(exe, uid, gid, key, target.python_version, deadline)
     except (OSError, CompilerError, ValueError) as e:
         log.debug("no bytecode for process %d from %s: %s", target.pid, exe, e)
         return None
 
 
-def _compiler_path(target: Target) -> str | None:
-    """The target's executable, if it may compile for it (see the module doc)."""
+def _compiler(target: Target, uid: int) -> tuple[str, os.stat_result] | None:
+    """The target's executable and its stat, if it may compile for the
+    target (see the module doc)."""
     pid = target.pid
     if not _fs.same_mount_namespace(pid):
         return None
@@ -110,10 +114,9 @@ def _compiler_path(target: Target) -> str | None:
         return None
     if (real.st_dev, real.st_ino) != (named.st_dev, named.st_ino):
         return None  # replaced or deleted since the target started
-    uid = _ids(pid)[0]
     if not all(_only_writable_by(path, uid) for path in {exe, target.python_binary}):
         return None
-    return exe
+    return exe, named
 
 
 def _only_writable_by(path: str, uid: int) -> bool:
@@ -136,22 +139,8 @@ def _only_writable_by(path: str, uid: int) -> bool:
 
 def _ids(pid: int) -> tuple[int, int]:
     """The target's effective uid and gid."""
-    uid = gid = None
-    with open("/proc/%d/status" % pid, encoding="ascii", errors="replace") as f:
-        for line in f:
-            if line.startswith("Uid:"):
-                uid = int(line.split()[2])
-            elif line.startswith("Gid:"):
-                gid = int(line.split()[2])
-    if uid is None or gid is None:
-        raise ValueError("no Uid/Gid in /proc/%d/status" % pid)
-    return uid, gid
-
-
-@cache
-def _sources_stamp() -> bytes:
-    return _bootcache.stamp([os.path.join(_bundle._PAYLOADS_DIR, name + ".py")
-                             for name in _bundle.ALL_SOURCES])
+    status = _status_fields("/proc/%d/status" % pid)
+    return int(status["Uid"].split()[1]), int(status["Gid"].split()[1])
 
 
 _FAILED: set[bytes] = set()  # keys whose compiler failed in this process: not retried

@@ -71,12 +71,13 @@ def _sys_modules():
     return _DICT_GET(_MODULE_DICT(sys), "modules")
 
 
-def main(params, sources, clean=None, missing=(), compiled=None):
+def main(params, sources, clean=None, missing=(), compiled=None, sleep=None):
     """Entry point of the agent thread. Never raises, never prints.
 
     `clean`: the original builtins (see prelude.py); `missing`: builtins the
     target replaced and whose originals could not be recovered; `compiled`:
-    the client's code objects if this interpreter reads them (prelude.py)."""
+    the client's code objects if this interpreter reads them; `sleep`:
+    CPython's own time.sleep, for the GIL pauses (both from prelude.py)."""
     modules = None
     guard = release = None
     try:
@@ -86,7 +87,7 @@ def main(params, sources, clean=None, missing=(), compiled=None):
         params["bytecode"] = "shipped" if compiled is not None else "source"
         modules = _PrivateImporter(params["package"], sources,
                                    clean if clean is not None else builtins.__dict__, compiled)
-        modules.sleep = _genuine_sleep(modules)
+        modules.sleep = sleep
         guard, release = _hold_collections(modules)
         refusal = _untrustworthy_runtime(modules.import_module)
         if refusal is not None and "could not be found" in refusal:
@@ -117,16 +118,6 @@ def main(params, sources, clean=None, missing=(), compiled=None):
                 release()  # the last thing this thread does (payloads/gcguard.py)
             except BaseException:
                 pass
-
-
-def _genuine_sleep(modules):
-    """CPython's own time.sleep (from the genuine view if the target replaced
-    `time`, as gevent does), or None."""
-    try:
-        sleep = modules.import_module("time").sleep
-    except BaseException:
-        return None
-    return sleep if _TYPE(sleep) is _BUILTIN_FUNCTION else None
 
 
 def _hold_collections(modules):
@@ -411,7 +402,7 @@ class _PrivateImporter:
         sources.clear()
         self.compiled = compiled.pop("modules") if compiled is not None else {}
         self.loads = compiled["loads"] if compiled is not None else None
-        self.sleep = None  # main() sets CPython's time.sleep: see GIL_PAUSE
+        self.sleep = None  # main() sets CPython's own time.sleep: see GIL_PAUSE
         self.modules = {}
         self.added = {}  # stdlib modules our code imported that the target had not
         self.views = {}  # name -> the module, or its genuine view (_genuine_view)
@@ -507,7 +498,7 @@ class _PrivateImporter:
             exec(code, module.__dict__)
 
     def _pause(self):
-        if self.sleep is not None and GIL_PAUSE:
+        if self.sleep is not None:
             self.sleep(GIL_PAUSE)
 
     def unload(self):

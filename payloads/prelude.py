@@ -195,7 +195,11 @@ def run_boot_data():
         data = _DICT.pop(run.__globals__, "_BOOT_DATA")
         frozen = _frozen_globals(_TYPE.__mro__.__getitem__(-1))
         marshal = _c_builtin(frozen, "marshal", "loads")
-        _pause(frozen)
+        sleep = _genuine_sleep(frozen)
+        if sleep is not None:
+            # Let a target thread that waits for the GIL have it now: this
+            # thread has held it since stage 1 started (reading, unmarshaling).
+            sleep(0.00005)  # loader.GIL_PAUSE
         if _TYPE(data) is not _DICT:  # stage 1 found no genuine marshal
             given, fixed, _magic, _code = marshal.loads(data)
             data = {"params": given, "fixed": fixed, "compiled": None}  # nor checked the magic
@@ -210,18 +214,18 @@ def run_boot_data():
     except:  # noqa: E722 - `except BaseException` would look up a builtin name
         _DICT.clear(run.__globals__)
         return
-    run(loader, data["params"], sources, compiled)
+    run(loader, data["params"], sources, compiled, sleep)
 
 
-def _pause(frozen):
-    """Let a target thread that waits for the GIL have it now: this thread
-    has held it since stage 1 started (reading, unmarshaling). CPython's own
-    time.sleep (gevent replaces the module's); a short sleep, not sleep(0),
-    which takes the GIL back before a waiting thread wakes up."""
+def _genuine_sleep(frozen):
+    """CPython's own time.sleep (gevent replaces the module's), or None: the
+    agent's pauses that let waiting target threads have the GIL (a short
+    sleep, not sleep(0), which takes the GIL back before they wake up)."""
     try:
-        _c_builtin(frozen, "time", "sleep").sleep(0.00005)
-    except:  # noqa: E722 - no pause then (a build without a builtin `time`)
-        pass
+        sleep = _c_builtin(frozen, "time", "sleep").sleep
+    except:  # noqa: E722 - no pauses then (a build without a builtin `time`)
+        return None
+    return sleep if _TYPE(sleep) is _BUILTIN_FUNCTION else None
 
 
 def _c_builtin(frozen, name, probe):
@@ -242,9 +246,10 @@ def _c_builtin(frozen, name, probe):
     return module
 
 
-def run(loader_source, params, sources, compiled=None):
+def run(loader_source, params, sources, compiled=None, sleep=None):
     """Run the loader with the original builtins (never raises).
-    `compiled`: the client's code objects, marshal'ed, with their `loads`."""
+    `compiled`: the client's code objects, marshal'ed, with their `loads`;
+    `sleep`: CPython's own time.sleep, for the loader's GIL pauses."""
     try:
         module = _builtins_module(__builtins__)
         if module is None:
@@ -256,7 +261,7 @@ def run(loader_source, params, sources, compiled=None):
         else:
             code = clean["compile"](loader_source, "<inspector-agent>", "exec", 0, True)
         clean["exec"](code, namespace)
-        namespace["main"](params, sources, clean, missing, compiled)
+        namespace["main"](params, sources, clean, missing, compiled, sleep)
     except:  # noqa: E722 - `except BaseException` would look up a builtin name
         pass
     finally:

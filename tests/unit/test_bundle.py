@@ -12,6 +12,7 @@ import pytest
 from inspector._bundle import (
     BOOT_DATA_MARKER,
     CHUNK_LINES,
+    FUTURE_ANNOTATIONS,
     PAYLOAD_MODULES,
     BootParams,
     compiled_payloads,
@@ -19,8 +20,6 @@ from inspector._bundle import (
     payload_source,
     render_boot_file,
 )
-
-FUTURE_ANNOTATIONS = 0x1000000
 
 
 @pytest.mark.parametrize("name", PAYLOAD_MODULES)
