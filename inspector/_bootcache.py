@@ -20,6 +20,9 @@ import stat
 import sys
 from collections.abc import Callable, Iterable
 
+from . import _fs
+from ._diagnose import _status_fields
+
 FORMAT = b"inspector-boot-cache 1\n"
 MAX_BYTES = 16 << 20
 
@@ -70,39 +73,22 @@ def _read(path: str) -> bytes | None:
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_uid not in (0, os.geteuid()) or \
-                st.st_mode & 0o022 or st.st_size > MAX_BYTES:
+                st.st_mode & 0o022:
             return None  # not as trustworthy as our .pyc files: ignored
-        chunks = []
-        while True:
-            chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                break
-            chunks.append(chunk)
-        return b"".join(chunks)
-    except OSError:
+        return _fs.read_bounded(fd, MAX_BYTES)
+    except OSError:  # (read_bounded's refusal of a larger file is one)
         return None
     finally:
         os.close(fd)
 
 
 def _write(path: str, data: bytes, mode: int) -> None:
-    """Atomically, as importlib writes a .pyc: a new file, then rename."""
-    tmp = "%s.%d.tmp" % (path, os.getpid())
+    """Atomically, as importlib writes a .pyc; silently not at all if the
+    place is not ours to write."""
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)  # as importlib does for a .pyc
-    except OSError:
-        return
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     mode)
-    except OSError:
-        return  # not ours to write
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        # (the umask narrows `mode`, as for a file os.open creates)
+        umask = int(_status_fields("/proc/self/status").get("Umask", "0077"), 8)
+        _fs.replace_file(path, data, mode & ~umask)
+    except (OSError, ValueError):
+        pass

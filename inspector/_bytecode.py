@@ -167,11 +167,12 @@ def cache_dir() -> str | None:
     path = os.path.join(base, "inspector")
     try:
         os.makedirs(path, mode=0o700, exist_ok=True)
-        st = os.stat(path, follow_symlinks=False)
+        fd = _fs.open_dir(path)  # O_NOFOLLOW: a link there is refused
+        try:
+            _fs.check_private_dir(fd, os.geteuid(), path)
+        finally:
+            os.close(fd)
     except OSError:
-        return None
-    if not os.path.isdir(path) or os.path.islink(path) or st.st_uid != os.geteuid() or \
-            st.st_mode & 0o077:
         return None  # not ours alone: no cache
     return path
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-import struct
 import time
 
 SAMPLE_SECONDS = 0.2
@@ -193,12 +192,13 @@ def attach_lock_name(pid: int) -> bytes:
 
 def lock_holder(name: bytes) -> tuple[int, int] | None:
     """(pid, uid) of the process that holds the abstract socket `name`."""
+    from ._channel import peer_credentials  # (it imports this module)
+
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
         probe.connect(name)
-        creds = probe.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        holder_pid, uid, _gid = struct.unpack("3i", creds)
-        return holder_pid, uid
+        cred = peer_credentials(probe)
+        return cred.pid, cred.uid
     except OSError:
         return None
     finally:

@@ -136,6 +136,31 @@ def read_bounded(fd: int, limit: int) -> bytes:
             raise UnsafePath(errno.EFBIG, "larger than %d bytes" % limit)
 
 
+def replace_file(path: str, data: bytes, mode: int, *, durable: bool = False) -> None:
+    """Replace `path` with `data` atomically: a temporary file in the same
+    directory (mkstemp: O_EXCL, never following a planted link), `mode`,
+    fsynced if `durable`, then renamed over `path`; a reader sees the old
+    file or the new one, never half of one. OSError if it cannot."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".tmp",
+                               dir=os.path.dirname(os.path.abspath(path)))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
+            f.write(data)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
 def unlink_in(dirfd: int, name: str) -> None:
     """Remove `name` from `dirfd` (never follows it); absent is fine."""
     try:

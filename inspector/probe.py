@@ -296,27 +296,11 @@ def write_textfile(path: str, text: str) -> None:
     O_EXCL, never following a planted link), fsynced, then renamed over
     `path`, so a scrape sees the old document or the new one, never half of
     one. Mode 0644: the collector usually runs as another user."""
-    import os
-    import tempfile
+    from . import _fs
 
-    directory = os.path.dirname(os.path.abspath(path))
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".tmp",
-                                   dir=directory)
+        _fs.replace_file(path, text.encode("utf-8"), 0o644, durable=True)
     except OSError as e:
-        raise UsageError("cannot write %s: %s" % (path, e.strerror)) from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            os.fchmod(f.fileno(), 0o644)
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         raise UsageError("cannot write %s: %s" % (path, e.strerror)) from None
 
 
