@@ -107,6 +107,19 @@ def baseline(target: Target, runs: int) -> list[float]:
     return out
 
 
+def interleaved(cfg: Config, target: Target, usable: list[tools.Tool],
+                reps: int) -> dict[str, list[dict[str, Any]]]:
+    """`reps` rounds of every tool against `target`, in a new random order
+    each round: {tool name: [measure_tool() per round]}."""
+    results: dict[str, list[dict[str, Any]]] = {t.name: [] for t in usable}
+    for _ in range(reps):
+        order = list(usable)
+        cfg.rng.shuffle(order)
+        for tool in order:
+            results[tool.name].append(measure_tool(target, tool))
+    return results
+
+
 def freeze_tools() -> list[tools.Tool]:
     return [tools.OursApi("native"), tools.OursApi("gdb"), tools.OursApi("pyrasite"),
             tools.PyrasiteAlone(), tools.py_spy_dump(), tools.pystack_remote()]
@@ -128,15 +141,10 @@ def run(cfg: Config) -> Section:
     ours = candidates[0]
     missing = {t.name: t.missing() for t in candidates}
     usable = [t for t in candidates if missing[t.name] is None]
-    results: dict[str, list[dict[str, Any]]] = {t.name: [] for t in usable}
     with Target(cfg.python, heartbeats=HEARTBEATS) as target:
         time.sleep(0.5)
         noise = baseline(target, reps)
-        for _ in range(reps):
-            order = list(usable)
-            cfg.rng.shuffle(order)
-            for tool in order:
-                results[tool.name].append(measure_tool(target, tool))
+        results = interleaved(cfg, target, usable, reps)
         alive = target.alive()
 
     def med(name: str, key: str) -> float:

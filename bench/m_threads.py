@@ -9,7 +9,7 @@ from typing import Any
 
 from . import stats, tools
 from .config import Config, python_version
-from .m_freeze import HEARTBEATS, baseline, measure_tool, stop_goal
+from .m_freeze import HEARTBEATS, baseline, interleaved, stop_goal
 from .report import Goal, Section, fmt, fmt_ratio
 from .targets import Target
 
@@ -25,16 +25,11 @@ def thread_tools() -> list[tools.Tool]:
 
 
 def measure_size(cfg: Config, size: int, usable: list[tools.Tool], reps: int) -> dict[str, Any]:
-    results: dict[str, list[dict[str, Any]]] = {t.name: [] for t in usable}
     with Target(cfg.python, heartbeats=HEARTBEATS, threads=size - 1 - HEARTBEATS) as target:
         threads = target.threads()
         time.sleep(0.5)
         noise = baseline(target, 1)
-        for _ in range(reps):
-            order = list(usable)
-            cfg.rng.shuffle(order)
-            for tool in order:
-                results[tool.name].append(measure_tool(target, tool))
+        results = interleaved(cfg, target, usable, reps)
         alive = target.alive()
     return {"results": results, "threads": threads, "noise_ms": noise, "alive": alive}
 

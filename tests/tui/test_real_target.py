@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from textual.pilot import Pilot
 from textual.widgets import Static
 
 from tests.targets.process import TargetProcess
@@ -36,6 +38,15 @@ def service(needs_gdb: None) -> Iterator[TargetProcess]:
         yield target
     finally:
         target.kill()
+
+
+async def attached(app: InspectorApp, pilot: Pilot[Any]) -> InspectScreen:
+    """The inspect screen, once the attach is done and a stack is shown."""
+    await wait_for(pilot, lambda: isinstance(app.screen, InspectScreen)
+                   and app.screen.query(StackTree), timeout=30, what="the attach")
+    screen = app.screen
+    assert isinstance(screen, InspectScreen)
+    return screen
 
 
 def labels(tree: StackTree | Transcript) -> list[str]:
@@ -66,10 +77,7 @@ def test_pick_attach_browse_query_watch_detach(service: TargetProcess) -> None:
             # Another process may share the digits (in its pid or command line).
             procs.move_cursor(row=[p.pid for p in shown].index(service.pid))
             await pilot.press("enter")
-            await wait_for(pilot, lambda: isinstance(app.screen, InspectScreen)
-                           and app.screen.query(StackTree), timeout=30, what="the attach")
-            screen = app.screen
-            assert isinstance(screen, InspectScreen)
+            screen = await attached(app, pilot)
             assert service.os_thread_count() == threads_before + 1  # the agent thread
 
             # Threads: main first, the agent marked and listed last; pick worker-1.
@@ -142,10 +150,7 @@ def test_target_exiting_shows_the_banner_and_keeps_the_last_stack(
     async def flow() -> None:
         app = InspectorApp(service.pid, timings=FAST)
         async with app.run_test(size=(80, 24)) as pilot:
-            await wait_for(pilot, lambda: isinstance(app.screen, InspectScreen)
-                           and app.screen.query(StackTree), timeout=30, what="the attach")
-            screen = app.screen
-            assert isinstance(screen, InspectScreen)
+            screen = await attached(app, pilot)
             tree = screen.query_one(StackTree)
             await wait_for(pilot, lambda: any("main" in line for line in labels(tree)),
                            what="the main thread's stack")
@@ -239,10 +244,7 @@ def test_a_resident_agent_is_reused_not_joined_by_another(service: TargetProcess
     async def flow() -> None:
         app = InspectorApp(service.pid, timings=FAST)
         async with app.run_test(size=(80, 24)) as pilot:
-            await wait_for(pilot, lambda: isinstance(app.screen, InspectScreen)
-                           and app.screen.query(StackTree), timeout=30, what="the attach")
-            screen = app.screen
-            assert isinstance(screen, InspectScreen)
+            screen = await attached(app, pilot)
             assert app.session is not None and app.session.injection is None
             assert "resident agent" in screen.how
             table = screen.query_one(ThreadsTable)
@@ -268,10 +270,7 @@ def test_main_thread_of_a_target_without_threading(needs_gdb: None) -> None:
     async def flow() -> None:
         app = InspectorApp(target.pid, timings=FAST)
         async with app.run_test(size=(80, 24)) as pilot:
-            await wait_for(pilot, lambda: isinstance(app.screen, InspectScreen)
-                           and app.screen.query(StackTree), timeout=30, what="the attach")
-            screen = app.screen
-            assert isinstance(screen, InspectScreen)
+            screen = await attached(app, pilot)
             table = screen.query_one(ThreadsTable)
             await wait_for(pilot, lambda: bool(table.threads), what="the thread list")
             main = table.threads[0]
