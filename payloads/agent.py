@@ -31,6 +31,7 @@ from .snapshot import navigate, snapshot, snapshot_namespace
 MAX_AGENTS = 4  # concurrent sessions per target; more are refused, not piled up
 CONNECT_TIMEOUT = 5.0  # seconds
 SEND_TIMEOUT = 30.0  # a client that does not read for this long is gone
+GIL_PAUSE = 0.00005  # seconds; a sleep, not sleep(0): see loader.GIL_PAUSE
 _SO_PEERCRED = getattr(_socket, "SO_PEERCRED", 17)
 _MSG_PEEK = getattr(_socket, "MSG_PEEK", 2)
 
@@ -344,6 +345,7 @@ class Agent(_Operations):
             "resident": resident,
             "idle_timeout": self.idle_timeout,
             "bytecode": self.params.get("bytecode"),  # "shipped" code objects, or "source"
+            "stage1": self.params.get("stage1"),  # stage 1 ran as a "code" object or "text"
         }
         if resident_note:
             hello["resident_error"] = resident_note
@@ -422,6 +424,10 @@ class Agent(_Operations):
                 reply = self.answer(rid, op, request)
             finally:
                 guard.hold()
+            # Between answering and encoding, a target thread that waits for
+            # the GIL gets it (a stack answer and its encoding are ~0.7 and
+            # ~0.4 ms of GIL each, in one piece otherwise).
+            time.sleep(GIL_PAUSE)
             try:
                 self.send(reply)
             except wire.ProtocolError as e:

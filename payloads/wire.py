@@ -33,6 +33,8 @@ _ESCAPES.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
 
 
 def _encode_str(s: str) -> str:
+    if s.isascii() and s.isprintable() and '"' not in s and "\\" not in s:
+        return '"' + s + '"'  # nothing to escape: most names, paths and reprs
     out = s.translate(_ESCAPES)
     try:
         out.encode("utf-8")
