@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from payloads import wire
 
 from . import _bytecode, _preflight, _resident, _source
-from ._bundle import BootParams, render_boot_file, render_stage1
+from ._bundle import BootParams, render_boot_file, render_stage1, stage1_code
 from ._channel import BOOT_NAME, Connection, Listener
 from ._diagnose import agent_blocked, describe_busy_threads, process_alive
 from ._inject import InjectionReport, Target, make_injector
@@ -142,8 +142,10 @@ def _start_agent(target: Target, backend: Any, *, timeout: float, deadline: floa
         )
         bytecode = _bytecode.for_target(target, deadline)
         listener.write_file(BOOT_NAME, render_boot_file(params, bytecode))
-        stage1 = render_stage1(params, own_thread=getattr(backend, "own_thread", False))
-        report = backend.inject(target, stage1, listener, deadline)
+        own_thread = getattr(backend, "own_thread", False)
+        stage1 = render_stage1(params, own_thread=own_thread)
+        report = backend.inject(target, stage1, listener, deadline,
+                                stage1_code=stage1_code(params) if own_thread else None)
         log.debug("injected: %s", report)
         try:
             conn = listener.accept(deadline)
@@ -210,7 +212,7 @@ class Session:
             python=tuple(hello.get("python", ())),
             agent_thread=int(hello.get("agent_thread", 0)),
             agent_native_id=hello.get("agent_native_id"),
-            extra={"bytecode": hello.get("bytecode")},
+            extra={"bytecode": hello.get("bytecode"), "stage1": hello.get("stage1")},
         )
         self.resident: str | None = hello.get("resident")  # its socket path, if resident
         self.agent_idle_timeout = float(hello.get("idle_timeout") or 0.0)

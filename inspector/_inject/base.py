@@ -50,9 +50,11 @@ class Injector(Protocol):
     name: str
     own_thread: bool  # stage 1 runs on a native thread the injector started for it
 
-    def inject(self, target: Target, stage1: str, files: FileDrop,
-               deadline: float) -> InjectionReport:
+    def inject(self, target: Target, stage1: str, files: FileDrop, deadline: float, *,
+               stage1_code: bytes | None = None) -> InjectionReport:
         """Make the target run `stage1` (Python source) once, or raise AttachError.
         `deadline` (time.monotonic()) bounds the whole injection: the
-        command's --timeout."""
+        command's --timeout. `stage1_code`: the same stage 1 as a marshal'ed
+        code object of the client's interpreter, which an injector may run
+        instead in a target of that same build (the native one does)."""
         ...

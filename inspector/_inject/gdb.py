@@ -104,8 +104,8 @@ class GdbInjector:
         """A command's timeout: its own limit, within the command's deadline."""
         return max(0.05, min(limit, self.deadline - time.monotonic()))
 
-    def inject(self, target: Target, stage1: str, files: FileDrop,
-               deadline: float) -> InjectionReport:
+    def inject(self, target: Target, stage1: str, files: FileDrop, deadline: float, *,
+               stage1_code: bytes | None = None) -> InjectionReport:
         self.deadline = deadline
         if os.uname().machine != "x86_64":
             raise AttachError("the gdb injector supports x86-64 only (this is %s); use "

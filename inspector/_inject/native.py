@@ -116,12 +116,39 @@ class _Stopped(Exception):
 
 def resolve_addresses(target: Target) -> Addresses:
     found, gadgets = symbols.resolve(target, PYTHON_SYMBOLS, LIBC_SYMBOLS,
-                                     (arch.GADGET_SYSCALL_RET, arch.GADGET_RESTORER))
+                                     (arch.GADGET_SYSCALL_RET, arch.GADGET_RESTORER),
+                                     optional_python=stub.CODE_PATH_SYMBOLS)
     if None in gadgets.values():
         raise AttachError("process %d's C library has no signal-return trampoline we know "
                           "(not glibc on x86-64?); use --injector gdb" % target.pid)
     return Addresses(found, gadgets[arch.GADGET_SYSCALL_RET] or 0,
                      gadgets[arch.GADGET_RESTORER] or 0)
+
+
+def _mapped_file(pid: str, address: int) -> tuple[str, str] | None:
+    """(device, inode) of the file mapped at `address` in /proc/<pid>/maps."""
+    with open("/proc/%s/maps" % pid) as f:
+        for line in f:
+            parts = line.split(None, 5)
+            lo, hi = (int(x, 16) for x in parts[0].split("-"))
+            if lo <= address < hi:
+                return (parts[3], parts[4]) if len(parts) > 4 and parts[4] != "0" else None
+    return None
+
+
+def same_build(pid: int, py_is_initialized: int) -> bool:
+    """Does the target run the very file that holds this client's CPython
+    (the executable, or libpython)? Then bytecode this client compiled is
+    valid there. The same (device, inode) in both processes' maps - the
+    file they mapped, whatever path or mount namespace it came from."""
+    import ctypes
+
+    ours = ctypes.cast(ctypes.pythonapi.Py_IsInitialized, ctypes.c_void_p).value
+    try:
+        mine = _mapped_file("self", ours or 0)
+        return mine is not None and mine == _mapped_file(str(pid), py_is_initialized)
+    except (OSError, ValueError):
+        return False
 
 
 def _read(path: str) -> str:
@@ -247,15 +274,19 @@ class NativeInjector:
     name = "native"
     own_thread = True  # stage 1 runs on the thread the routine starts
 
-    def inject(self, target: Target, stage1: str, files: FileDrop,
-               deadline: float) -> InjectionReport:
+    def inject(self, target: Target, stage1: str, files: FileDrop, deadline: float, *,
+               stage1_code: bytes | None = None) -> InjectionReport:
         arch_select.current()  # refuses other machines
         _refuse_shadow_stack(target.pid)
         started = time.monotonic()
         text = stage1.encode("ascii")
         addresses = resolve_addresses(target)
+        found = addresses.symbols
+        code = stage1_code if stage1_code and \
+            all(name in found for name in stub.CODE_PATH_SYMBOLS) and \
+            same_build(target.pid, found["Py_IsInitialized"]) else b""
         with attach_lock(target.pid, deadline):
-            outcome = _run_in_tracer_thread(target, addresses, text, deadline)
+            outcome = _run_in_tracer_thread(target, addresses, (text, code), deadline)
         return InjectionReport(backend=self.name, path=outcome.path, thread=outcome.tid,
                                stopped_ms=outcome.stopped_ms,
                                total_ms=(time.monotonic() - started) * 1000.0)
@@ -278,7 +309,7 @@ class _Outcome(NamedTuple):
     stopped_ms: float
 
 
-def _run_in_tracer_thread(target: Target, addresses: Addresses, text: bytes,
+def _run_in_tracer_thread(target: Target, addresses: Addresses, stage1: tuple[bytes, bytes],
                           deadline: float) -> _Outcome:
     """Borrow a thread from a dedicated thread of ours: it is the tracer, and
     its exit detaches anything a failure left traced."""
@@ -286,7 +317,7 @@ def _run_in_tracer_thread(target: Target, addresses: Addresses, text: bytes,
 
     def work() -> None:
         try:
-            box["outcome"] = _borrow_some_thread(target, addresses, text, deadline)
+            box["outcome"] = _borrow_some_thread(target, addresses, stage1, deadline)
         except BaseException as e:  # handed to the caller
             box["error"] = e
 
@@ -317,7 +348,7 @@ def _parked_soon(pid: int, tried: set[int]) -> list[Candidate]:
     return []
 
 
-def _borrow_some_thread(target: Target, addresses: Addresses, text: bytes,
+def _borrow_some_thread(target: Target, addresses: Addresses, stage1: tuple[bytes, bytes],
                         deadline: float) -> _Outcome:
     pid = target.pid
     tried: set[int] = set()
@@ -326,7 +357,7 @@ def _borrow_some_thread(target: Target, addresses: Addresses, text: bytes,
         candidate = candidates[0] if candidates else Candidate(pid, -1, 0)
         tried.add(candidate.tid)
         try:
-            return _Borrow(target, candidate, addresses, text, deadline).run()
+            return _Borrow(target, candidate, addresses, stage1, deadline).run()
         except _Retry as e:
             log.debug("thread %d: %s; choosing again", candidate.tid, e)
             if time.monotonic() >= deadline:
@@ -338,13 +369,13 @@ def _borrow_some_thread(target: Target, addresses: Addresses, text: bytes,
 class _Borrow:
     """One attempt on one thread. Runs on the tracer thread only."""
 
-    def __init__(self, target: Target, candidate: Candidate, addresses: Addresses, text: bytes,
-                 deadline: float) -> None:
+    def __init__(self, target: Target, candidate: Candidate, addresses: Addresses,
+                 stage1: tuple[bytes, bytes], deadline: float) -> None:
         self.pid = target.pid
         self.tid = candidate.tid
         self.candidate = candidate
         self.addresses = addresses
-        self.text = text
+        self.text, self.code = stage1  # the code object may be b"" (then the text runs)
         self.deadline = deadline
         self.seized = False
         self.stopped_at = 0.0
@@ -543,7 +574,7 @@ class _Borrow:
 
     def _inject(self, regs: list[int], frame: arch.RestoreFrame) -> None:
         symbols = self.addresses.symbols
-        length = arch.PAGE_SIZE + stub.page_length(self.text)
+        length = arch.PAGE_SIZE + stub.page_length(self.text, self.code)
         # Read+exec from birth, written through /proc/PID/mem (as debuggers
         # write breakpoints): never writable and executable, and no mprotect
         # step during which a dead client would leak the mapping.
@@ -558,7 +589,7 @@ class _Borrow:
         # From here until the routine starts, a dead client's thread unmaps it.
         self._go_home(regs, frame, unmap=(page, length))
         b_page = page + arch.PAGE_SIZE
-        blob = stub.build_page(b_page, symbols, self.text)
+        blob = stub.build_page(b_page, symbols, self.text, self.code)
         if self.candidate.syscall >= 0:
             # pthread_t lands in the frame's unused siginfo room: the mapping
             # stays read-only, the new thread detaches itself.

@@ -59,8 +59,8 @@ class PyrasiteInjector:
     def __init__(self, gdb_path: str) -> None:
         self.gdb_path = gdb_path
 
-    def inject(self, target: Target, stage1: str, files: FileDrop,
-               deadline: float) -> InjectionReport:
+    def inject(self, target: Target, stage1: str, files: FileDrop, deadline: float, *,
+               stage1_code: bytes | None = None) -> InjectionReport:
         """Write stage 1 to a file in the private directory and run pyrasite on it."""
         path = files.target_path("stage1.py")
         text = _sys_path_cleanup(path) + stage1

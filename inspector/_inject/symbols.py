@@ -10,13 +10,15 @@ from .base import Target
 
 
 def resolve(target: Target, python_symbols: tuple[str, ...], libc_symbols: tuple[str, ...],
-            libc_patterns: Iterable[bytes] = ()) -> tuple[dict[str, int], dict[bytes, int | None]]:
+            libc_patterns: Iterable[bytes] = (), optional_python: tuple[str, ...] = ()
+            ) -> tuple[dict[str, int], dict[bytes, int | None]]:
     """Absolute addresses of the wanted CPython and glibc symbols (and of byte
     patterns in glibc's text), from the ELF files the target mapped; one-line
-    AttachError naming what is missing."""
+    AttachError naming what is missing (`optional_python` may be missing)."""
     maps = _elf.read_maps(target.pid)
     try:
-        symbols = _elf.resolve(target.pid, target.python_binary, python_symbols, maps)
+        symbols = _elf.resolve(target.pid, target.python_binary,
+                               python_symbols + optional_python, maps)
         libc = _elf.find_libc(maps)
         if libc is None:
             raise AttachError("process %d has no glibc mapped; only glibc-based Linux targets "

@@ -695,7 +695,8 @@ def _builtins_the_agent_uses() -> list[str]:
 
     texts = [p.read_text("utf-8") for p in (Path(__file__).resolve().parents[2]
                                             / "payloads").glob("*.py")]
-    texts.append(_STAGE1.format(deadline=0.0, boot_path="/b", start="go()", marker=b"-"))
+    texts.append(_STAGE1.format(deadline=0.0, boot_path="/b", start="go()", marker=b"-",
+                                via="text"))
     names = {"__import__", "__build_class__"}
     for text in texts:
         for node in ast.walk(ast.parse(text)):

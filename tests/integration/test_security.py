@@ -178,7 +178,7 @@ def test_one_shot_channel_is_private_and_rejects_an_impostor(edge_python, spawn,
     real_inject = NativeInjector.inject
     seen: dict[str, Any] = {}
 
-    def inject(self, tgt, stage1, files, deadline):
+    def inject(self, tgt, stage1, files, deadline, **kw):
         boot = os.path.join(files.host_dir, BOOT_NAME)
         sock_path = os.path.join(files.host_dir, SOCKET_NAME)
         seen["dir"] = os.lstat(files.host_dir)
@@ -204,7 +204,7 @@ def test_one_shot_channel_is_private_and_rejects_an_impostor(edge_python, spawn,
         os.close(write_fd)
         seen["impostor"] = (impostor, read_fd)
         time.sleep(0.2)  # its connection waits in the backlog, ahead of the agent's
-        return real_inject(self, tgt, stage1, files, deadline)
+        return real_inject(self, tgt, stage1, files, deadline, **kw)
 
     monkeypatch.setattr(NativeInjector, "inject", inject)
     caplog.set_level(logging.WARNING, logger="inspector._channel")
@@ -313,11 +313,11 @@ def test_root_attaches_to_an_unprivileged_users_process(spawn, monkeypatch):
     real_inject = NativeInjector.inject
     seen: dict[str, os.stat_result] = {}
 
-    def inject(self, tgt, stage1, files, deadline):
+    def inject(self, tgt, stage1, files, deadline, **kw):
         seen["dir"] = os.lstat(files.host_dir)
         seen["boot"] = os.lstat(os.path.join(files.host_dir, BOOT_NAME))
         seen["socket"] = os.lstat(os.path.join(files.host_dir, SOCKET_NAME))
-        return real_inject(self, tgt, stage1, files, deadline)
+        return real_inject(self, tgt, stage1, files, deadline, **kw)
 
     monkeypatch.setattr(NativeInjector, "inject", inject)
     with inspector.attach(target.pid, reuse=False) as session:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import marshal
 import os
 import sys
 from pathlib import Path
@@ -72,21 +73,27 @@ def test_the_stamp_names_every_source_and_the_magic(tmp_path: Path) -> None:
     assert importlib.util.MAGIC_NUMBER.hex().encode() in before
 
 
+_PARAMS = _bundle.BootParams(token="t", socket_path="/s", boot_path="/b", deadline=1.0,
+                             package="_p", idle_timeout=5, client_uid=0)
+
+
 def test_the_boot_data_comes_from_the_cache(tmp_path: Path, writable: None,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """Beside the .pyc files (here under a pycache prefix): built by the
     first client, read by the next one."""
     monkeypatch.setattr(sys, "pycache_prefix", str(tmp_path))
-    _bundle.fixed_boot_data.cache_clear()
+    _bundle._fixed_parts.cache_clear()
     try:
         first = _bundle.fixed_boot_data()
         path = _bootcache.cache_path(_bundle._PAYLOADS_DIR)
         assert path is not None and path.startswith(str(tmp_path)) and os.path.exists(path)
-        _bundle.fixed_boot_data.cache_clear()
+        _bundle._fixed_parts.cache_clear()
         monkeypatch.setattr(_bundle, "_build_fixed_boot_data", _never)
         assert _bundle.fixed_boot_data() == first
+        # and the stage-1 template the native injector ships comes with it
+        assert marshal.loads(_bundle.stage1_code(_PARAMS)).co_filename == "<string>"
     finally:
-        _bundle.fixed_boot_data.cache_clear()
+        _bundle._fixed_parts.cache_clear()
 
 
 def _umask() -> int:

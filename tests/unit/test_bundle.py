@@ -19,6 +19,8 @@ from inspector._bundle import (
     payload_chunks,
     payload_source,
     render_boot_file,
+    render_stage1,
+    stage1_code,
 )
 
 
@@ -86,5 +88,52 @@ def _code_tree(code: CodeType) -> list[object]:
         consts = [k for k in c.co_consts if type(k) is not CodeType]
         out.append((c.co_name, c.co_filename, c.co_code, consts, c.co_names, c.co_varnames,
                     c.co_firstlineno, c.co_flags))
+        todo.extend(k for k in c.co_consts if type(k) is CodeType)
+    return out
+
+
+def test_stage1_code_is_the_stage1_text_compiled():
+    """The code object the native injector's routine runs in place of the
+    stage-1 text: the same statement (the inner one compiled too), with this
+    attach's deadline and boot path, saying "code" where the text says "text"."""
+    params = BootParams(token="t" * 64, socket_path="/s", boot_path="/tmp/inspector-1.2.x/boot",
+                        deadline=12345.678, package="_inspector_agent_x", idle_timeout=5,
+                        client_uid=0)
+    shipped = marshal.loads(stage1_code(params))
+    text = render_stage1(params, own_thread=True)
+    outer = compile(text, "<string>", "exec", dont_inherit=True)
+    inner_text = next(k for k in _all_consts(outer) if type(k) is str and "def go()" in k)
+    inner = compile(inner_text.replace(repr("text"), repr("code")), "<string>", "exec",
+                    dont_inherit=True)
+    inner_shipped = [k for k in _all_consts(shipped) if type(k) is CodeType and
+                     k.co_name == "<module>"]
+    assert len(inner_shipped) == 1
+    assert _stage1_tree(inner_shipped[0]) == _stage1_tree(inner)
+    shipped_rest = [k for k in shipped.co_consts if type(k) is not CodeType]
+    outer_rest = [k for k in outer.co_consts if type(k) is not CodeType]
+    assert shipped_rest == outer_rest
+    # this attach's values, not the template's placeholders
+    consts = _all_consts(shipped)
+    assert 12345.678 in consts and "/tmp/inspector-1.2.x/boot" in consts
+    assert not any(type(k) is str and "\0inspector-" in k for k in consts)
+
+
+def _all_consts(code: CodeType) -> list[object]:
+    out: list[object] = []
+    todo = [code]
+    while todo:
+        c = todo.pop()
+        out.extend(c.co_consts)
+        todo.extend(k for k in c.co_consts if type(k) is CodeType)
+    return out
+
+
+def _stage1_tree(code: CodeType) -> list[object]:
+    out: list[object] = []
+    todo = [code]
+    while todo:
+        c = todo.pop()
+        consts = [k for k in c.co_consts if type(k) is not CodeType]
+        out.append((c.co_name, c.co_code, consts, c.co_names, c.co_varnames, c.co_flags))
         todo.extend(k for k in c.co_consts if type(k) is CodeType)
     return out

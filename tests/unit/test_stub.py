@@ -45,3 +45,28 @@ def test_nonzero_spans_rebuild_the_page():
         rebuilt[offset:offset + len(chunk)] = chunk
     assert bytes(rebuilt) == blob
     assert sum(len(c) for _, c in stub.nonzero_spans(blob)) < 1024
+
+
+def test_code_object_follows_the_text():
+    """With stage 1 as a code object, struct data points at it (16-aligned,
+    after the NUL-terminated text) and at "__main__"; without it the code
+    path's fields are 0 and the routine runs the text."""
+    text, code = b"x = 1", b"\xe3" + bytes(range(256)) * 20
+    page = 0x7F0000000000
+    with pytest.raises(KeyError):  # the code path needs its C functions
+        stub.build_page(page, ADDRESSES, text, code)
+    addresses = dict(ADDRESSES, **{name: 0x9000 + i for i, name in
+                                   enumerate(stub.CODE_PATH_SYMBOLS)})
+    blob = stub.build_page(page, addresses, text, code)
+    fields = dict(zip(stub._FIELDS, struct.unpack_from("<%dQ" % len(stub._FIELDS), blob,
+                                                      stub.DATA), strict=True))
+    offset = fields["code"] - page
+    assert offset % 16 == 0 and offset > stub.TEXT + len(text)
+    assert fields["code_length"] == len(code) and blob[offset:offset + len(code)] == code
+    assert fields["length"] == len(blob) == stub.page_length(text, code)
+    assert blob[fields["main_name"] - page:].startswith(b"__main__\0")
+    assert fields["PyEval_EvalCode"] == addresses["PyEval_EvalCode"]
+    plain = dict(zip(stub._FIELDS, struct.unpack_from(
+        "<%dQ" % len(stub._FIELDS), stub.build_page(page, ADDRESSES, text), stub.DATA),
+        strict=True))
+    assert plain["code"] == plain["code_length"] == plain["PyEval_EvalCode"] == 0
