@@ -77,6 +77,9 @@ def test_attach_in_every_target_state(python, spawn, mode):
         assert session.injection is not None and session.injection.path == "pending"
     else:
         assert session.injection is not None and session.injection.path == "thread"
+    # Stage 1 ran as the client's code object in a target of the client's own build
+    assert session.agent.extra["stage1"] == (
+        "code" if os.path.samefile(python, sys.executable) else "text")
 
 
 def test_gil_held_in_long_c_call_is_refused_in_bounded_time(python, spawn):

@@ -201,12 +201,32 @@ def test_only_the_borrowed_thread_ever_stops(edge_python, heartbeat, monkeypatch
     assert all(state not in ("t", "T") for seen in others_seen for state in seen.values())
 
 
+def _stage1_form(python: str) -> str:
+    """How the routine runs stage 1 in a target of `python`: as the client's
+    code object only where the target runs this very interpreter file."""
+    return "code" if os.path.samefile(python, sys.executable) else "text"
+
+
 def test_busy_target_uses_a_pending_call_and_stays_healthy(python, heartbeat):
     target = heartbeat(python, "busy")
     before, threads, fds = target.health(), target.steady_threads(), target.fd_count()
     for _ in range(3):
         with inspector.attach(target.pid) as session:
             assert session.eval("1 + 1").to_python() == 2
+            assert session.agent.extra["stage1"] == _stage1_form(python)
+    _assert_unharmed(target, before, threads, fds)
+
+
+def test_idle_target_runs_stage1_as_code_of_its_own_build(python, heartbeat):
+    # Given an idle target (a parked thread is borrowed)
+    target = heartbeat(python, "idle")
+    before, threads, fds = target.health(), target.steady_threads(), target.fd_count()
+    with inspector.attach(target.pid) as session:
+        # Then stage 1 ran as our code object only in a target of our own build
+        assert session.injection is not None and session.injection.path == "thread"
+        assert session.agent.extra["stage1"] == _stage1_form(python)
+        assert session.agent.extra["bytecode"] == "shipped"
+        assert any(t.is_agent for t in session.threads())
     _assert_unharmed(target, before, threads, fds)
 
 
