@@ -102,6 +102,8 @@ try:
             if T(loads) is T([].append) and loads.__name__ == "loads":
                 given, fixed, want, built = loads(data)
                 given["stage1"] = {via!r}  # told in the hello
+                if sl is not None:
+                    sl(0.00005)
                 # The sources stay marshal'ed: only a target that compiles
                 # them unmarshals them (0.6-1.2 ms of GIL otherwise).
                 data = {{"params": given, "fixed": fixed, "compiled": None}}
@@ -253,14 +255,18 @@ class Bytecode(NamedTuple):
     compiler: str  # "client": this interpreter; else the interpreter that compiled it
 
 
-def render_boot_file(params: BootParams, bytecode: Bytecode | None = None) -> bytes:
+def render_boot_file(params: BootParams, bytecode: Bytecode | None = None, *,
+                     with_sources: bool = True) -> bytes:
     """Stage 2: prelude.py's source (original builtins, see there); then,
     after the marker, the marshal'ed (parameters, sources, magic number,
     code): the sources (loader and payloads) and the code are themselves
     marshal'ed, and the target unmarshals the code only if its interpreter's
     magic number is the one given. `bytecode`: the payloads compiled for the
     target's version (default: by this interpreter). Stage 1 runs the
-    prelude and its run_boot_data()."""
+    prelude and its run_boot_data(). `with_sources=False` (a target of the
+    client's very build: _build.same_build) leaves out the sources, which
+    only a target that cannot run the code needs (~40% of the file, copied
+    and unmarshaled with the target's GIL held)."""
     given = {
         "token": params.token,
         "socket_path": params.socket_path,
@@ -269,9 +275,10 @@ def render_boot_file(params: BootParams, bytecode: Bytecode | None = None) -> by
         "client_uid": params.client_uid,
         "resident": params.resident,
     }
-    sources, own = fixed_boot_data()
+    fixed_sources, own = fixed_boot_data()
     if bytecode is None:
         bytecode = own
+    sources = fixed_sources if with_sources or bytecode is not own or own is None else None
     data = (given, sources, bytecode.magic if bytecode else None,
             bytecode.code if bytecode else None)
     code = payload_source("prelude")

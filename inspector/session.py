@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from payloads import wire
 
-from . import _bytecode, _preflight, _resident, _source
+from . import _build, _bytecode, _preflight, _resident, _source
 from ._bundle import BootParams, render_boot_file, render_stage1, stage1_code
 from ._channel import BOOT_NAME, Connection, Listener
 from ._diagnose import agent_blocked, describe_busy_threads, process_alive
@@ -141,7 +141,8 @@ def _start_agent(target: Target, backend: Any, *, timeout: float, deadline: floa
             resident=resident,
         )
         bytecode = _bytecode.for_target(target, deadline)
-        listener.write_file(BOOT_NAME, render_boot_file(params, bytecode))
+        same = bytecode is None and _build.same_build(target.pid, target.python_binary)
+        listener.write_file(BOOT_NAME, render_boot_file(params, bytecode, with_sources=not same))
         own_thread = getattr(backend, "own_thread", False)
         stage1 = render_stage1(params, own_thread=own_thread)
         report = backend.inject(target, stage1, listener, deadline,

@@ -50,6 +50,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NamedTuple
 
+from .. import _build
 from .._diagnose import (
     _status_fields,
     address_space_shortage,
@@ -123,32 +124,6 @@ def resolve_addresses(target: Target) -> Addresses:
                           "(not glibc on x86-64?); use --injector gdb" % target.pid)
     return Addresses(found, gadgets[arch.GADGET_SYSCALL_RET] or 0,
                      gadgets[arch.GADGET_RESTORER] or 0)
-
-
-def _mapped_file(pid: str, address: int) -> tuple[str, str] | None:
-    """(device, inode) of the file mapped at `address` in /proc/<pid>/maps."""
-    with open("/proc/%s/maps" % pid) as f:
-        for line in f:
-            parts = line.split(None, 5)
-            lo, hi = (int(x, 16) for x in parts[0].split("-"))
-            if lo <= address < hi:
-                return (parts[3], parts[4]) if len(parts) > 4 and parts[4] != "0" else None
-    return None
-
-
-def same_build(pid: int, py_is_initialized: int) -> bool:
-    """Does the target run the very file that holds this client's CPython
-    (the executable, or libpython)? Then bytecode this client compiled is
-    valid there. The same (device, inode) in both processes' maps - the
-    file they mapped, whatever path or mount namespace it came from."""
-    import ctypes
-
-    ours = ctypes.cast(ctypes.pythonapi.Py_IsInitialized, ctypes.c_void_p).value
-    try:
-        mine = _mapped_file("self", ours or 0)
-        return mine is not None and mine == _mapped_file(str(pid), py_is_initialized)
-    except (OSError, ValueError):
-        return False
 
 
 def _read(path: str) -> str:
@@ -284,7 +259,7 @@ class NativeInjector:
         found = addresses.symbols
         code = stage1_code if stage1_code and \
             all(name in found for name in stub.CODE_PATH_SYMBOLS) and \
-            same_build(target.pid, found["Py_IsInitialized"]) else b""
+            _build.same_build(target.pid, target.python_binary) else b""
         with attach_lock(target.pid, deadline):
             outcome = _run_in_tracer_thread(target, addresses, (text, code), deadline)
         return InjectionReport(backend=self.name, path=outcome.path, thread=outcome.tid,
