@@ -32,6 +32,7 @@ MAX_AGENTS = 4  # concurrent sessions per target; more are refused, not piled up
 CONNECT_TIMEOUT = 5.0  # seconds
 SEND_TIMEOUT = 30.0  # a client that does not read for this long is gone
 GIL_PAUSE = 0.00005  # seconds; a sleep, not sleep(0): see loader.GIL_PAUSE
+_OWN_FILENAME = frames.AGENT_FILENAME_PREFIX + ":agent>"  # every agent's, not only ours
 _SO_PEERCRED = getattr(_socket, "SO_PEERCRED", 17)
 _MSG_PEEK = getattr(_socket, "MSG_PEEK", 2)
 
@@ -102,9 +103,22 @@ def connect_unix(sock, path):
 
 
 def other_agents(own_ident):
-    """How many other inspector agents run in this process (found by their code)."""
+    """How many other inspector sessions this process is serving: threads
+    inside an agent's request loop (found by their code). An agent that is
+    still loading, saying hello or going away is no session: counting those
+    too made six clients that attached at once refuse one another, at times
+    all six."""
     return sum(1 for ident, frame in list(policy.sys_function("_current_frames")().items())
-               if ident != own_ident and frames.runs_agent_code(frame))
+               if ident != own_ident and _serving(frame))
+
+
+def _serving(frame):
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "_serve" and code.co_filename == _OWN_FILENAME:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _server_trusted(sock, params):

@@ -279,6 +279,25 @@ def test_concurrent_attaches_take_turns(edge_python, heartbeat):
     _assert_unharmed(target, before, threads, fds)
 
 
+def test_only_serving_sessions_count_against_the_limit(heartbeat):
+    # Given four sessions held open (the agent's limit)
+    target = heartbeat(sys.executable, "idle")
+    before, threads, fds = target.health(), target.steady_threads(), target.fd_count()
+    held = [inspector.attach(target.pid, reuse=False) for _ in range(4)]
+    try:
+        # Then a fifth is refused with the true reason
+        with pytest.raises(AttachError, match="4 inspector sessions are already attached"):
+            inspector.attach(target.pid, reuse=False)
+    finally:
+        held.pop().detach()
+    # And once one detached, another is served (the refused agent never counted)
+    with inspector.attach(target.pid, reuse=False) as session:
+        assert session.ping()["requests"] >= 1
+    for session in held:
+        session.detach()
+    _assert_unharmed(target, before, threads, fds)
+
+
 def test_a_stopped_process_stays_stopped(edge_python, heartbeat):
     target = heartbeat(edge_python, "idle")
     os.kill(target.pid, signal.SIGSTOP)
