@@ -26,13 +26,13 @@ import socket
 import struct
 import tempfile
 import time
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from payloads import wire
 
 from . import _fs
 from ._diagnose import process_start
+from ._record import mutable_record
 from .errors import AttachError, ProtocolError, TargetLost
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def peer_credentials(sock: socket.socket) -> PeerCred:
     return PeerCred(pid, uid, gid)
 
 
-@dataclass
+@mutable_record
 class TempBase:
     """Where a client's private directories go: a directory fd we opened and
     checked, the path a human can read in messages, and the path of the same

@@ -38,7 +38,6 @@ import re
 import socket
 import stat
 import time
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from payloads import wire
@@ -46,6 +45,7 @@ from payloads import wire
 from . import _fs
 from ._channel import Connection, open_temp_base, peer_credentials, read_frame
 from ._diagnose import process_start
+from ._record import mutable_record
 from .errors import AttachError, TargetLost
 
 RUN_BASE = "/run/inspector"
@@ -220,7 +220,7 @@ def live_resident(pid: int) -> bool:
     return False
 
 
-@dataclass
+@mutable_record
 class Claim:
     """The right to make `spec.pid` resident: its key file, created O_EXCL
     and flock()ed for as long as the attach runs."""

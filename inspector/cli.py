@@ -18,10 +18,10 @@ import sys
 import time
 import traceback
 from collections.abc import Sequence
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from ._inject import BACKENDS, DEFAULT_INJECTOR
+from ._record import asdict, is_record
 from ._text import SafeStream, json_dumps
 from .errors import AttachError, Denied, FrameGone, InspectorError, UsageError
 
@@ -71,7 +71,7 @@ def _emit_json(doc: dict[str, Any]) -> None:
 
 
 def _json_default(obj: Any) -> Any:
-    if hasattr(obj, "__dataclass_fields__"):
+    if is_record(obj) and not isinstance(obj, type):
         return asdict(obj)
     raise TypeError("cannot serialise %s" % type(obj).__name__)
 
@@ -132,8 +132,7 @@ class PsCommand(Command):
         parser.add_argument("--json", action="store_true", help="one JSON document")
 
     def run(self, args: argparse.Namespace) -> int:
-        from dataclasses import replace
-
+        from ._record import replace
         from ._resident import resident_pids
         from .procs import list_python_processes
         from .render import render_processes

@@ -2,22 +2,22 @@
 parsers of the agent's replies.
 
 Kept apart from `inspector.models` so that `inspector stack` (the cold path)
-does not build these classes: every dataclass costs import time.
+does not build these classes: every record class costs import time.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
+from ._record import field, record
 from ._text import term_safe
 from .models import FrameInfo, ThreadStack
 
 # -- object census, memory summary, asyncio tasks ------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class CensusEntry:
     """One type in a census: its stable name (module + qualname), count, bytes."""
 
@@ -26,7 +26,7 @@ class CensusEntry:
     size: int  # shallow bytes, like sys.getsizeof (GC header included)
 
 
-@dataclass(frozen=True)
+@record
 class Census:
     """Objects the target's garbage collector tracks, by type (payloads/census.py)."""
 
@@ -53,7 +53,7 @@ class Census:
         return {e.type: e for e in self.entries}
 
 
-@dataclass(frozen=True)
+@record
 class CensusDelta:
     """How one type changed between two censuses (inspector.census.census_diff)."""
 
@@ -73,7 +73,7 @@ class CensusDelta:
         return self.size_after - self.size_before
 
 
-@dataclass(frozen=True)
+@record
 class GcGeneration:
     index: int
     count: int | None  # allocations (gen 0) or collections of the younger gen since the last
@@ -83,7 +83,7 @@ class GcGeneration:
     uncollectable: int | None
 
 
-@dataclass(frozen=True)
+@record
 class AllocationSite:
     """A tracemalloc allocation site (the innermost frame of its traces)."""
 
@@ -93,7 +93,7 @@ class AllocationSite:
     count: int  # live blocks
 
 
-@dataclass(frozen=True)
+@record
 class TracemallocSummary:
     tracing: bool | None  # None: the target's _tracemalloc looked replaced
     current: int | None = None
@@ -107,7 +107,7 @@ class TracemallocSummary:
     # PYTHONTRACEMALLOC), the target never imported tracemalloc
 
 
-@dataclass(frozen=True)
+@record
 class ProcessStats:
     """Sampled from outside the target with psutil (nothing injected)."""
 
@@ -120,7 +120,7 @@ class ProcessStats:
     uptime: float
 
 
-@dataclass(frozen=True)
+@record
 class MemorySummary:
     gc_enabled: bool
     gc_counts: tuple[int, ...]
@@ -132,7 +132,7 @@ class MemorySummary:
     process: ProcessStats | None = None
 
 
-@dataclass(frozen=True)
+@record
 class AwaitLink:
     """One link of a task's await chain, outermost (the task's coroutine) first."""
 
@@ -148,7 +148,7 @@ class AwaitLink:
         return "%s%s%s" % (self.name, where, " (running)" if self.running else "")
 
 
-@dataclass(frozen=True)
+@record
 class LoopInfo:
     id: int
     type: str
@@ -162,7 +162,7 @@ class LoopInfo:
     thread_found_by: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class TaskInfo:
     id: int
     name: str | None
@@ -184,7 +184,7 @@ class TaskInfo:
         return self.chain[0].name if self.chain else None
 
 
-@dataclass(frozen=True)
+@record
 class TaskNode:
     """A task and the tasks it waits on, for tree views (render.task_tree)."""
 
@@ -193,7 +193,7 @@ class TaskNode:
     cycle: bool = False  # the task already appears above (an await cycle)
 
 
-@dataclass(frozen=True)
+@record
 class GreenletInfo:
     """One greenlet (payloads/greenlets.py): its state and its stack."""
 
@@ -215,7 +215,7 @@ class GreenletInfo:
         return self.function or self.type
 
 
-@dataclass(frozen=True)
+@record
 class HubInfo:
     """A gevent hub: the event loop of one thread."""
 
@@ -227,7 +227,7 @@ class HubInfo:
     pending_callbacks: int | None  # None: not readable without running the loop's code
 
 
-@dataclass(frozen=True)
+@record
 class Greenlets:
     """Every greenlet of the target and gevent's hubs (`inspector greenlets`)."""
 
@@ -239,7 +239,7 @@ class Greenlets:
     complete: bool  # False: the heap walk ran out of time
 
 
-@dataclass(frozen=True)
+@record
 class DumpTarget:
     """Who a dump describes."""
 
@@ -250,7 +250,7 @@ class DumpTarget:
     host: str
 
 
-@dataclass(frozen=True)
+@record
 class Dump:
     """A thread dump for bug reports (`inspector dump`), readable offline (`show`)."""
 

@@ -6,8 +6,8 @@
     same = load_dump(text)                 # a Dump again, no target needed
 
 Format (``"format": "inspector-dump"``, ``"version": DUMP_VERSION``): the
-fields of ``models.Dump`` as JSON, every model as its dataclass fields
-(``dataclasses.asdict``), snapshots of locals as snapshot nodes
+fields of ``models.Dump`` as JSON, every model as its record fields
+(``_record.asdict``), snapshots of locals as snapshot nodes
 (docs/DESIGN.md, "Snapshots"). A reader accepts any version up to its own
 and ignores fields it does not know, so a newer writer may add fields
 without a version bump; removing or changing one bumps the version.
@@ -15,7 +15,6 @@ without a version bump; removing or changing one bumps the version.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import json
 import socket
@@ -24,6 +23,7 @@ import typing
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from . import _record
 from ._text import json_dumps
 from .diagnostics import Dump, DumpTarget
 from .errors import BudgetExceeded, Denied, EvalError, UsageError
@@ -80,7 +80,7 @@ def build_dump(session: SessionAPI, *, locals: bool = False, census_top: int = 0
 def dump_to_json(dump: Dump) -> dict[str, Any]:
     """The dump as plain JSON data (dicts, lists, str, int, float, bool, None)."""
     doc: dict[str, Any] = {"format": DUMP_FORMAT}
-    doc.update(_plain(dataclasses.asdict(dump)))
+    doc.update(_plain(_record.asdict(dump)))
     return doc
 
 
@@ -155,17 +155,16 @@ def _from_json(tp: Any, value: Any, where: str) -> Any:
             raise _Malformed("%s should be an object" % where)
         _key, item = typing.get_args(tp) or (str, Any)
         return {str(k): _from_json(item, v, "%s.%s" % (where, k)) for k, v in value.items()}
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and _record.is_record(tp):
         if not isinstance(value, dict):
             raise _Malformed("%s should be an object" % where)
         hints = _hints(tp)
         kwargs = {}
-        for f in dataclasses.fields(tp):
+        for f in _record.fields(tp):
             if f.name in value:
                 kwargs[f.name] = _from_json(hints[f.name], value[f.name],
                                             "%s.%s" % (where, f.name))
-            elif (f.default is dataclasses.MISSING
-                  and f.default_factory is dataclasses.MISSING):
+            elif f.default is _record.MISSING and f.default_factory is _record.MISSING:
                 raise _Malformed("%s has no %r" % (where, f.name))
         return tp(**kwargs)
     if tp is float:

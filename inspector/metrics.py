@@ -11,14 +11,14 @@ most likely holding the GIL).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 import psutil
 
+from ._record import field, record
 from .errors import TargetLost
 
 
-@dataclass(frozen=True)
+@record
 class ProcessSample:
     pid: int
     at: float  # time.monotonic()

@@ -7,11 +7,12 @@ plain Python (`to_python()`), which scripts and probes want.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
+from ._record import field, record
 
-@dataclass(frozen=True)
+
+@record
 class Value:
     """One snapshot node (a JSON object) from the target."""
 
@@ -80,7 +81,7 @@ def node_to_python(node: dict[str, Any]) -> Any:
     return node
 
 
-@dataclass(frozen=True)
+@record
 class FrameInfo:
     index: int  # 0 = innermost (the frame running now)
     function: str
@@ -95,7 +96,7 @@ class FrameInfo:
     frame_id: int | None = None
 
 
-@dataclass(frozen=True)
+@record
 class ThreadInfo:
     ident: int
     native_id: int | None
@@ -111,21 +112,21 @@ class ThreadInfo:
         return self.name or ("thread %d" % self.ident)
 
 
-@dataclass(frozen=True)
+@record
 class ThreadStack:
     thread: ThreadInfo
     frames: tuple[FrameInfo, ...]
     frames_cut: bool = False  # deeper frames exist but were not sent
 
 
-@dataclass(frozen=True)
+@record
 class ModuleInfo:
     name: str
     file: str | None
     version: str | None
 
 
-@dataclass(frozen=True)
+@record
 class AgentInfo:
     """What the agent said about itself in the handshake."""
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ._record import field, record
 from .errors import InspectorError, UsageError
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CHECK_KEYS = {"name", "expr", "warn", "crit", "direction", "fail", "thread", "frame", "module"}
 
 
-@dataclass(frozen=True)
+@record
 class Check:
     name: str
     expr: str
@@ -44,7 +44,7 @@ class Check:
     module: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class CheckResult:
     check: Check
     status: int
@@ -57,7 +57,7 @@ class CheckResult:
                 "warn": self.check.warn, "crit": self.check.crit, "message": self.message}
 
 
-@dataclass(frozen=True)
+@record
 class ProbeResult:
     pid: int
     results: tuple[CheckResult, ...]

@@ -11,13 +11,13 @@ from __future__ import annotations
 import os
 import re
 import struct
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import psutil  # imported where used: attach's preflight needs none of it
 
 from . import _elf
+from ._record import record
 from ._text import term_safe
 
 _LIBPYTHON_RE = re.compile(r"/libpython(\d)\.(\d+)[a-z]*\.so")
@@ -25,7 +25,7 @@ _NAME_VERSION_RE = re.compile(r"python(\d)\.(\d+)")
 SUPPORTED = ((3, 8), (3, 13))  # inclusive range of target versions
 
 
-@dataclass(frozen=True)
+@record
 class PythonProcess:
     pid: int
     user: str

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
+from .._record import record
 
-@dataclass(frozen=True)
+
+@record
 class Target:
     """A process that passed the preflight checks."""
 
@@ -18,7 +19,7 @@ class Target:
     cmdline: str
 
 
-@dataclass(frozen=True)
+@record
 class InjectionReport:
     backend: str
     path: str  # "thread" (borrowed a parked thread), "pending" (pending call), "gil" (pyrasite)

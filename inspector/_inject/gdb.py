@@ -31,9 +31,9 @@ import logging
 import os
 import re
 import time
-from dataclasses import dataclass
 
 from .._diagnose import pending_stop
+from .._record import record
 from ..errors import AttachError
 from . import arch_x86_64, symbols
 from . import stub_x86_64 as stub
@@ -82,7 +82,7 @@ _THREAD_LINE = re.compile(r"^T (\d+) (-?\d+) (-?\d+) (-?\d+)")
 _TARGET_ID = re.compile(r'\{id="(\d+)",target-id="(?:LWP|process|Thread [^"]*LWP) ?(\d+)')
 
 
-@dataclass(frozen=True)
+@record
 class ThreadState:
     gdb_id: int
     lwp: int

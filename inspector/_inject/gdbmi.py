@@ -19,7 +19,8 @@ import signal
 import subprocess
 import threading
 import time
-from dataclasses import dataclass, field
+
+from .._record import field, mutable_record
 
 _RESULT_RE = re.compile(r"^(\d+)\^(done|running|connected|error|exit)(?:,(.*))?$")
 _CSTRING_RE = re.compile(r'(\w[\w-]*)="((?:[^"\\]|\\.)*)"')
@@ -43,7 +44,7 @@ def unescape(s: str) -> str:
             .replace("\\\\", "\\"))
 
 
-@dataclass
+@mutable_record
 class Result:
     fields: str
     console: list[str] = field(default_factory=list)
