@@ -29,7 +29,6 @@ Who is trusted with what:
 
 from __future__ import annotations
 
-import logging
 import marshal
 import os
 import re
@@ -37,11 +36,11 @@ import struct
 import sys
 import time
 
-from . import _bootcache, _bundle, _fs
+from . import _bootcache, _bundle, _fs, _log
 from ._diagnose import _status_fields
 from ._inject.base import Target
 
-log = logging.getLogger(__name__)
+log = _log.getLogger(__name__)
 
 FORMAT = b"inspector-bytecode 1\n"
 MAX_OUTPUT = 32 << 20

@@ -17,25 +17,26 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hmac
 import json
-import logging
 import os
 import re
 import socket
 import struct
-import tempfile
 import time
+
+# hmac.compare_digest is this C function; `import hmac` would load _hashlib
+# (OpenSSL, ~5 ms) for nothing on every command (docs/DESIGN.md, "Round 4").
+from _operator import _compare_digest as compare_digest
 from typing import Any, NamedTuple
 
 from payloads import wire
 
-from . import _fs
+from . import _fs, _log
 from ._diagnose import process_start
 from ._record import mutable_record
 from .errors import AttachError, ProtocolError, TargetLost
 
-log = logging.getLogger(__name__)
+log = _log.getLogger(__name__)
 
 SOCKET_NAME = "agent.sock"
 BOOT_NAME = "boot"
@@ -82,6 +83,8 @@ def open_temp_base(pid: int) -> TempBase:
     side (its /tmp pointing at a host directory) is refused, never followed.
     """
     if _fs.same_mount_namespace(pid):
+        import tempfile  # here: its imports (shutil, random) are only needed for this
+
         base = tempfile.gettempdir()
         try:
             return TempBase(os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC), base, base)
@@ -286,7 +289,7 @@ class Listener:
         if hello.get("kind") != "hello":
             raise _Rejected("first frame is not a hello")
         token = hello.get("token")
-        if not isinstance(token, str) or not hmac.compare_digest(token, self.token):
+        if not isinstance(token, str) or not compare_digest(token, self.token):
             raise _Rejected("bad token")
         return hello
 

@@ -23,16 +23,16 @@ properties), outcome ("ok" or the error kind) and the error message.
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import pwd
 import stat
 import time
 from typing import Any
 
+from . import _log
 from ._text import json_dumps
 
-log = logging.getLogger(__name__)
+log = _log.getLogger(__name__)
 
 
 def audit_log_path() -> str:

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import argparse
 import errno
-import logging
 import os
 import sys
 import time
-import traceback
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from . import _log
 from ._inject import BACKENDS, DEFAULT_INJECTOR
 from ._record import asdict, is_record
 from ._text import SafeStream, json_dumps
@@ -753,6 +752,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _configure_logging(debug: bool) -> None:
+    import logging
+
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
+                        format="inspector: %(message)s")
+
+
+def _print_traceback() -> None:
+    import traceback
+
+    traceback.print_exc()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # Whatever reaches the terminal went through term_safe: the target's text
     # may hold escape sequences (the client writes none of its own).
@@ -762,6 +774,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _main(argv)
     finally:
         sys.stdout, sys.stderr = out, err
+        _log.configure_on_first_use(None)
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -774,14 +787,16 @@ def _main(argv: Sequence[str] | None) -> int:
             _emit_error("usage", e.message)
         print("inspector: %s" % e.message, file=sys.stderr)
         return e.exit_code
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
-                        format="inspector: %(message)s")
+    if args.debug or "logging" in sys.modules:
+        _configure_logging(args.debug)
+    else:  # imported only if a warning is due (inspector._log)
+        _log.configure_on_first_use(lambda: _configure_logging(False))
     want_json = bool(getattr(args, "json", False))
     try:
         return int(args.handler.run(args))
     except InspectorError as e:
         if args.debug:
-            traceback.print_exc()
+            _print_traceback()
         if want_json:
             _emit_error(e.kind, e.message)
         print("inspector: %s" % e.message, file=sys.stderr)
@@ -798,7 +813,7 @@ def _main(argv: Sequence[str] | None) -> int:
             raise
         # --json promises one document even for a bug; --debug shows where
         if args.debug:
-            traceback.print_exc()
+            _print_traceback()
         _emit_error("internal", "%s: %s" % (type(e).__name__, e))
         print("inspector: internal error: %s: %s (please report it; --debug shows the "
               "traceback)" % (type(e).__name__, e), file=sys.stderr)

@@ -10,7 +10,6 @@ failure is one of the typed errors in `inspector.errors`.
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from types import TracebackType
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from payloads import wire
 
-from . import _build, _bytecode, _preflight, _resident, _source
+from . import _build, _bytecode, _log, _preflight, _resident, _source
 from ._bundle import BootParams, render_boot_file, render_stage1, stage1_code
 from ._channel import BOOT_NAME, Connection, Listener
 from ._diagnose import agent_blocked, describe_busy_threads, process_alive
@@ -31,7 +30,7 @@ from .models import AgentInfo, FrameInfo, ModuleInfo, ThreadInfo, ThreadStack, V
 if TYPE_CHECKING:
     from .diagnostics import Census, Greenlets, MemorySummary, TaskInfo
 
-log = logging.getLogger(__name__)
+log = _log.getLogger(__name__)
 
 DEFAULT_ATTACH_TIMEOUT = 10.0  # seconds until the agent must have said hello
 DEFAULT_IDLE_TIMEOUT = 600.0  # the agent leaves after this long without a request

@@ -6,8 +6,6 @@ class that has ``name`` and ``inject(target, stage1)``, registered below.
 
 from __future__ import annotations
 
-import shutil
-
 from ..errors import AttachError
 from .base import InjectionReport, Injector, Target
 
@@ -19,6 +17,8 @@ __all__ = ["BACKENDS", "DEFAULT_INJECTOR", "InjectionReport", "Injector", "Targe
 
 
 def find_gdb() -> str:
+    import shutil
+
     gdb = shutil.which("gdb")
     if gdb is None:
         raise AttachError("gdb is not installed or not on PATH; install it "

@@ -27,11 +27,11 @@ from gdb), so it is never killed mid-call either.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import time
 
+from .. import _log
 from .._diagnose import pending_stop
 from .._record import record
 from ..errors import AttachError
@@ -40,7 +40,7 @@ from . import stub_x86_64 as stub
 from .base import FileDrop, InjectionReport, Target
 from .gdbmi import GdbError, GdbMI, GdbTimeout
 
-log = logging.getLogger(__name__)
+log = _log.getLogger(__name__)
 
 PYTHON_SYMBOLS = ("Py_IsInitialized", "PyGILState_Ensure", "PyGILState_Release",
                   "PyRun_SimpleString", "Py_AddPendingCall")

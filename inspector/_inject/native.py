@@ -40,7 +40,6 @@ still traced.
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import socket
 import struct
@@ -50,7 +49,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NamedTuple
 
-from .. import _build
+from .. import _build, _log
 from .._diagnose import (
     _status_fields,
     address_space_shortage,
@@ -66,7 +65,7 @@ from . import ptrace, symbols
 from . import stub_x86_64 as stub
 from .base import FileDrop, InjectionReport, Target
 
-log = logging.getLogger(__name__)
+log = _log.getLogger(__name__)
 
 PYTHON_SYMBOLS = ("Py_IsInitialized", "PyGILState_Ensure", "PyGILState_Release",
                   "PyRun_SimpleString", "Py_AddPendingCall")
