@@ -1,0 +1,78 @@
+"""The cold command path (docs/DESIGN.md, "Round 4: the cold path"): what
+`inspector stack PID` imports, and the one-subcommand parser it builds.
+Behavioural on purpose: the time itself is measured in bench/, never here."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from inspector import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Heavy modules nothing on the command path needs at import time: each was
+# milliseconds of every cold command.
+NOT_ON_THE_PATH = ("dataclasses", "inspect", "ast", "dis", "tokenize", "logging", "traceback",
+                   "tempfile", "shutil", "hmac", "_hashlib", "random", "textual", "rich", "tui",
+                   "psutil")
+
+
+def test_the_command_path_imports_only_what_it_needs() -> None:
+    # what `inspector stack` imports before it attaches (the session, the
+    # native injector, the renderer), all at once in one fresh interpreter
+    code = ("import sys, inspector.cli, inspector.session, inspector._inject.native, "
+            "inspector.render\nprint(' '.join(sorted(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=str(ROOT), timeout=60)
+    assert out.returncode == 0, out.stderr
+    loaded = set(out.stdout.split())
+    assert "inspector.cli" in loaded
+    assert sorted(loaded & set(NOT_ON_THE_PATH)) == []
+
+
+def test_importing_the_cli_does_not_load_the_session() -> None:
+    code = "import sys, inspector.cli\nprint(' '.join(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=str(ROOT), timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "inspector.session" not in out.stdout.split()
+
+
+def _parse(argv: list[str], command: str | None) -> tuple[object, ...]:
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            args = cli.build_parser(command).parse_args(argv)
+    except cli._ArgumentsError as e:
+        return ("error", e.message, e.exit_code)
+    except SystemExit as e:  # --help
+        return ("exit", e.code, out.getvalue())
+    parsed = dict(vars(args))
+    parsed["handler"] = type(parsed["handler"]).__name__
+    return ("ok", sorted(parsed.items()))
+
+
+@pytest.mark.parametrize("argv", [
+    ["stack", "1"], ["--debug", "stack", "1"], ["--deb", "stack", "1", "--json"], ["stack"],
+    ["stack", "x"], ["stack", "1", "--bogus"], ["stack", "-h"], ["stack", "1", "--debug"],
+    ["stack", "1", "--loc"], ["stack", "1", "--i"], ["stack", "1", "--", "x"],
+    ["eval", "1", "x", "--frame", "z"], ["eval", "1", "--", "-x"], ["census", "1", "--top", "-1"],
+    ["probe"], ["ps", "--json"], ["show", "a", "--tui", "--json"], ["detach", "1", "2"],
+    ["memory", "1", "--injector", "foo"], ["--debug", "--debug", "tasks", "1"],
+])
+def test_one_subcommand_parser_parses_as_the_whole_one(argv: list[str]) -> None:
+    command = cli._command_of(argv)
+    assert command == next(a for a in argv if not a.startswith("-"))
+    assert _parse(argv, command) == _parse(argv, None)
+
+
+@pytest.mark.parametrize("argv", [[], ["-h"], ["--help", "stack"], ["stac", "1"], ["--json"],
+                                  ["--debug=1", "stack", "1"], ["-x", "stack"]])
+def test_the_whole_parser_without_a_plain_command(argv: list[str]) -> None:
+    assert cli._command_of(argv) is None
