@@ -21,19 +21,28 @@ audit log: pure ASCII (so no C1, no U+2028), hence one record per line.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable
 from typing import Any, TextIO
 
 # Cc, Zl, Zp and the Cf (format) characters, plus surrogates.
-_UNSAFE = re.compile(
+_UNSAFE_CLASS = (
     "[\x00-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e"
     "\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
     "\ud800-\udfff\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
     "\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f]"
 )
-_UNSAFE_KEEP_NEWLINE = re.compile(_UNSAFE.pattern.replace("\x00-\x1f", "\x00-\x09\x0b-\x1f"))
+
+
+@functools.cache
+def _unsafe(keep_newline: bool) -> re.Pattern[str]:
+    """The pattern, compiled when first needed: ~2 ms for the two, which
+    plain ASCII text (most of what a cold `inspector stack` prints) never needs."""
+    if keep_newline:
+        return re.compile(_UNSAFE_CLASS.replace("\x00-\x1f", "\x00-\x09\x0b-\x1f"))
+    return re.compile(_UNSAFE_CLASS)
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -48,12 +57,16 @@ def _escape(match: re.Match[str]) -> str:
 def term_safe(text: object) -> str:
     """One line of target text, safe to print: no control or format character."""
     s = text if type(text) is str else str(text)
-    return _UNSAFE.sub(_escape, s)
+    if s.isascii() and s.isprintable():  # (printable ASCII: 0x20-0x7e, none of the class)
+        return s
+    return _unsafe(False).sub(_escape, s)
 
 
 def term_safe_lines(text: str) -> str:
     """Like term_safe, but keeps newlines (for a block the client laid out)."""
-    return _UNSAFE_KEEP_NEWLINE.sub(_escape, text)
+    if text.isascii() and text.replace("\n", "").isprintable():
+        return text
+    return _unsafe(True).sub(_escape, text)
 
 
 def json_dumps(obj: Any, *, default: Callable[[Any], Any] | None = None,
