@@ -83,9 +83,7 @@ def open_temp_base(pid: int) -> TempBase:
     side (its /tmp pointing at a host directory) is refused, never followed.
     """
     if _fs.same_mount_namespace(pid):
-        import tempfile  # here: its imports (shutil, random) are only needed for this
-
-        base = tempfile.gettempdir()
+        base = _fs.temp_dir()
         try:
             return TempBase(os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC), base, base)
         except OSError as e:
