@@ -4,6 +4,7 @@ Behavioural on purpose: the time itself is measured in bench/, never here."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import subprocess
@@ -76,3 +77,41 @@ def test_one_subcommand_parser_parses_as_the_whole_one(argv: list[str]) -> None:
                                   ["--debug=1", "stack", "1"], ["-x", "stack"]])
 def test_the_whole_parser_without_a_plain_command(argv: list[str]) -> None:
     assert cli._command_of(argv) is None
+
+
+@pytest.mark.parametrize("env", [{}, {"TMPDIR": "{tmp}"}, {"TMPDIR": "{tmp}/missing"},
+                                 {"TMPDIR": "", "TEMP": "{tmp}"}, {"TMPDIR": "{tmp}/file"}])
+def test_the_temp_dir_is_tempfiles(env: dict[str, str], tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    from inspector import _fs
+
+    (tmp_path / "file").write_text("")
+    for name in ("TMPDIR", "TEMP", "TMP"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value.replace("{tmp}", str(tmp_path)))
+    assert _fs._find_temp_dir() == tempfile._get_default_tempdir()  # type: ignore[attr-defined]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # the probe file is gone
+
+
+@pytest.mark.parametrize("columns", ["", "40", "200", "abc", "-5", None])
+def test_the_help_width_is_argparses(columns: str | None,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    assert cli._terminal_columns() == shutil.get_terminal_size().columns
+    for argv in (["--help"], ["eval", "--help"]):
+        helps = []
+        for formatter in (cli._Formatter, argparse.HelpFormatter):
+            monkeypatch.setattr(cli, "_Formatter", formatter)
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+                cli.build_parser(cli._command_of(argv)).parse_args(argv)
+            helps.append(out.getvalue())
+        assert helps[0] == helps[1]
