@@ -49,7 +49,7 @@ def cli_probe(argv: list[str]) -> dict[str, Any]:
 
 # What `inspector stack` imports: the CLI imports the session, the native
 # injector and the renderer only when the command runs (docs/DESIGN.md,
-# "Round 4: the cold path"), so `import inspector.cli` alone is not all of it.
+# "Round 5: the cold path"), so `import inspector.cli` alone is not all of it.
 STACK_IMPORTS = ("import inspector.cli, inspector.session, inspector._inject.native, "
                  "inspector.render")
 

@@ -35,7 +35,7 @@ __all__ = [
 
 # The public names are imported on first use (PEP 562), so that `import
 # inspector.cli` does not load the session and everything under it: each
-# command imports what it needs (docs/DESIGN.md, "Round 4: the cold path").
+# command imports what it needs (docs/DESIGN.md, "Round 5: the cold path").
 _LAZY = {
     "AttachError": "errors", "BudgetExceeded": "errors", "Denied": "errors",
     "EvalError": "errors", "FrameGone": "errors", "FrameMoved": "errors",

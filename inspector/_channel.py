@@ -25,7 +25,7 @@ import struct
 import time
 
 # hmac.compare_digest is this C function; `import hmac` would load _hashlib
-# (OpenSSL, ~5 ms) for nothing on every command (docs/DESIGN.md, "Round 4").
+# (OpenSSL, ~5 ms) for nothing on every command (docs/DESIGN.md, "Round 5: the cold path").
 from _operator import _compare_digest as compare_digest
 from typing import Any, NamedTuple
 

@@ -2,7 +2,7 @@
 
 `import logging` (with `traceback`, `string`, `weakref` and `threading`
 under it) was ~11 ms of a cold `inspector stack`, which logs nothing unless
-something goes wrong (docs/DESIGN.md, "Round 4: the cold path"). A
+something goes wrong (docs/DESIGN.md, "Round 5: the cold path"). A
 `getLogger(name)` here is a stand-in for `logging.getLogger(name)`:
 
 - `warning`/`error` always reach `logging` (imported then);

@@ -3,7 +3,7 @@
 `import dataclasses` pulls in `inspect` (and with it `ast`, `dis`,
 `tokenize`, `linecache`), and every `@dataclass` execs half a dozen
 generated methods: together most of a cold `inspector stack`'s import
-(docs/DESIGN.md, "Round 4: the cold path"). A record keeps what our callers
+(docs/DESIGN.md, "Round 5: the cold path"). A record keeps what our callers
 rely on: keyword or positional construction in annotation order, defaults and
 `field(default_factory=...)`, equality and hash over the fields, a dataclass
 style repr, immutability (`frozen`, the default), and `fields`/`asdict`/

@@ -1,4 +1,4 @@
-"""The cold command path (docs/DESIGN.md, "Round 4: the cold path"): what
+"""The cold command path (docs/DESIGN.md, "Round 5: the cold path"): what
 `inspector stack PID` imports, and the one-subcommand parser it builds.
 Behavioural on purpose: the time itself is measured in bench/, never here."""
 
