@@ -395,6 +395,24 @@ class Connection:
             self._next_id += 1
             self.sock.sendall(wire.encode_frame({"id": self._next_id, "op": op}))
 
+    def wait_closed(self, timeout: float) -> bool:
+        """Wait (at most `timeout` s) for the agent to close its end, which
+        it does as its thread's last act after a detach (payloads/agent.run);
+        True if it did. Whatever else arrives is dropped (at most 64 KB)."""
+        deadline = time.monotonic() + timeout
+        budget = 64 * 1024
+        with contextlib.suppress(OSError):
+            while budget > 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.sock.settimeout(left)
+                chunk = self.sock.recv(min(budget, 4096))
+                if not chunk:
+                    return True
+                budget -= len(chunk)
+        return False
+
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.sock.close()

@@ -817,6 +817,40 @@ def _print_traceback() -> None:
     traceback.print_exc()
 
 
+def run() -> NoReturn:
+    """The `inspector` command (the console script, `python -m inspector`):
+    main(), then exit."""
+    code = main()
+    _exit_now(code)
+    sys.exit(code)
+
+
+def _exit_now(code: int) -> None:
+    """os._exit(code) when the interpreter's teardown has nothing left to do
+    for us: no atexit handler is registered, no thread but daemons runs, and
+    stdout and stderr are flushed. Then the teardown would only free objects
+    and modules one by one: 8-12 ms of a cold `inspector stack` (~200
+    modules; docs/DESIGN.md, "Round 5: the cold path"). The target is left
+    as it was by then: detach() returned only after the agent closed its
+    end, its thread's last act. Otherwise (the TUI, a flush that fails)
+    return, and the caller exits the ordinary way."""
+    import atexit
+
+    if atexit._ncallbacks():
+        return
+    threading = sys.modules.get("threading")
+    if threading is not None and any(not t.daemon and t is not threading.main_thread()
+                                     for t in threading.enumerate()):
+        return
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+    except (OSError, ValueError):
+        return  # the ordinary exit reports it (and exits 120), as it always did
+    os._exit(code)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # Whatever reaches the terminal went through term_safe: the target's text
     # may hold escape sequences (the client writes none of its own).

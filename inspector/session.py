@@ -38,6 +38,7 @@ DEFAULT_CALL_TIMEOUT = 30.0  # per request; above the evaluator's own wall budge
 DEFAULT_CENSUS_SECONDS = 10.0  # payloads/census.py MAX_SECONDS
 MAX_CENSUS_SECONDS = 120.0  # payloads/census.py MAX_SECONDS_CAP
 SHUTDOWN_WAIT = 2.0  # seconds `shutdown()` waits for the resident agent's files to go
+DETACH_WAIT = 0.25  # seconds detach() waits for the agent to close its end (its thread is done)
 RESIDENT_AGENT_FILE = "<inspector-agent:resident>"  # payloads/resident.py's code
 
 
@@ -421,6 +422,10 @@ class Session:
             return
         try:
             self._conn.call("detach", 5.0)
+            # The agent closes its end when its thread is done (a one-shot
+            # agent after unloading itself): returning after that leaves the
+            # target as it was, whatever the caller does next.
+            self._conn.wait_closed(DETACH_WAIT)
         except InspectorError:
             pass
         finally:

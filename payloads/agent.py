@@ -42,7 +42,12 @@ def run(params, refusal, guard=None):
 
     `guard` is the loader's gcguard.Guard (collections are held off since
     loading began): the session hands them back while it waits for the
-    client, and before a resident agent starts waiting for clients."""
+    client, and before a resident agent starts waiting for clients.
+
+    Returns the client's socket, still open, when this thread is about to
+    end: the loader closes it after it unloaded our modules, so the client's
+    end of file means the agent is done (`inspector` then exits without the
+    interpreter's teardown and leaves a target back in its state)."""
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     server = None
     try:
@@ -71,18 +76,19 @@ def run(params, refusal, guard=None):
             agent.serve(guard)
     except BaseException:
         pass
-    finally:
-        try:
-            sock.close()
-        except BaseException:
-            pass
-    if server is not None:
-        try:
-            if guard is not None:
-                guard.release()
-            server.serve_forever()
-        except BaseException:
-            pass
+    if server is None:
+        return sock
+    try:
+        sock.close()
+    except BaseException:
+        pass
+    try:
+        if guard is not None:
+            guard.release()
+        server.serve_forever()
+    except BaseException:
+        pass
+    return None
 
 
 def connect_unix(sock, path):

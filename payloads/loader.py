@@ -80,6 +80,7 @@ def main(params, sources, clean=None, missing=(), compiled=None, sleep=None):
     CPython's own time.sleep, for the GIL pauses (both from prelude.py)."""
     modules = None
     guard = release = None
+    last = None  # the client's socket: closed after the teardown (agent.run)
     try:
         _name_thread(AGENT_THREAD_NAME)
         # Told in the hello: code objects shipped by the client, or our
@@ -104,7 +105,7 @@ def main(params, sources, clean=None, missing=(), compiled=None, sleep=None):
             _report_failure(params, "the agent could not load: %s: %s%s"
                             % (type(e).__name__, _safe_text(e), lost))
             return
-        agent.run(params, refusal, guard)
+        last = agent.run(params, refusal, guard)
     except BaseException:
         # Nothing may escape into the target. The client notices the missing
         # handshake and reports a timeout with the cause it can see.
@@ -112,6 +113,12 @@ def main(params, sources, clean=None, missing=(), compiled=None, sleep=None):
     finally:
         if modules is not None:
             modules.unload()
+        if last is not None:
+            try:
+                last.close()  # the client's end of file: the agent is done
+            except BaseException:
+                pass
+            last = None
         _forget_loader()
         if release is not None:
             try:

@@ -47,4 +47,4 @@ def test_only_the_three_packages_are_installed(wheel_names: set[str]) -> None:
 
 def test_console_script_entry_point(wheel_names: set[str]) -> None:
     (entry,) = [n for n in wheel_names if n.startswith("ENTRY_POINTS=")]
-    assert "inspector = inspector.cli:main" in entry
+    assert "inspector = inspector.cli:run" in entry
