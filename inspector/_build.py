@@ -14,6 +14,8 @@ started is another inode (its mapping says "(deleted)").
 
 from __future__ import annotations
 
+from functools import cache
+
 
 def mapped_file(pid: str, address: int) -> tuple[str, str] | None:
     """(device, inode) of the file mapped at `address` in /proc/<pid>/maps."""
@@ -39,8 +41,10 @@ def file_mapped_as(pid: int, path: str) -> tuple[str, str] | None:
     return None
 
 
+@cache
 def own_interpreter_file() -> tuple[str, str] | None:
-    """(device, inode) of the file holding this process's C API."""
+    """(device, inode) of the file holding this process's C API (mapped for
+    the process's whole life: read once)."""
     import ctypes
 
     address = ctypes.cast(ctypes.pythonapi.Py_IsInitialized, ctypes.c_void_p).value

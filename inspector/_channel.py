@@ -134,6 +134,8 @@ def sweep_stale(base: TempBase) -> int:
     except OSError:
         return 0
     for name in names:
+        if not name.startswith(_DIR_PREFIX):
+            continue  # (a shared /tmp may hold thousands of names)
         match = _DIR_RE.match(name)
         if not match or process_start(int(match.group(1))) == int(match.group(2)):
             continue

@@ -146,7 +146,7 @@ def _start_agent(target: Target, backend: Any, *, timeout: float, deadline: floa
         own_thread = getattr(backend, "own_thread", False)
         stage1 = render_stage1(params, own_thread=own_thread)
         report = backend.inject(target, stage1, listener, deadline,
-                                stage1_code=stage1_code(params) if own_thread else None)
+                                stage1_code=stage1_code(params) if own_thread and same else None)
         log.debug("injected: %s", report)
         try:
             conn = listener.accept(deadline)

@@ -21,7 +21,6 @@ import time
 from . import frames, policy, wire
 from .errors import AgentError, DeniedError, QueryError, safe_error_text
 from .limits import Limits
-from .snapshot import navigate, snapshot, snapshot_namespace
 
 # evaluator, census, tasks, greenlets, isolate and resident are imported
 # where they are used: every module the agent loads is compiled in the target, so loading
@@ -35,6 +34,28 @@ GIL_PAUSE = 0.00005  # seconds; a sleep, not sleep(0): see loader.GIL_PAUSE
 _OWN_FILENAME = frames.AGENT_FILENAME_PREFIX + ":agent>"  # every agent's, not only ours
 _SO_PEERCRED = getattr(_socket, "SO_PEERCRED", 17)
 _MSG_PEEK = getattr(_socket, "MSG_PEEK", 2)
+
+
+# snapshot.py (with limits.py) loads on the first request that renders
+# values: `inspector stack` never needs it, and every module loaded at the
+# agent's start is GIL held while the target's threads wait (~1 ms here).
+
+def snapshot(value, **options):
+    from .snapshot import snapshot as render
+
+    return render(value, **options)
+
+
+def snapshot_namespace(mapping, **options):
+    from .snapshot import snapshot_namespace as render
+
+    return render(mapping, **options)
+
+
+def navigate(root, path, **options):
+    from .snapshot import navigate as walk
+
+    return walk(root, path, **options)
 
 
 def run(params, refusal, guard=None):
