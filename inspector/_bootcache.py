@@ -49,6 +49,23 @@ def stamp(paths: Iterable[str]) -> bytes:
     return b"\n".join(parts) + b"\n\n"
 
 
+def private_dir() -> str | None:
+    """The client's private cache directory, $XDG_CACHE_HOME/inspector
+    (created 0700; refused unless ours alone), or None."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    path = os.path.join(base, "inspector")
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        fd = _fs.open_dir(path)  # O_NOFOLLOW: a link there is refused
+        try:
+            _fs.check_private_dir(fd, os.geteuid(), path)
+        finally:
+            os.close(fd)
+    except OSError:
+        return None  # not ours alone: no cache
+    return path
+
+
 def load_or_build(path: str | None, key: bytes, build: Callable[[], bytes],
                   store: str = "as-bytecode") -> bytes:
     """The cached bytes for `key`, or build() (then stored: "as-bytecode",

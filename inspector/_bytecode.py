@@ -160,24 +160,8 @@ def _cached(exe: str, uid: int, gid: int, key: bytes, version: tuple[int, int],
     return _bundle.Bytecode(magic, code, exe)
 
 
-def cache_dir() -> str | None:
-    """The client's private cache directory (created 0700), or None."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    path = os.path.join(base, "inspector")
-    try:
-        os.makedirs(path, mode=0o700, exist_ok=True)
-        fd = _fs.open_dir(path)  # O_NOFOLLOW: a link there is refused
-        try:
-            _fs.check_private_dir(fd, os.geteuid(), path)
-        finally:
-            os.close(fd)
-    except OSError:
-        return None  # not ours alone: no cache
-    return path
-
-
 def _cache_file(uid: int, key: bytes) -> str | None:
-    where = cache_dir()
+    where = _bootcache.private_dir()
     if where is None:
         return None
     dev_ino = key[len(FORMAT):].split(b"\n", 1)[0].split()[2:4]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .. import _elf
+from .. import _bootcache, _elf
 from ..errors import AttachError
 from .base import Target
 
@@ -16,16 +16,17 @@ def resolve(target: Target, python_symbols: tuple[str, ...], libc_symbols: tuple
     patterns in glibc's text), from the ELF files the target mapped; one-line
     AttachError naming what is missing (`optional_python` may be missing)."""
     maps = _elf.read_maps(target.pid)
+    cache = _bootcache.private_dir()  # each file's facts, by its identity (_elf.resolve_file)
     try:
-        symbols = _elf.resolve(target.pid, target.python_binary,
-                               python_symbols + optional_python, maps)
+        symbols, _ = _elf.resolve_file(target.pid, target.python_binary,
+                                       python_symbols + optional_python, (), maps, cache)
         libc = _elf.find_libc(maps)
         if libc is None:
             raise AttachError("process %d has no glibc mapped; only glibc-based Linux targets "
                               "are supported" % target.pid)
-        symbols.update(_elf.resolve(target.pid, libc, libc_symbols, maps))
-        patterns = tuple(libc_patterns)
-        found = _elf.find_in_text(target.pid, libc, maps, patterns) if patterns else {}
+        libc_found, found = _elf.resolve_file(target.pid, libc, libc_symbols,
+                                              tuple(libc_patterns), maps, cache)
+        symbols.update(libc_found)
     except (_elf.ElfError, OSError) as e:
         raise AttachError("cannot read the symbols of process %d: %s" % (target.pid, e)) from None
     missing = [s for s in python_symbols + libc_symbols if s not in symbols]
