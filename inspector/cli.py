@@ -16,7 +16,6 @@ import sys
 import time
 from collections.abc import Sequence
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
 
 from . import _log
 from ._inject import BACKENDS, DEFAULT_INJECTOR
@@ -24,8 +23,10 @@ from ._record import asdict, is_record
 from ._text import SafeStream, json_dumps
 from .errors import AttachError, Denied, FrameGone, InspectorError, UsageError
 
+TYPE_CHECKING = False  # typing's constant without importing typing (mypy reads it as True)
 if TYPE_CHECKING:
     import argparse
+    from typing import Any
 
     from .api import SessionAPI
     from .diagnostics import Census

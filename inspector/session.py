@@ -14,7 +14,6 @@ import os
 import sys
 import time
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
 
 from payloads import wire
 
@@ -28,7 +27,10 @@ from .audit import AuditLog
 from .errors import AttachError, InspectorError, TargetLost, UsageError, from_reply
 from .models import AgentInfo, FrameInfo, ModuleInfo, ThreadInfo, ThreadStack, Value
 
+TYPE_CHECKING = False  # typing's constant without importing typing (mypy reads it as True)
 if TYPE_CHECKING:
+    from typing import Any
+
     from .diagnostics import Census, Greenlets, MemorySummary, TaskInfo
 
 log = _log.getLogger(__name__)

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # milliseconds of every cold command.
 NOT_ON_THE_PATH = ("dataclasses", "inspect", "ast", "dis", "tokenize", "logging", "traceback",
                    "tempfile", "shutil", "hmac", "_hashlib", "random", "textual", "rich", "tui",
-                   "psutil", "argparse", "gettext", "locale", "inspector._bytecode")
+                   "psutil", "argparse", "gettext", "locale", "inspector._bytecode", "typing")
 
 
 def test_the_command_path_imports_only_what_it_needs() -> None:
@@ -146,3 +146,46 @@ def test_the_help_width_is_argparses(columns: str | None,
                 cli.build_parser(cli._command_of(argv)).parse_args(argv)
             helps.append(out.getvalue())
         assert helps[0] == helps[1]
+
+
+def _point(base: type) -> type:
+    class Point(base):  # type: ignore[misc,valid-type]
+        """A point."""
+
+        x: int
+        label: str = "p"
+        near: tuple[int, int] | None = None
+
+        def right(self) -> int:
+            return int(self.x) + 1
+
+        @property
+        def twice(self) -> int:
+            return int(self.x) * 2
+
+    return Point
+
+
+def test_named_tuple_is_typings() -> None:
+    import typing
+
+    from inspector._record import NamedTuple
+
+    ours, theirs = _point(NamedTuple), _point(typing.NamedTuple)
+    assert ours.__mro__[1:] == theirs.__mro__[1:] == (tuple, object)
+    for attr in ("__name__", "__qualname__", "__module__", "__doc__", "_fields",
+                 "_field_defaults"):
+        assert getattr(ours, attr) == getattr(theirs, attr)
+    assert list(ours.__annotations__) == list(theirs.__annotations__)  # strings vs ForwardRefs
+    a, b = ours(3), theirs(3)
+    assert (repr(a), tuple(a), a.right(), a.twice, a._asdict(), hash(a)) == \
+        (repr(b), tuple(b), b.right(), b.twice, b._asdict(), hash(b))
+    assert tuple(a._replace(label="q")) == tuple(b._replace(label="q")) == (3, "q", None)
+    x, label, near = a
+    assert (x, label, near) == (3, "p", None)
+    for base in (NamedTuple, typing.NamedTuple):
+        with pytest.raises(TypeError, match="Non-default namedtuple field y cannot follow "
+                                            "default field x"):
+            exec("class Bad(Base):\n    x: int = 1\n    y: int\n", {"Base": base})
+        with pytest.raises(AttributeError, match="Cannot overwrite NamedTuple attribute _make"):
+            exec("class Bad(Base):\n    x: int\n    _make = None\n", {"Base": base})
