@@ -24,11 +24,11 @@ import marshal
 import os
 from functools import cache
 from types import CodeType
-from typing import NamedTuple
 
 import payloads
 
 from . import _bootcache
+from ._record import NamedTuple
 
 # Payload modules shipped to the target (payloads/<name>.py). The loader is
 # not in this list: it is the boot file's body.

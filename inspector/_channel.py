@@ -27,14 +27,17 @@ import time
 # hmac.compare_digest is this C function; `import hmac` would load _hashlib
 # (OpenSSL, ~5 ms) for nothing on every command (docs/DESIGN.md, "Round 5: the cold path").
 from _operator import _compare_digest as compare_digest
-from typing import Any, NamedTuple
 
 from payloads import wire
 
 from . import _fs, _log
 from ._diagnose import process_start
-from ._record import mutable_record
+from ._record import NamedTuple, mutable_record
 from .errors import AttachError, ProtocolError, TargetLost
+
+TYPE_CHECKING = False  # typing's constant without importing typing (mypy reads it as True)
+if TYPE_CHECKING:
+    from typing import Any
 
 log = _log.getLogger(__name__)
 

@@ -20,7 +20,8 @@ import stat
 import struct
 import sys
 from collections.abc import Iterable
-from typing import NamedTuple
+
+from ._record import NamedTuple
 
 _ELF_MAGIC = b"\x7fELF"
 _SHT_DYNSYM = 11

@@ -223,3 +223,43 @@ def replace(obj: _T, **changes: Any) -> _T:
             raise TypeError("%s has no field %r" % (type(obj).__name__, name))
     kwargs.update(changes)
     return type(obj)(**kwargs)
+
+
+# `class X(NamedTuple)` as typing builds it (a collections.namedtuple with the
+# class's annotations, defaults, methods and docstring), without importing
+# typing (~3-5 ms of every cold command, docs/DESIGN.md "Round 5b"). mypy
+# sees typing's own.
+if TYPE_CHECKING:
+    from typing import NamedTuple as NamedTuple
+else:
+    _PROHIBITED = frozenset(("__new__", "__init__", "__slots__", "__getnewargs__", "_fields",
+                             "_field_defaults", "_make", "_replace", "_asdict", "_source"))
+    _SPECIAL = frozenset(("__module__", "__name__", "__annotations__"))
+
+    class _NamedTupleMeta(type):
+        def __new__(mcls, name, bases, ns):
+            if ns.get("_root", False):
+                return super().__new__(mcls, name, bases, ns)
+            from collections import namedtuple
+
+            annotations = ns.get("__annotations__", {})
+            with_default = []
+            for field_name in annotations:
+                if field_name in ns:
+                    with_default.append(field_name)
+                elif with_default:
+                    raise TypeError("Non-default namedtuple field %s cannot follow default "
+                                    "field%s %s" % (field_name, "s" * (len(with_default) > 1),
+                                                    ", ".join(with_default)))
+            cls = namedtuple(name, list(annotations), defaults=[ns[n] for n in with_default],
+                             module=ns["__module__"])
+            cls.__annotations__ = cls.__new__.__annotations__ = dict(annotations)
+            for key, value in ns.items():
+                if key in _PROHIBITED:
+                    raise AttributeError("Cannot overwrite NamedTuple attribute " + key)
+                if key not in _SPECIAL and key not in cls._fields:
+                    setattr(cls, key, value)
+            return cls
+
+    class NamedTuple(metaclass=_NamedTupleMeta):
+        _root = True

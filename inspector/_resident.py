@@ -38,14 +38,13 @@ import re
 import socket
 import stat
 import time
-from typing import NamedTuple
 
 from payloads import wire
 
 from . import _fs
 from ._channel import Connection, open_temp_base, peer_credentials, read_frame
 from ._diagnose import process_start
-from ._record import mutable_record
+from ._record import NamedTuple, mutable_record
 from .errors import AttachError, TargetLost
 
 RUN_BASE = "/run/inspector"

@@ -25,7 +25,10 @@ import functools
 import json
 import re
 from collections.abc import Callable
-from typing import Any, TextIO
+
+TYPE_CHECKING = False  # typing's constant without importing typing (mypy reads it as True)
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
 # Cc, Zl, Zp and the Cf (format) characters, plus surrogates.
 _UNSAFE_CLASS = (

@@ -27,10 +27,13 @@ import os
 import pwd
 import stat
 import time
-from typing import Any
 
 from . import _log
 from ._text import json_dumps
+
+TYPE_CHECKING = False  # typing's constant without importing typing (mypy reads it as True)
+if TYPE_CHECKING:
+    from typing import Any
 
 log = _log.getLogger(__name__)
 

@@ -10,13 +10,12 @@ Errors are one line on stderr; `--debug` adds the traceback.
 
 from __future__ import annotations
 
-import argparse
 import errno
 import os
 import sys
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NoReturn
+from types import SimpleNamespace
 
 from . import _log
 from ._inject import BACKENDS, DEFAULT_INJECTOR
@@ -24,7 +23,11 @@ from ._record import asdict, is_record
 from ._text import SafeStream, json_dumps
 from .errors import AttachError, Denied, FrameGone, InspectorError, UsageError
 
+TYPE_CHECKING = False  # typing's constant without importing typing (mypy reads it as True)
 if TYPE_CHECKING:
+    import argparse
+    from typing import Any
+
     from .api import SessionAPI
     from .diagnostics import Census
 
@@ -41,18 +44,6 @@ class _ArgumentsError(Exception):
         self.exit_code = exit_code
 
 
-class _Formatter(argparse.HelpFormatter):
-    """argparse's formatter, told the width argparse would find itself:
-    it imports shutil for `get_terminal_size` (with bz2, lzma and fnmatch
-    under it, ~3 ms), on every parse: `add_argument` makes a formatter."""
-
-    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
-                 width: int | None = None) -> None:
-        if width is None:
-            width = _terminal_columns() - 2  # what HelpFormatter computes from shutil's
-        super().__init__(prog, indent_increment, max_help_position, width)
-
-
 def _terminal_columns() -> int:
     """`shutil.get_terminal_size().columns`: $COLUMNS if positive, else the
     columns of the terminal on sys.__stdout__, else 80."""
@@ -67,20 +58,6 @@ def _terminal_columns() -> int:
         except (ValueError, OSError):  # closed, detached, not a terminal
             columns = 0
     return columns or 80
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors in one line, exit code 2."""
-
-    usage_exit_code = 2  # `probe` uses 3: a broken check is UNKNOWN to a monitoring system
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", _Formatter)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str) -> NoReturn:
-        raise _ArgumentsError("%s (see `%s --help`)" % (message, self.prog),
-                              self.usage_exit_code)
 
 
 def _wants_json(argv: Sequence[str]) -> bool:
@@ -107,13 +84,21 @@ def _json_default(obj: Any) -> Any:
     raise TypeError("cannot serialise %s" % type(obj).__name__)
 
 
+def _type_error(message: str) -> Exception:
+    """argparse's ArgumentTypeError: the type functions below run inside
+    argparse (already imported then), or on the fast path (see _fast_args)."""
+    import argparse
+
+    return argparse.ArgumentTypeError(message)
+
+
 def _pid(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError("PID must be a number, not %r" % text) from None
+        raise _type_error("PID must be a number, not %r" % text) from None
     if value <= 0:
-        raise argparse.ArgumentTypeError("PID must be positive")
+        raise _type_error("PID must be positive")
     return value
 
 
@@ -138,13 +123,22 @@ class Command:
         raise NotImplementedError
 
 
+# The defaults of the options every attaching command has, and of `stack`'s
+# own: the parser's, and those of the Namespace _fast_args builds.
+_ATTACH_DEFAULTS: dict[str, Any] = {"injector": DEFAULT_INJECTOR, "timeout": 10.0,
+                                    "no_redact": False}
+_STACK_DEFAULTS: dict[str, Any] = {"locals": False, "thread": None, "ids": False,
+                                   "json": False}
+
+
 def _attach_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pid", type=_pid, metavar="PID", help="target process id")
-    parser.add_argument("--injector", choices=BACKENDS, default=DEFAULT_INJECTOR,
+    parser.add_argument("--injector", choices=BACKENDS, default=_ATTACH_DEFAULTS["injector"],
                         help="injection backend (default: native, no gdb needed)")
-    parser.add_argument("--timeout", type=float, default=10.0, metavar="S",
-                        help="seconds to wait for the agent (default: 10)")
+    parser.add_argument("--timeout", type=float, default=_ATTACH_DEFAULTS["timeout"],
+                        metavar="S", help="seconds to wait for the agent (default: 10)")
     parser.add_argument("--no-redact", action="store_true",
+                        default=_ATTACH_DEFAULTS["no_redact"],
                         help="show values whose names look like secrets (logged)")
 
 
@@ -185,12 +179,15 @@ class StackCommand(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         _attach_options(parser)
-        parser.add_argument("--locals", action="store_true", help="show each frame's locals")
+        parser.add_argument("--locals", action="store_true", default=_STACK_DEFAULTS["locals"],
+                            help="show each frame's locals")
         parser.add_argument("--thread", type=_thread_selector, metavar="T",
+                            default=_STACK_DEFAULTS["thread"],
                             help="only this thread (ident, native id or name)")
-        parser.add_argument("--ids", action="store_true",
+        parser.add_argument("--ids", action="store_true", default=_STACK_DEFAULTS["ids"],
                             help="show each frame's id, for `eval --frame-id`")
-        parser.add_argument("--json", action="store_true", help="one JSON document")
+        parser.add_argument("--json", action="store_true", default=_STACK_DEFAULTS["json"],
+                            help="one JSON document")
 
     def run(self, args: argparse.Namespace) -> int:
         from .render import render_stacks
@@ -273,7 +270,7 @@ def _frame_id(text: str) -> int:
     try:
         return parse_frame_id(text)
     except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+        raise _type_error(str(e)) from None
 
 
 def _eval_frame(session: SessionAPI, args: argparse.Namespace) -> tuple[int | None, int | None]:
@@ -490,9 +487,9 @@ def _non_negative_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError("expected a number, not %r" % text) from None
+        raise _type_error("expected a number, not %r" % text) from None
     if value < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
+        raise _type_error("must be 0 or more")
     return value
 
 
@@ -500,9 +497,9 @@ def _positive_seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError("expected seconds, not %r" % text) from None
+        raise _type_error("expected seconds, not %r" % text) from None
     if not 0 < value < 86400:
-        raise argparse.ArgumentTypeError("must be more than 0 and less than a day")
+        raise _type_error("must be more than 0 and less than a day")
     return value
 
 
@@ -772,6 +769,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The command line's parser; with `command`, one that knows only that
     subcommand (each subparser costs argparse's gettext lookups: building
     all thirteen was 10-28 ms of every cold command)."""
+    from ._cliparser import _Parser
+
     parser = _Parser(prog="inspector",
                      description="A safe, read-only inspector for live CPython processes.")
     parser.add_argument("--debug", action="store_true",
@@ -802,6 +801,25 @@ def _command_of(argv: Sequence[str]) -> str | None:
         if not (len(token) >= 3 and "--debug".startswith(token)):
             return None
     return None
+
+
+def _fast_args(argv: Sequence[str]) -> SimpleNamespace | None:
+    """What argparse would return for `stack PID`, `stack PID --json` or
+    `stack --json PID` (PID plain ASCII digits, not 0), built without
+    argparse: its import with gettext and locale, and the subparser, were
+    ~6 ms of every cold command. None for any other command line: argparse
+    parses it. tests/unit/test_cold_path.py compares the two for many lines."""
+    if len(argv) not in (2, 3) or argv[0] != StackCommand.name:
+        return None
+    rest = list(argv[1:])
+    json = "--json" in rest
+    if json:
+        rest.remove("--json")
+    if len(rest) != 1 or not (rest[0].isascii() and rest[0].isdecimal()) or int(rest[0]) <= 0:
+        return None
+    return SimpleNamespace(debug=False, command=StackCommand.name, handler=StackCommand(),
+                           pid=_pid(rest[0]), **_ATTACH_DEFAULTS,
+                           **{**_STACK_DEFAULTS, "json": json})
 
 
 def _configure_logging(debug: bool) -> None:
@@ -866,8 +884,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     want_json = _wants_json(argv)
+    args: argparse.Namespace | SimpleNamespace | None = _fast_args(argv)
     try:
-        args = build_parser(_command_of(argv)).parse_args(argv)
+        if args is None:
+            args = build_parser(_command_of(argv)).parse_args(argv)
     except _ArgumentsError as e:
         if want_json:
             _emit_error("usage", e.message)

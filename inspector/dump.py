@@ -125,7 +125,8 @@ class _Malformed(Exception):
 
 @cache
 def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    # Any too: the modules of our records import it only for mypy (they do not load typing)
+    return typing.get_type_hints(cls, localns={"Any": Any})
 
 
 def _from_json(tp: Any, value: Any, where: str) -> Any:

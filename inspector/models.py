@@ -7,9 +7,11 @@ plain Python (`to_python()`), which scripts and probes want.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ._record import field, record
+
+TYPE_CHECKING = False  # typing's constant without importing typing (mypy reads it as True)
+if TYPE_CHECKING:  # dump.py resolves the annotations with its own Any
+    from typing import Any
 
 
 @record

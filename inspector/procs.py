@@ -11,14 +11,14 @@ from __future__ import annotations
 import os
 import re
 import struct
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    import psutil  # imported where used: attach's preflight needs none of it
 
 from . import _elf
 from ._record import record
 from ._text import term_safe
+
+TYPE_CHECKING = False  # typing's constant without importing typing (mypy reads it as True)
+if TYPE_CHECKING:
+    import psutil  # imported where used: attach's preflight needs none of it
 
 _LIBPYTHON_RE = re.compile(r"/libpython(\d)\.(\d+)[a-z]*\.so")
 _NAME_VERSION_RE = re.compile(r"python(\d)\.(\d+)")

@@ -7,9 +7,15 @@ notation. Nothing here talks to a target; the CLI prints what these return.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # only the census/task/memory renderers need them, and they are given them
+from ._text import term_safe as term_safe  # re-exported for the TUI (public API)
+from .models import ThreadStack, Value
+from .procs import PythonProcess
+
+TYPE_CHECKING = False  # typing's constant without importing typing (mypy reads it as True)
+if TYPE_CHECKING:  # the census/task/memory renderers are given these
+    from typing import Any
+
     from .diagnostics import (
         Census,
         CensusDelta,
@@ -21,9 +27,6 @@ if TYPE_CHECKING:  # only the census/task/memory renderers need them, and they a
         TaskInfo,
         TaskNode,
     )
-from ._text import term_safe as term_safe  # re-exported for the TUI (public API)
-from .models import ThreadStack, Value
-from .procs import PythonProcess
 
 INDENT = "  "
 

@@ -11,13 +11,13 @@ failure is one of the typed errors in `inspector.errors`.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
 
 from payloads import wire
 
-from . import _build, _bytecode, _log, _preflight, _resident, _source
+from . import _build, _log, _preflight, _resident, _source
 from ._bundle import BootParams, render_boot_file, render_stage1, stage1_code
 from ._channel import BOOT_NAME, Connection, Listener
 from ._diagnose import agent_blocked, describe_busy_threads, process_alive
@@ -27,7 +27,10 @@ from .audit import AuditLog
 from .errors import AttachError, InspectorError, TargetLost, UsageError, from_reply
 from .models import AgentInfo, FrameInfo, ModuleInfo, ThreadInfo, ThreadStack, Value
 
+TYPE_CHECKING = False  # typing's constant without importing typing (mypy reads it as True)
 if TYPE_CHECKING:
+    from typing import Any
+
     from .diagnostics import Census, Greenlets, MemorySummary, TaskInfo
 
 log = _log.getLogger(__name__)
@@ -140,7 +143,11 @@ def _start_agent(target: Target, backend: Any, *, timeout: float, deadline: floa
             client_uid=os.geteuid(),
             resident=resident,
         )
-        bytecode = _bytecode.for_target(target, deadline)
+        if target.python_version == sys.version_info[:2]:
+            bytecode = None  # for_target's first answer (our own code), without its import
+        else:
+            from . import _bytecode
+            bytecode = _bytecode.for_target(target, deadline)
         same = bytecode is None and _build.same_build(target.pid, target.python_binary)
         listener.write_file(BOOT_NAME, render_boot_file(params, bytecode, with_sources=not same))
         own_thread = getattr(backend, "own_thread", False)

@@ -33,7 +33,8 @@ alive.
 from __future__ import annotations
 
 import struct
-from typing import NamedTuple
+
+from .._record import NamedTuple
 
 MACHINE = "x86_64"
 PAGE_SIZE = 4096

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from .._record import record
+
+TYPE_CHECKING = False  # typing's constant without importing typing (mypy reads it as True)
+if TYPE_CHECKING:
+    from typing import Protocol
+else:
+    Protocol = object  # structural types, for mypy only: nothing checks them at runtime
 
 
 @record
@@ -40,11 +44,9 @@ class FileDrop(Protocol):
 
     def target_path(self, name: str) -> str:
         """The path of `name` as the target sees it."""
-        ...
 
     def write_file(self, name: str, data: bytes) -> None:
         """Create `name` (0600, owned by the target's user)."""
-        ...
 
 
 class Injector(Protocol):
@@ -58,4 +60,3 @@ class Injector(Protocol):
         command's --timeout. `stage1_code`: the same stage 1 as a marshal'ed
         code object of the client's interpreter, which an injector may run
         instead in a target of that same build (the native one does)."""
-        ...

@@ -47,7 +47,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import NamedTuple
 
 from .. import _build, _log
 from .._diagnose import (
@@ -58,6 +57,7 @@ from .._diagnose import (
     pending_stop,
 )
 from .._preflight import _command
+from .._record import NamedTuple
 from ..errors import AttachError
 from . import arch as arch_select
 from . import arch_x86_64 as arch  # the names every arch module has; see arch.current()

@@ -11,7 +11,8 @@ import ctypes
 import errno
 import os
 import time
-from typing import NamedTuple
+
+from .._record import NamedTuple
 
 PTRACE_GETREGS = 12
 PTRACE_SETREGS = 13
