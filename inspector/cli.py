@@ -26,7 +26,7 @@ from .errors import AttachError, Denied, FrameGone, InspectorError, UsageError
 TYPE_CHECKING = False  # typing's constant without importing typing (mypy reads it as True)
 if TYPE_CHECKING:
     import argparse
-    from typing import Any
+    from typing import Any, NoReturn
 
     from .api import SessionAPI
     from .diagnostics import Census
