@@ -122,6 +122,13 @@ def run_cli_as(uid: int, *args: str) -> tuple[int, str]:
             os.dup2(write_fd, 2)
             sys.stderr = open(2, "w", closefd=False)  # pytest replaced sys.stderr
             os.environ["INSPECTOR_AUDIT_LOG"] = "/dev/null"
+            # A real operator's Python reads its own stdlib; this one's lives
+            # where only root may read: load what the command path imports
+            # lazily before dropping to `uid`.
+            import importlib
+            for name in ("argparse", "ctypes", "json", "logging", "mmap", "inspector._cliparser",
+                         "inspector._inject.native", "inspector.render", "inspector.session"):
+                importlib.import_module(name)
             os.setgroups([])
             os.setgid(uid)
             os.setuid(uid)
