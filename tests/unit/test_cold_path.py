@@ -24,25 +24,29 @@ NOT_ON_THE_PATH = ("dataclasses", "inspect", "ast", "dis", "tokenize", "logging"
                    "psutil", "argparse", "gettext", "locale", "inspector._bytecode", "typing")
 
 
+def _fresh_python(code: str) -> str:
+    """What `code` prints in a fresh interpreter (from the repository root)."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=str(ROOT), timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
 def test_the_command_path_imports_only_what_it_needs() -> None:
     # what `inspector stack` imports before it attaches (the session, the
     # native injector, the renderer), all at once in one fresh interpreter
     code = ("import sys, inspector.cli, inspector.session, inspector._inject.native, "
             "inspector.render\nprint(' '.join(sorted(sys.modules)))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=str(ROOT), timeout=60)
-    assert out.returncode == 0, out.stderr
-    loaded = set(out.stdout.split())
+    printed = _fresh_python(code)
+    loaded = set(printed.split())
     assert "inspector.cli" in loaded
     assert sorted(loaded & set(NOT_ON_THE_PATH)) == []
 
 
 def test_importing_the_cli_does_not_load_the_session() -> None:
     code = "import sys, inspector.cli\nprint(' '.join(sorted(sys.modules)))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=str(ROOT), timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert "inspector.session" not in out.stdout.split()
+    printed = _fresh_python(code)
+    assert "inspector.session" not in printed.split()
 
 
 def _parse(argv: list[str], command: str | None) -> tuple[object, ...]:
@@ -98,10 +102,8 @@ def test_the_fast_namespace_is_argparses(argv: list[str]) -> None:
 def test_stack_pid_does_not_import_argparse() -> None:
     code = ("import sys\nfrom inspector import cli\nargs = cli._fast_args(['stack', '1'])\n"
             "print(args is not None, 'argparse' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=str(ROOT), timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["True", "False"]
+    printed = _fresh_python(code)
+    assert printed.split() == ["True", "False"]
 
 
 @pytest.mark.parametrize("argv", [[], ["-h"], ["--help", "stack"], ["stac", "1"], ["--json"],
