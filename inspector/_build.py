@@ -14,41 +14,27 @@ started is another inode (its mapping says "(deleted)").
 
 from __future__ import annotations
 
+import os
 from functools import cache
 
-
-def mapped_file(pid: str, address: int) -> tuple[str, str] | None:
-    """(device, inode) of the file mapped at `address` in /proc/<pid>/maps."""
-    with open("/proc/%s/maps" % pid) as f:
-        for line in f:
-            parts = line.split(None, 5)
-            lo, hi = (int(x, 16) for x in parts[0].split("-"))
-            if lo <= address < hi:
-                return (parts[3], parts[4]) if len(parts) > 4 and parts[4] != "0" else None
-    return None
+from . import _elf
 
 
-def file_mapped_as(pid: int, path: str) -> tuple[str, str] | None:
+def file_mapped_as(pid: int, path: str) -> tuple[str, int] | None:
     """(device, inode) of the first mapping of `path` (as the target names
     it: libpython, or its executable) in /proc/<pid>/maps."""
-    with open("/proc/%d/maps" % pid) as f:
-        for line in f:
-            parts = line.split(None, 5)
-            if len(parts) == 6 and parts[4] != "0":
-                name = parts[5].rstrip("\n")
-                if name == path or name == path + " (deleted)":
-                    return parts[3], parts[4]
-    return None
+    return next(((m.dev, m.inode) for m in _elf.read_maps(pid) if m.path == path), None)
 
 
 @cache
-def own_interpreter_file() -> tuple[str, str] | None:
+def own_interpreter_file() -> tuple[str, int] | None:
     """(device, inode) of the file holding this process's C API (mapped for
     the process's whole life: read once)."""
     import ctypes
 
-    address = ctypes.cast(ctypes.pythonapi.Py_IsInitialized, ctypes.c_void_p).value
-    return mapped_file("self", address) if address else None
+    address = ctypes.cast(ctypes.pythonapi.Py_IsInitialized, ctypes.c_void_p).value or 0
+    return next(((m.dev, m.inode) for m in _elf.read_maps(os.getpid())
+                 if m.start <= address < m.end), None)
 
 
 def same_build(pid: int, python_binary: str) -> bool:

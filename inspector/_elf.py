@@ -43,6 +43,8 @@ class Mapping(NamedTuple):
     perms: str
     offset: int
     path: str
+    dev: str  # "major:minor", as the kernel prints it
+    inode: int
 
 
 def read_maps(pid: int) -> list[Mapping]:
@@ -57,7 +59,8 @@ def read_maps(pid: int) -> list[Mapping]:
             path = parts[5].rstrip("\n")
             if path.endswith(" (deleted)"):
                 path = path[: -len(" (deleted)")]
-            out.append(Mapping(int(lo, 16), int(hi, 16), parts[1], int(parts[2], 16), path))
+            out.append(Mapping(int(lo, 16), int(hi, 16), parts[1], int(parts[2], 16), path,
+                               parts[3], int(parts[4])))
     return out
 
 
@@ -219,12 +222,16 @@ def _first_load_vaddr(data: bytes | mmap.mmap) -> int:
 
 def load_base(maps: list[Mapping], path: str, data: bytes | mmap.mmap) -> int:
     """Where the file's vaddr 0 landed in the process."""
-    if _is_exec_type(data):
+    return _base(maps, path, _is_exec_type(data), _first_load_vaddr(data))
+
+
+def _base(maps: list[Mapping], path: str, is_exec: bool, first_load_vaddr: int) -> int:
+    if is_exec:
         return 0
     starts = [m.start - m.offset for m in maps if m.path == path]
     if not starts:
         raise ElfError("%s is not mapped" % path)
-    return min(starts) - _first_load_vaddr(data)
+    return min(starts) - first_load_vaddr
 
 
 def resolve(pid: int, path: str, names: Iterable[str], maps: list[Mapping]) -> dict[str, int]:
@@ -242,7 +249,8 @@ FACTS_FORMAT = b"inspector-elf-facts 1\n"
 def resolve_file(pid: int, path: str, names: Iterable[str], patterns: Iterable[bytes],
                  maps: list[Mapping], cache_dir: str | None = None
                  ) -> tuple[dict[str, int], dict[bytes, int | None]]:
-    """resolve() and find_in_text() at once, for the mapped file `path`.
+    """resolve(), and the first place of each byte pattern in the file's
+    executable segments (None when absent), for the mapped file `path`.
 
     What depends only on the file (its symbols' values, where each pattern
     sits in its text, its header) is kept in `cache_dir` (the client's
@@ -283,13 +291,7 @@ def resolve_file(pid: int, path: str, names: Iterable[str], patterns: Iterable[b
     finally:
         os.close(fd)
     is_exec, vaddr, values, offsets = facts
-    if is_exec:
-        base = 0
-    else:
-        starts = [m.start - m.offset for m in maps if m.path == path]
-        if not starts:
-            raise ElfError("%s is not mapped" % path)
-        base = min(starts) - vaddr
+    base = _base(maps, path, is_exec, vaddr)
     return ({name: base + value for name, value in values.items()},
             {p: None if at is None else base + at for p, at in offsets.items()})
 
@@ -300,16 +302,24 @@ def _facts_text(data: mmap.mmap, names: tuple[str, ...], patterns: tuple[bytes, 
     lines = [b"exec %d" % _is_exec_type(data), b"vaddr %d" % _first_load_vaddr(data)]
     for name, value in dynamic_symbols(data, names).items():
         lines.append(b"sym %s %d" % (name.encode("ascii"), value))
-    segments = _exec_segments(data) if patterns else []
-    for pattern in patterns:
-        at = b"-"
-        for offset, size, vaddr in segments:
-            found = data.find(pattern, offset, offset + size)
-            if found >= 0:
-                at = b"%d" % (vaddr + (found - offset))
-                break
-        lines.append(b"pat %s %s" % (pattern.hex().encode(), at))
+    for pattern, at in _text_vaddrs(data, patterns).items():
+        lines.append(b"pat %s %s" % (pattern.hex().encode(), b"-" if at is None else b"%d" % at))
     return b"\n".join(lines) + b"\n"
+
+
+def _text_vaddrs(data: mmap.mmap, patterns: tuple[bytes, ...]) -> dict[bytes, int | None]:
+    """The vaddr of the first occurrence of each byte pattern in the file's
+    executable segments (None when absent)."""
+    segments = _exec_segments(data) if patterns else []
+    found: dict[bytes, int | None] = {}
+    for pattern in patterns:
+        found[pattern] = None
+        for offset, size, vaddr in segments:
+            at = data.find(pattern, offset, offset + size)
+            if at >= 0:
+                found[pattern] = vaddr + (at - offset)
+                break
+    return found
 
 
 def _parse_facts(text: bytes, names: tuple[str, ...], patterns: tuple[bytes, ...]
@@ -384,21 +394,3 @@ def _exec_segments(data: bytes | mmap.mmap) -> list[tuple[int, int, int]]:
     return out
 
 
-def find_in_text(pid: int, path: str, maps: list[Mapping],
-                 patterns: Iterable[bytes]) -> dict[bytes, int | None]:
-    """The address of the first occurrence of each byte pattern in the
-    executable segments of the mapped file `path` (None when absent)."""
-    with _open_mapped(pid, path, maps) as data:
-        if data[:4] != _ELF_MAGIC:
-            raise ElfError("%s is not an ELF file" % path)
-        base = load_base(maps, path, data)
-        segments = _exec_segments(data)
-        found: dict[bytes, int | None] = {}
-        for pattern in patterns:
-            found[pattern] = None
-            for offset, size, vaddr in segments:
-                at = data.find(pattern, offset, offset + size)
-                if at >= 0:
-                    found[pattern] = base + vaddr + (at - offset)
-                    break
-        return found

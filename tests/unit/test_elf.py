@@ -107,9 +107,10 @@ def test_name_lookup_finds_what_a_full_scan_finds():
 
 
 def test_cached_facts_give_the_same_addresses(tmp_path):
-    """resolve_file: the same addresses and text patterns as resolve() and
-    find_in_text(), whether found in the file or read from the cache; a
-    cache entry that does not read as facts is rebuilt, never trusted."""
+    """resolve_file: the addresses resolve() finds, and text patterns at
+    addresses that hold those very bytes in executable memory of this
+    process, whether found in the file or read from the cache; a cache
+    entry that does not read as facts is rebuilt, never trusted."""
     from inspector._inject import arch_x86_64 as arch
     from inspector._inject import native
 
@@ -120,12 +121,18 @@ def test_cached_facts_give_the_same_addresses(tmp_path):
     assert libc is not None and found is not None
     patterns = (arch.GADGET_SYSCALL_RET, arch.GADGET_RESTORER)
     cases = [(found[0], native.PYTHON_SYMBOLS, ()), (libc, native.LIBC_SYMBOLS, patterns)]
+    expected = {}
     for path, names, pats in cases:
-        expected = (_elf.resolve(pid, path, names, maps),
-                    _elf.find_in_text(pid, path, maps, pats) if pats else {})
-        assert _elf.resolve_file(pid, path, names, pats, maps) == expected  # no cache
-        assert _elf.resolve_file(pid, path, names, pats, maps, str(tmp_path)) == expected
-        assert _elf.resolve_file(pid, path, names, pats, maps, str(tmp_path)) == expected
+        symbols, places = _elf.resolve_file(pid, path, names, pats, maps)  # no cache
+        assert symbols == _elf.resolve(pid, path, names, maps)
+        assert set(places) == set(pats)
+        for pattern, at in places.items():
+            assert at is not None and ctypes.string_at(at, len(pattern)) == pattern
+            assert any(m.start <= at < m.end and "x" in m.perms and m.path == path
+                       for m in maps)
+        expected[path] = (symbols, places)
+        assert _elf.resolve_file(pid, path, names, pats, maps, str(tmp_path)) == expected[path]
+        assert _elf.resolve_file(pid, path, names, pats, maps, str(tmp_path)) == expected[path]
     entries = sorted(tmp_path.iterdir())
     assert len(entries) == 2 and all(e.stat().st_mode & 0o077 == 0 for e in entries)
     # a damaged entry (the key intact, the facts not) is not believed
@@ -133,7 +140,5 @@ def test_cached_facts_give_the_same_addresses(tmp_path):
         raw = entry.read_bytes()
         entry.write_bytes(raw[:raw.index(b"exec ")] + b"exec 2\nsym getpid x\n")
     for path, names, pats in cases:
-        assert _elf.resolve_file(pid, path, names, pats, maps, str(tmp_path)) == (
-            _elf.resolve(pid, path, names, maps),
-            _elf.find_in_text(pid, path, maps, pats) if pats else {})
+        assert _elf.resolve_file(pid, path, names, pats, maps, str(tmp_path)) == expected[path]
     assert list(tmp_path.iterdir()) == []  # removed, to be written anew next time
