@@ -440,8 +440,17 @@ class InspectorApp(App[int]):
 
     @on(ThreadsLoaded)
     def _threads_loaded(self, message: ThreadsLoaded) -> None:
-        if self.inspect_screen is not None:
-            self.inspect_screen.show_threads(message.threads)
+        screen = self._attached_screen()
+        if screen is not None:
+            screen.show_threads(message.threads)
+
+    def _attached_screen(self) -> InspectScreen | None:
+        """The inspect screen while it is part of the app. Thread and module
+        lists are not tied to a request: one that lands while the app is
+        being torn down (ctrl+c, the end of a test run) finds the screen
+        object without its panes (NoMatches)."""
+        screen = self.inspect_screen
+        return screen if screen is not None and screen.is_attached else None
 
     def _heartbeat(self) -> None:
         self._load_threads(visible=False)
@@ -617,8 +626,9 @@ class InspectorApp(App[int]):
 
     @on(ModulesLoaded)
     def _modules_loaded(self, message: ModulesLoaded) -> None:
-        if self.inspect_screen is not None:
-            self.inspect_screen.show_modules(message.modules)
+        screen = self._attached_screen()
+        if screen is not None:
+            screen.show_modules(message.modules)
 
     # -- objects (census) and asyncio tasks --------------------------------------------
 
